@@ -1,0 +1,218 @@
+"""Load a crew file: YAML with line numbers, typed validation, and errors a person can act on.
+
+Every error names the file, the line and the key path (`agents[1].depends_on[0]`), and a typo gets
+the nearest valid key. Checks that need the workers (tools, providers) or the planner (cycles) run
+in `scheduler.validate`, with the same `LoadedCrew.error()` to place them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from . import envref
+from .errors import ConfigError
+from .schema import Crew
+
+Loc = tuple[str | int, ...]
+
+
+def key_path(loc: Iterable[str | int]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def suggest(word: str, choices: Iterable[str]) -> str | None:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else None
+
+
+@dataclass(frozen=True)
+class LoadedCrew:
+    crew: Crew
+    file: str
+    lines: dict[Loc, int] = field(default_factory=dict, repr=False)
+
+    @property
+    def source_dir(self) -> str:
+        return str(Path(self.file).resolve().parent)
+
+    def line_of(self, loc: Loc) -> int | None:
+        while loc:
+            if loc in self.lines:
+                return self.lines[loc]
+            loc = loc[:-1]
+        return None
+
+    def error(self, loc: Loc, message: str, hint: str | None = None) -> ConfigError:
+        return ConfigError(message, file=self.file, line=self.line_of(loc), key=key_path(loc) or None, hint=hint)
+
+
+def load_crew(path: str | Path) -> LoadedCrew:
+    """Read and validate a crew file. Raises ConfigError (all problems found, the first on top)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("crew file not found", file=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read crew file: {exc}", file=str(path)) from None
+    return load_crew_text(text, str(path))
+
+
+def load_crew_text(text: str, file: str = "<crew>") -> LoadedCrew:
+    data, lines = _parse_yaml(text, file)
+    if not isinstance(data, dict):
+        raise ConfigError("a crew file is a mapping with runtime, task, agents and tools", file=file, line=1)
+    try:
+        crew = Crew.model_validate(data)
+    except ValidationError as exc:
+        raise _from_validation(exc, file, lines) from None
+    loaded = LoadedCrew(crew=crew, file=file, lines=lines)
+    problems = list(_cross_checks(loaded, data))
+    if problems:
+        raise _combine(problems)
+    return loaded
+
+
+def _parse_yaml(text: str, file: str) -> tuple[Any, dict[Loc, int]]:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        raise ConfigError(f"malformed YAML: {exc.problem or exc}", file=file, line=line) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"malformed YAML: {exc}", file=file) from None
+    lines: dict[Loc, int] = {}
+    if node is not None:
+        _index_lines(node, (), lines)
+    return data, lines
+
+
+def _index_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> None:
+    lines.setdefault(loc, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            child = loc + (str(key_node.value),)
+            lines[child] = key_node.start_mark.line + 1
+            _index_lines(value_node, child, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _index_lines(item, loc + (i,), lines)
+
+
+def _fields_at(loc: Loc) -> list[str]:
+    """The valid keys of the model at `loc` (for "did you mean")."""
+    model: Any = Crew
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        fld = model.model_fields.get(part) if _is_model(model) else None
+        if fld is None:
+            return []
+        model = _inner_model(fld.annotation)
+    if not _is_model(model):
+        return []
+    names = []
+    for name, fld in model.model_fields.items():
+        names.append(name)
+        choices = getattr(fld.validation_alias, "choices", None) or []
+        names += [c for c in choices if isinstance(c, str)]
+    return names
+
+
+def _is_model(obj: Any) -> bool:
+    return isinstance(obj, type) and issubclass(obj, BaseModel)
+
+
+def _inner_model(annotation: Any) -> Any:
+    if _is_model(annotation):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _from_validation(exc: ValidationError, file: str, lines: dict[Loc, int]) -> ConfigError:
+    loaded_lines = LoadedCrew.__new__(LoadedCrew)
+    object.__setattr__(loaded_lines, "lines", lines)
+    object.__setattr__(loaded_lines, "file", file)
+    problems = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in _UNION_TAGS))
+        hint = None
+        if err["type"] == "extra_forbidden":
+            message = f"unknown key {loc[-1]!r}"
+            hint = suggest(str(loc[-1]), _fields_at(loc[:-1]))
+        elif err["type"] == "missing":
+            message = "required key is missing"
+        else:
+            message = err["msg"].removeprefix("Value error, ")
+        problems.append(loaded_lines.error(loc, message, hint))
+    return _combine(problems)
+
+
+# pydantic adds the union member's name to `loc`; it means nothing to a user.
+_UNION_TAGS = {"ScriptError", "literal['crash']", "float", "str", "constrained-str"}
+
+
+def _combine(problems: list[ConfigError]) -> ConfigError:
+    first = problems[0]
+    if len(problems) > 1:
+        first.args = ("\n".join(str(p) for p in problems),)
+    first.problems = problems
+    return first
+
+
+def _cross_checks(loaded: LoadedCrew, data: dict) -> Iterable[ConfigError]:
+    crew = loaded.crew
+    ids: dict[str, int] = {}
+    for i, agent in enumerate(crew.agents):
+        if agent.id in ids:
+            yield loaded.error(("agents", i, "id"), f"duplicate agent id {agent.id!r} (first at agents[{ids[agent.id]}])")
+        ids.setdefault(agent.id, i)
+    for i, agent in enumerate(crew.agents):
+        dep_key = "depends" if "depends" in (data["agents"][i] or {}) else "depends_on"
+        for j, dep in enumerate(agent.depends_on):
+            if dep not in ids:
+                yield loaded.error(("agents", i, dep_key, j), f"agent {agent.id!r} depends on unknown agent {dep!r}",
+                                   suggest(dep, ids))
+    names: dict[str, int] = {}
+    for i, tool in enumerate(crew.tools):
+        if tool.extra.get("server_name"):
+            continue  # several servers may share a factory name such as "mcp"
+        if tool.name in names:
+            yield loaded.error(("tools", i, "name"), f"duplicate tool {tool.name!r} (first at tools[{names[tool.name]}])")
+        names.setdefault(tool.name, i)
+    yield from _check_env_refs(loaded, data, ())
+    if crew.runtime.env_file:
+        try:
+            envref.load_env_file(loaded.source_dir, crew.runtime.env_file)
+        except ConfigError as exc:
+            yield loaded.error(("runtime", "env_file"), exc.message)
+
+
+def _check_env_refs(loaded: LoadedCrew, value: Any, loc: Loc) -> Iterable[ConfigError]:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _check_env_refs(loaded, v, loc + (str(k),))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _check_env_refs(loaded, v, loc + (i,))
+    elif isinstance(value, str):
+        try:
+            envref.check_ref(value)
+        except ValueError as exc:
+            yield loaded.error(loc, str(exc))

@@ -1,0 +1,150 @@
+"""The crew file, as typed models. Parsing lives in `loader`; runtime objects live elsewhere.
+
+The keys are Routex's (a Routex crew file loads unchanged); crewq's own additions are marked.
+Unknown keys are errors, so that a typo is reported with the nearest valid key.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
+
+from .durations import parse_duration
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(description="seconds, or '30s', '2m', '1h30m'")]
+RestartPolicy = Literal["one_for_one", "rest_for_one", "one_for_all"]
+AgentId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)]
+
+BUILTIN_ROLES = ("planner", "researcher", "writer", "critic", "executor")
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class Runtime(Model):
+    name: str = "crew"
+    llm_provider: str | None = Field(None, description="default provider for every agent")
+    model: str | None = None
+    api_key: str | None = Field(None, description="use env:VAR; resolved on the worker")
+    base_url: str | None = None
+    log_level: Literal["debug", "info", "warn", "warning", "error"] = "info"
+    env_file: str | None = Field(None, description=".env file, relative to the crew file's folder")
+
+
+class TaskSpec(Model):
+    input: str = Field("", description="the crew's task; {placeholders} are filled from --input key=value")
+    output_file: str | None = Field(None, description="where the final output is written")
+    max_duration: Duration | None = Field(None, description="the whole run's deadline")
+
+
+class LLMOverride(Model):
+    provider: str | None = None
+    model: str | None = None
+    api_key: str | None = None
+    base_url: str | None = None
+    temperature: float | None = Field(None, ge=0, le=2)
+    max_tokens: int | None = Field(None, gt=0)
+
+
+class ScriptToolCall(Model):
+    """crewq: one tool call the scripted provider asks for."""
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class ScriptError(Model):
+    """crewq: an error the scripted provider raises instead of replying."""
+    status: int | None = Field(None, description="HTTP-like status: 429, 5xx and 529 are transient")
+    retry_after: float | None = None
+    message: str = "scripted error"
+
+
+class ScriptStep(Model):
+    """crewq: one reply of the offline `scripted` provider, played in order per agent."""
+    text: str | None = None
+    tool_calls: list[ScriptToolCall] = Field(default_factory=list)
+    latency: Duration = 0.0
+    error: ScriptError | Literal["crash"] | None = None
+    input_tokens: int = Field(0, ge=0)
+    output_tokens: int = Field(0, ge=0)
+
+
+class Agent(Model):
+    id: AgentId
+    role: str = Field("", description="free text; planner, researcher, writer, critic, executor have built-in prompts")
+    goal: str = ""
+    backstory: str = ""
+    tools: list[str] = Field(default_factory=list)
+    depends_on: list[str] = Field(default_factory=list, validation_alias=AliasChoices("depends_on", "depends"))
+    llm: LLMOverride | None = None
+    restart: RestartPolicy = "one_for_one"
+    max_restarts: int = Field(3, ge=0)
+    restart_window: Duration = 60.0
+    max_retries: int = Field(4, ge=0, description="transient LLM errors retried inside a turn")
+    timeout: Duration | None = Field(None, description="the agent's wall-clock limit over all its turns")
+    max_turns: int = Field(10, ge=1)
+    max_total_tool_calls: int = Field(50, ge=0)
+    max_duplicate_tool_calls: int = Field(2, ge=1, description="identical calls (name and arguments) allowed")
+    script: list[ScriptStep] = Field(default_factory=list, description="crewq: replies for the scripted provider")
+
+
+class ToolSpec(Model):
+    name: str
+    api_key: str | None = None
+    base_dir: str | None = Field(None, description="file tools: the folder they are confined to")
+    max_results: int | None = Field(None, gt=0)
+    extra: dict[str, Any] = Field(default_factory=dict)
+    python: str | None = Field(None, description="crewq: a custom tool, 'package.module:function'")
+    description: str | None = Field(None, description="crewq: overrides the tool's description")
+
+
+class Memory(Model):
+    backend: Literal["none", "inmemory", "memory", "redis"] = "inmemory"
+    ttl: Duration | None = None
+    redis_url: str | None = None
+
+
+class Observability(Model):
+    tracing: bool = False
+    metrics: bool = False
+    jaeger_endpoint: str | None = None
+    metrics_addr: str | None = None
+
+
+class Crew(Model):
+    runtime: Runtime = Runtime()
+    task: TaskSpec = TaskSpec()
+    agents: list[Agent] = Field(min_length=1)
+    tools: list[ToolSpec] = Field(default_factory=list)
+    memory: Memory | None = None
+    observability: Observability | None = None
+
+    def agent(self, agent_id: str) -> Agent:
+        for agent in self.agents:
+            if agent.id == agent_id:
+                return agent
+        raise KeyError(agent_id)
+
+    def tool_spec(self, name: str) -> ToolSpec | None:
+        return next((t for t in self.tools if t.name == name), None)
+
+    def llm_of(self, agent: Agent) -> LLMOverride:
+        """The agent's effective LLM settings: its `llm:` block over the runtime's defaults."""
+        own = agent.llm or LLMOverride()
+        return LLMOverride(
+            provider=own.provider or self.runtime.llm_provider,
+            model=own.model or self.runtime.model,
+            api_key=own.api_key if own.api_key is not None else self.runtime.api_key,
+            base_url=own.base_url or self.runtime.base_url,
+            temperature=own.temperature,
+            max_tokens=own.max_tokens,
+        )
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Crew.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "crewq crew file"
+    return schema

@@ -1,0 +1,48 @@
+"""Settings read from the environment (`CREWQ_*`), typed, with named defaults."""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .durations import parse_duration
+
+DAY = 86400.0
+
+
+class Queues(BaseModel):
+    """Celery queues: turns wait on the network (threads pool), tools may be heavier, control is tiny."""
+    model_config = ConfigDict(frozen=True)
+    turns: str = "crewq.turns"
+    tools: str = "crewq.tools"
+    control: str = "crewq.control"
+
+    def all(self) -> list[str]:
+        return [self.turns, self.tools, self.control]
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    redis_url: str | None = Field(None, description="broker, result backend and ledger; None: embedded")
+    key_prefix: str = "crewq"
+    retention: float = Field(7 * DAY, description="how long a run's ledger and results are kept")
+    visibility_timeout: float = Field(3600.0, description="Redis redelivery delay for a dead worker's task")
+    llm_connect_timeout: float = 10.0
+    llm_read_timeout: float = 120.0
+    queues: Queues = Queues()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "Settings":
+        env = os.environ if env is None else env
+        values: dict = {"redis_url": env.get("CREWQ_REDIS_URL") or env.get("REDIS_URL") or None}
+        if env.get("CREWQ_PREFIX"):
+            values["key_prefix"] = env["CREWQ_PREFIX"]
+        for name in ("retention", "visibility_timeout", "llm_connect_timeout", "llm_read_timeout"):
+            raw = env.get(f"CREWQ_{name.upper()}")
+            if raw:
+                values[name] = parse_duration(raw)
+        values.update(overrides)
+        return cls(**values)

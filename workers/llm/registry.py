@@ -1,0 +1,35 @@
+"""Provider names → factories. A factory takes the resolved `LLMConfig` and the agent's spec."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from config.errors import ConfigError
+from config.schema import Agent
+
+from .base import Provider
+from .scripted import ScriptedProvider
+from .types import LLMConfig
+
+Factory = Callable[[LLMConfig, Agent], Provider]
+
+_FACTORIES: dict[str, Factory] = {
+    "scripted": lambda config, agent: ScriptedProvider(config, agent.script),
+}
+
+
+def register_provider(name: str, factory: Factory) -> None:
+    _FACTORIES[name] = factory
+
+
+def provider_names() -> list[str]:
+    return sorted(_FACTORIES)
+
+
+def create_provider(config: LLMConfig, agent: Agent) -> Provider:
+    try:
+        factory = _FACTORIES[config.provider]
+    except KeyError:
+        raise ConfigError(f"unknown LLM provider {config.provider!r}; known: {', '.join(provider_names())}",
+                          key=f"agents.{agent.id}.llm.provider") from None
+    return factory(config, agent)
