@@ -39,6 +39,16 @@ class TaskSpec(Model):
     max_duration: Duration | None = Field(None, description="the whole run's deadline")
 
 
+class LLMFallback(Model):
+    """crewq: one fallback LLM, tried in order when the agent's primary is unavailable."""
+    provider: str
+    model: str | None = None
+    api_key: str | None = Field(None, description="use env:VAR; resolved on the worker")
+    base_url: str | None = None
+    temperature: float | None = Field(None, ge=0, le=2)
+    max_tokens: int | None = Field(None, gt=0)
+
+
 class LLMOverride(Model):
     provider: str | None = None
     model: str | None = None
@@ -46,6 +56,8 @@ class LLMOverride(Model):
     base_url: str | None = None
     temperature: float | None = Field(None, ge=0, le=2)
     max_tokens: int | None = Field(None, gt=0)
+    fallback: list[LLMFallback] = Field(default_factory=list, description="crewq: tried in order when the "
+                                        "primary's breaker is open or its retries are used up")
 
 
 class ScriptToolCall(Model):
@@ -140,6 +152,7 @@ class Crew(Model):
             base_url=own.base_url or self.runtime.base_url,
             temperature=own.temperature,
             max_tokens=own.max_tokens,
+            fallback=own.fallback,
         )
 
 

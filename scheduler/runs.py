@@ -1,0 +1,110 @@
+"""The client API: submit a crew, read a run's status and events, wait for it, cancel it.
+
+    from scheduler.runs import Client
+    client = Client.from_env()               # CREWQ_REDIS_URL
+    run_id = client.submit("crew.yaml", inputs={"topic": "tides"})
+    result = client.wait(run_id, timeout=600)  # follows the run's event stream
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from celery import Celery
+
+from config.errors import RunError
+from config.loader import LoadedCrew, load_crew_text
+from config.settings import Settings
+
+from workers.app import create_app, ledger_of
+from workers.ledger import TERMINAL
+from workers.runspec import RunSpec
+
+from .emit import emit_wave
+from .validate import check, check_loaded, render_task
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+def submit_loaded(app: Celery, loaded: LoadedCrew, inputs: dict[str, str] | None = None,
+                  task: str | None = None, run_id: str | None = None) -> str:
+    """Store the crew by value under a new run id and emit its first wave. Returns the run id."""
+    inputs = dict(inputs or {})
+    waves = check_loaded(loaded)
+    spec = RunSpec(run_id=run_id or new_run_id(), crew=loaded.crew, task=render_task(loaded, inputs, task),
+                   waves=waves, source_file=str(Path(loaded.file).resolve()) if loaded.file != "<crew>" else None,
+                   source_dir=loaded.source_dir if loaded.file != "<crew>" else None,
+                   inputs=inputs, submitted_at=time.time())
+    ledger = ledger_of(app)
+    ledger.create_run(spec)
+    ledger.set_run(spec.run_id, status="running", started_at=time.time())
+    ledger.event(spec.run_id, "run_started", agents=[a.id for a in spec.crew.agents])
+    emit_wave(app, spec, 0)
+    return spec.run_id
+
+
+class Client:
+    def __init__(self, app: Celery):
+        self.app = app
+        self.ledger = ledger_of(app)
+
+    @classmethod
+    def from_env(cls, settings: Settings | None = None) -> "Client":
+        return cls(create_app(settings))
+
+    def submit(self, crew: str | Path, inputs: dict[str, str] | None = None, task: str | None = None) -> str:
+        """Submit a crew file (a path) or crew YAML text."""
+        if isinstance(crew, Path) or (isinstance(crew, str) and "\n" not in crew and Path(crew).is_file()):
+            loaded, _ = check(crew)
+        else:
+            loaded = load_crew_text(str(crew))
+        return submit_loaded(self.app, loaded, inputs, task)
+
+    def status(self, run_id: str) -> dict[str, Any]:
+        run = self.ledger.run(run_id)
+        if not run:
+            raise LookupError(f"run {run_id} not found (unknown, or expired)")
+        spec = self.ledger.spec(run_id)
+        agents = self.ledger.agents(run_id, [a.id for a in spec.crew.agents])
+        return {"run_id": run_id, **run, "agents": agents}
+
+    def events(self, run_id: str, follow: bool = False, after: str = "0-0",
+               timeout: float | None = None) -> Iterator[dict[str, Any]]:
+        """The run's events; with `follow`, new ones as they come until the run finishes."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            block = 1000 if follow else None
+            batch = self.ledger.events(run_id, after=after, block_ms=block)
+            for event in batch:
+                after = event["id"]
+                yield event
+                if follow and event["type"] == "run_finished":
+                    return
+            if not follow:
+                return
+            if not batch and self.ledger.run_status(run_id) in TERMINAL:
+                return  # finished before we started following, and we have read everything
+            if deadline is not None and time.monotonic() > deadline:
+                return
+
+    def wait(self, run_id: str, timeout: float | None = None,
+             on_event: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Follow the run to its end; returns its status. Raises RunError unless it succeeded."""
+        for event in self.events(run_id, follow=True, timeout=timeout):
+            if on_event:
+                on_event(event)
+        status = self.status(run_id)
+        if status.get("status") not in TERMINAL:
+            raise RunError(f"still {status.get('status')} after {timeout:g}s", run_id=run_id, status="timed out")
+        if status["status"] != "succeeded":
+            raise RunError(status.get("error") or status["status"], run_id=run_id, status=status["status"])
+        return status
+
+    def cancel(self, run_id: str, reason: str = "cancelled by the user") -> bool:
+        """Mark the run cancelled: its queued turns see it and stop. False if it had ended."""
+        return self.ledger.finish_run(run_id, "cancelled", error=reason)

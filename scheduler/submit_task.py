@@ -1,0 +1,19 @@
+"""`crewq.submit`: a task any Celery app (or Flower's HTTP API) can send to start a run by value.
+
+    celery_app.send_task("crewq.submit", args=[crew_yaml_text], kwargs={"inputs": {"topic": "x"}})
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from config.loader import load_crew_text
+from workers.app import SUBMIT_TASK
+
+from .runs import submit_loaded
+
+
+@shared_task(name=SUBMIT_TASK, bind=True)
+def submit_crew(self, crew_yaml: str, inputs: dict | None = None, task: str | None = None) -> str:
+    """Validate the crew YAML and start a run; returns the run id (ConfigError names the problem)."""
+    return submit_loaded(self.app, load_crew_text(crew_yaml, "<submitted crew>"), inputs or {}, task)

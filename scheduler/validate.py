@@ -1,0 +1,74 @@
+"""The whole check of a crew file before anything runs: schema (config.loader), the plan (cycles),
+tools and providers (the workers' registries), and the inputs its task needs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from config.errors import ConfigError, CycleError
+from config.loader import LoadedCrew, load_crew, suggest
+
+from workers.llm.registry import provider_names
+from workers.tools.registry import unknown_tools
+
+from . import plan
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def check(path: str | Path) -> tuple[LoadedCrew, list[list[str]]]:
+    """Load a crew file and check everything that can be checked offline. Returns (crew, waves)."""
+    loaded = load_crew(path)
+    return loaded, check_loaded(loaded)
+
+
+def check_loaded(loaded: LoadedCrew) -> list[list[str]]:
+    crew = loaded.crew
+    problems: list[ConfigError] = []
+    try:
+        waves = plan.waves(crew)
+    except CycleError as exc:
+        index = next(i for i, a in enumerate(crew.agents) if a.id == exc.cycle[0])
+        problems.append(CycleError(exc.cycle, file=loaded.file, line=loaded.line_of(("agents", index)),
+                                   key=f"agents[{index}].depends_on"))
+        waves = []
+    for agent_index, tool_index, name, hint in unknown_tools(crew):
+        if agent_index < 0:
+            problems.append(loaded.error(("tools", tool_index, "name"), f"unknown tool {name!r}", hint))
+        else:
+            problems.append(loaded.error(("agents", agent_index, "tools", tool_index),
+                                         f"agent {crew.agents[agent_index].id!r} uses unknown tool {name!r}", hint))
+    known = provider_names()
+    for i, agent in enumerate(crew.agents):
+        provider = crew.llm_of(agent).provider
+        loc = ("agents", i, "llm", "provider") if agent.llm and agent.llm.provider else ("runtime", "llm_provider")
+        if provider is None:
+            problems.append(loaded.error(("agents", i), f"agent {agent.id!r} has no LLM provider: set "
+                                         "runtime.llm_provider or the agent's llm.provider"))
+        elif provider not in known:
+            problems.append(loaded.error(loc, f"unknown LLM provider {provider!r} (agent {agent.id!r}); "
+                                         f"known: {', '.join(known)}", suggest(provider, known)))
+        elif provider == "scripted" and not agent.script:
+            problems.append(loaded.error(("agents", i), f"agent {agent.id!r} uses the scripted provider "
+                                         "but has no script:"))
+    if problems:
+        first = problems[0]
+        if len(problems) > 1:
+            first.args = ("\n".join(str(p) for p in problems),)
+        raise first
+    return waves
+
+
+def render_task(loaded: LoadedCrew, inputs: dict[str, str], override: str | None = None) -> str:
+    """The task text with {placeholders} filled from inputs; a missing input is named."""
+    text = override if override is not None else loaded.crew.task.input
+
+    def fill(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in inputs:
+            raise loaded.error(("task", "input"), f"the task uses {{{name}}} but no value was given",
+                               f"pass --input {name}=...")
+        return inputs[name]
+
+    return _PLACEHOLDER.sub(fill, text)

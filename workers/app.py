@@ -1,0 +1,78 @@
+"""The Celery app, configured by the rules in DESIGN.md. Built by `create_app`, never at import time.
+
+`workers.celery_app` holds a module-level app for `celery -A workers.celery_app` command lines.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from config.errors import ConfigError
+from config.settings import Settings
+
+from .backend import ALIAS
+from .ledger import Keys, Ledger
+
+TURN_TASK = "crewq.agent_turn"
+TOOL_TASK = "crewq.tool_call"
+ADVANCE_TASK = "crewq.advance"
+SUBMIT_TASK = "crewq.submit"
+
+# Task modules reach the workers by name; `scheduler` is imported by the worker, not by us.
+TASK_MODULES = ["workers.turn", "workers.tool_call", "scheduler.advance", "scheduler.submit_task"]
+
+
+def create_app(settings: Settings | None = None, *, name: str = "crewq") -> Celery:
+    settings = settings or Settings.from_env()
+    if not settings.redis_url:
+        raise ConfigError("no broker configured: set CREWQ_REDIS_URL (or REDIS_URL), "
+                          "or use `crewq run`, which starts a private Redis")
+    app = Celery(name, broker=settings.redis_url, backend=f"{ALIAS}+{settings.redis_url}",
+                 include=TASK_MODULES, set_as_current=False)
+    app.loader.override_backends = {ALIAS: "workers.backend:EventStreamRedisBackend"}
+    transport = {"visibility_timeout": int(settings.visibility_timeout)}
+    q = settings.queues
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        event_serializer="json",
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_track_started=True,
+        result_extended=True,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        result_expires=int(settings.retention),
+        result_chord_expires=int(settings.retention),
+        broker_transport_options=transport,
+        result_backend_transport_options=transport,
+        broker_connection_retry_on_startup=True,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        task_default_queue=q.control,
+        task_routes={TURN_TASK: {"queue": q.turns}, TOOL_TASK: {"queue": q.tools},
+                     ADVANCE_TASK: {"queue": q.control}, SUBMIT_TASK: {"queue": q.control}},
+        worker_hijack_root_logger=False,
+        crewq_settings=settings.model_dump(),
+    )
+    return app
+
+
+def settings_of(app: Celery) -> Settings:
+    return Settings(**app.conf.crewq_settings)
+
+
+def ledger_of(app: Celery) -> Ledger:
+    """One Ledger (one Redis connection pool) per app, per process."""
+    ledger = getattr(app, "_crewq_ledger", None)
+    if ledger is None:
+        settings = settings_of(app)
+        ledger = Ledger.from_url(settings.redis_url, settings.key_prefix, settings.retention)
+        app._crewq_ledger = ledger
+    return ledger
+
+
+def keys_of(app: Celery) -> Keys:
+    return ledger_of(app).keys

@@ -1,0 +1,8 @@
+"""A module-level app for Celery's own command lines: `celery -A workers.celery_app worker`.
+
+Importing this module reads the environment and needs CREWQ_REDIS_URL (or REDIS_URL).
+"""
+
+from .app import create_app
+
+app = create_app()

@@ -1,0 +1,46 @@
+"""An agent's conversation, rebuilt from the ledger: first message, then per turn the recorded
+reply and its tool results in the order the model asked. Nothing conversational rides in messages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .guards import ToolCallBudget
+from .ledger import Ledger
+from .llm.types import LLMReply, Message
+from .prompts import first_message
+from .runspec import RunSpec
+
+
+@dataclass
+class Conversation:
+    messages: list[Message]
+    budget: ToolCallBudget
+
+
+def upstream_outputs(ledger: Ledger, spec: RunSpec, agent_id: str) -> dict[str, str]:
+    deps = spec.crew.agent(agent_id).depends_on
+    states = ledger.agents(spec.run_id, deps)
+    return {dep: states[dep].get("output", "") for dep in deps}
+
+
+def rebuild(ledger: Ledger, spec: RunSpec, agent_id: str, attempt: int, turn: int,
+            tool_names: set[str]) -> Conversation:
+    """The messages the model sees at `turn` (turns before it are recorded and complete)."""
+    agent = spec.crew.agent(agent_id)
+    messages = [Message(role="user", content=first_message(spec.task, upstream_outputs(ledger, spec, agent_id)))]
+    budget = ToolCallBudget(agent, tool_names)
+    for t, raw in enumerate(ledger.replies(spec.run_id, agent_id, attempt, turn)):
+        if raw is None:
+            raise LookupError(f"turn {t} of {agent_id} has no recorded reply")
+        reply = LLMReply.model_validate(raw)
+        messages.append(reply.as_message())
+        results = ledger.results(spec.run_id, agent_id, attempt, t, len(reply.tool_calls))
+        for call, result in zip(reply.tool_calls, results):
+            if result is None:
+                raise LookupError(f"tool call {call.name} of turn {t} of {agent_id} has no recorded result")
+            if not result.get("skipped"):
+                budget.count(call)
+            messages.append(Message(role="tool", tool_call_id=call.id, name=call.name,
+                                    content=result["content"], is_error=bool(result.get("is_error"))))
+    return Conversation(messages, budget)

@@ -1,0 +1,231 @@
+"""The run ledger in Redis: run and agent state, recorded turns, the event stream, failure reports.
+
+Writes that a redelivered task may repeat are first-write-wins (HSETNX, SET NX), so a turn or a
+tool call delivered twice records once. Every run-scoped key gets the retention TTL when written.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from functools import lru_cache
+from typing import Any, Iterable
+
+import redis
+
+from ..runspec import RunSpec
+from .keys import Keys
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+# Sets fields on a run's hash unless the run already ended; returns 1 when it wrote.
+_FINISH = """
+local s = redis.call('HGET', KEYS[1], 'status')
+if s == 'succeeded' or s == 'failed' or s == 'cancelled' then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+"""
+
+
+class Ledger:
+    def __init__(self, client: redis.Redis, keys: Keys | None = None, retention: float = 7 * 86400):
+        self.redis = client
+        self.keys = keys or Keys()
+        self.ttl = max(1, int(retention))
+        self._finish = client.register_script(_FINISH)
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str = "crewq", retention: float = 7 * 86400) -> "Ledger":
+        return cls(redis.Redis.from_url(url, decode_responses=True), Keys(prefix), retention)
+
+    # -- runs ---------------------------------------------------------------------------------
+
+    def create_run(self, spec: RunSpec) -> None:
+        k, now = self.keys, time.time()
+        pipe = self.redis.pipeline()
+        pipe.set(k.spec(spec.run_id), spec.to_json(), ex=self.ttl, nx=True)
+        pipe.hset(k.run(spec.run_id), mapping={
+            "status": "queued", "name": spec.crew.runtime.name, "submitted_at": now,
+            "waves": json.dumps(spec.waves), "agents": json.dumps([a.id for a in spec.crew.agents])})
+        pipe.expire(k.run(spec.run_id), self.ttl)
+        for agent in spec.crew.agents:
+            pipe.hset(k.agent(spec.run_id, agent.id), mapping={"status": "waiting", "attempt": 0})
+            pipe.expire(k.agent(spec.run_id, agent.id), self.ttl)
+        pipe.zadd(k.runs, {spec.run_id: now})
+        pipe.execute()
+        self.event(spec.run_id, "run_submitted", name=spec.crew.runtime.name, waves=spec.waves)
+
+    def spec(self, run_id: str) -> RunSpec:
+        return _cached_spec(self, run_id)
+
+    def has_run(self, run_id: str) -> bool:
+        return bool(self.redis.exists(self.keys.spec(run_id)))
+
+    def run(self, run_id: str) -> dict[str, str]:
+        return self.redis.hgetall(self.keys.run(run_id))
+
+    def run_status(self, run_id: str) -> str | None:
+        return self.redis.hget(self.keys.run(run_id), "status")
+
+    def set_run(self, run_id: str, **fields: Any) -> None:
+        self.redis.hset(self.keys.run(run_id), mapping=_flat(fields))
+
+    def finish_run(self, run_id: str, status: str, **fields: Any) -> bool:
+        """Move a run to a terminal status once; returns False if it had ended already."""
+        values = _flat({"status": status, "finished_at": time.time(), **fields})
+        args = [x for pair in values.items() for x in pair]
+        won = bool(self._finish(keys=[self.keys.run(run_id)], args=args))
+        if won:
+            self.event(run_id, "run_finished", status=status,
+                       **{k: v for k, v in fields.items() if k in ("error",)})
+        return won
+
+    def claim_wave(self, run_id: str, wave: int) -> bool:
+        """True for the one caller that may act on this wave's completion."""
+        return bool(self.redis.set(self.keys.wave(run_id, wave), "advanced", nx=True, ex=self.ttl))
+
+    def recent_runs(self, limit: int = 20) -> list[str]:
+        return self.redis.zrevrange(self.keys.runs, 0, limit - 1)
+
+    # -- agents -------------------------------------------------------------------------------
+
+    def agent(self, run_id: str, agent_id: str) -> dict[str, str]:
+        return self.redis.hgetall(self.keys.agent(run_id, agent_id))
+
+    def agents(self, run_id: str, agent_ids: Iterable[str]) -> dict[str, dict[str, str]]:
+        ids = list(agent_ids)
+        pipe = self.redis.pipeline(transaction=False)
+        for agent_id in ids:
+            pipe.hgetall(self.keys.agent(run_id, agent_id))
+        return dict(zip(ids, pipe.execute()))
+
+    def update_agent(self, run_id: str, agent_id: str, **fields: Any) -> None:
+        key = self.keys.agent(run_id, agent_id)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(key, mapping=_flat(fields))
+        pipe.expire(key, self.ttl)
+        pipe.execute()
+
+    def start_agent(self, run_id: str, agent_id: str, hostname: str) -> None:
+        key = self.keys.agent(run_id, agent_id)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hsetnx(key, "started_at", time.time())
+        pipe.hset(key, mapping={"status": "running", "hostname": hostname})
+        pipe.sadd(key + ":hosts", hostname)
+        pipe.expire(key + ":hosts", self.ttl)
+        pipe.execute()
+
+    def hosts(self, run_id: str, agent_id: str) -> set[str]:
+        return self.redis.smembers(self.keys.agent(run_id, agent_id) + ":hosts")
+
+    def add_usage(self, run_id: str, agent_id: str, input_tokens: int, output_tokens: int,
+                  cost: float | None = None) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for key in (self.keys.agent(run_id, agent_id), self.keys.run(run_id)):
+            pipe.hincrby(key, "input_tokens", input_tokens)
+            pipe.hincrby(key, "output_tokens", output_tokens)
+            pipe.hincrby(key, "llm_calls", 1)
+            if cost:
+                pipe.hincrbyfloat(key, "cost_usd", cost)
+        pipe.execute()
+
+    # -- turns: recorded once, read back by whoever comes next -----------------------------------
+
+    def record_reply(self, run_id: str, agent_id: str, attempt: int, turn: int, reply: dict) -> tuple[bool, dict]:
+        """Store the LLM reply of a turn unless one is there; returns (won, the stored reply)."""
+        key, field = self.keys.replies(run_id, agent_id), f"{attempt}:{turn}"
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hsetnx(key, field, json.dumps(reply))
+        pipe.hget(key, field)
+        pipe.expire(key, self.ttl)
+        won, stored, _ = pipe.execute()
+        return bool(won), json.loads(stored)
+
+    def reply(self, run_id: str, agent_id: str, attempt: int, turn: int) -> dict | None:
+        raw = self.redis.hget(self.keys.replies(run_id, agent_id), f"{attempt}:{turn}")
+        return json.loads(raw) if raw else None
+
+    def replies(self, run_id: str, agent_id: str, attempt: int, turns: int) -> list[dict | None]:
+        if turns <= 0:
+            return []
+        raws = self.redis.hmget(self.keys.replies(run_id, agent_id), [f"{attempt}:{t}" for t in range(turns)])
+        return [json.loads(r) if r else None for r in raws]
+
+    def record_result(self, run_id: str, agent_id: str, attempt: int, turn: int, index: int, result: dict) -> bool:
+        key = self.keys.results(run_id, agent_id)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hsetnx(key, f"{attempt}:{turn}:{index}", json.dumps(result))
+        pipe.expire(key, self.ttl)
+        return bool(pipe.execute()[0])
+
+    def results(self, run_id: str, agent_id: str, attempt: int, turn: int, count: int) -> list[dict | None]:
+        if count <= 0:
+            return []
+        fields = [f"{attempt}:{turn}:{i}" for i in range(count)]
+        raws = self.redis.hmget(self.keys.results(run_id, agent_id), fields)
+        return [json.loads(r) if r else None for r in raws]
+
+    def call_index(self, run_id: str, agent_id: str, call_key: str) -> int:
+        """A stable index for one LLM call (the same on a redelivery), counting the agent's calls."""
+        key = self.keys.calls(run_id, agent_id)
+        found = self.redis.hget(key, call_key)
+        if found is None:
+            self.redis.hsetnx(key, call_key, self.redis.hincrby(key, "_next", 1) - 1)
+            self.redis.expire(key, self.ttl)
+            found = self.redis.hget(key, call_key)
+        return int(found)
+
+    # -- events and failure reports -------------------------------------------------------------
+
+    def event(self, run_id: str, type_: str, agent: str | None = None, **data: Any) -> str:
+        key = self.keys.events(run_id)
+        fields = {"type": type_, "agent": agent or "", "ts": f"{time.time():.6f}",
+                  "data": json.dumps(data, default=str)}
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xadd(key, fields)
+        pipe.expire(key, self.ttl)
+        return pipe.execute()[0]
+
+    def events(self, run_id: str, after: str = "0-0", block_ms: int | None = None,
+               count: int | None = 500) -> list[dict[str, Any]]:
+        if block_ms is None:
+            start = "(" + after if after != "0-0" else "-"
+            entries = self.redis.xrange(self.keys.events(run_id), min=start, count=count)
+        else:
+            found = self.redis.xread({self.keys.events(run_id): after}, block=block_ms, count=count)
+            entries = found[0][1] if found else []
+        return [_event(entry_id, fields) for entry_id, fields in entries]
+
+    def report_failure(self, report: dict[str, Any]) -> str:
+        return self.redis.xadd(self.keys.failures, {"report": json.dumps(report, default=str)},
+                               maxlen=100_000, approximate=True)
+
+    def delete_run(self, run_id: str) -> int:
+        keys = list(self.redis.scan_iter(match=self.keys.run_pattern(run_id), count=500))
+        self.redis.zrem(self.keys.runs, run_id)
+        return self.redis.delete(*keys) if keys else 0
+
+
+def _event(entry_id: str, fields: dict[str, str]) -> dict[str, Any]:
+    return {"id": entry_id, "type": fields.get("type", ""), "agent": fields.get("agent") or None,
+            "ts": float(fields.get("ts", 0)), **json.loads(fields.get("data") or "{}")}
+
+
+def _flat(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: json.dumps(v) if isinstance(v, (dict, list)) else ("" if v is None else v)
+            for k, v in fields.items()}
+
+
+@lru_cache(maxsize=256)
+def _cached_spec_raw(ledger_id: int, client: redis.Redis, key: str) -> RunSpec | None:
+    raw = client.get(key)
+    return RunSpec.from_json(raw) if raw else None
+
+
+def _cached_spec(ledger: Ledger, run_id: str) -> RunSpec:
+    # A spec never changes after submission, so each process parses it once.
+    spec = _cached_spec_raw(id(ledger.redis), ledger.redis, ledger.keys.spec(run_id))
+    if spec is None:
+        _cached_spec_raw.cache_clear()
+        raise LookupError(f"run {run_id} not found (unknown, or expired after the retention period)")
+    return spec

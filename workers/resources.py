@@ -1,0 +1,46 @@
+"""Per-process caches of what a run needs on this worker: its environment and its agents' tools.
+
+A run's spec never changes, so tools (and, later, MCP discoveries) are built once per process.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+from config import envref
+from config.errors import ConfigError
+
+from .runspec import RunSpec
+from .tools.base import Tool
+from .tools.registry import toolbox
+
+_LOCK = threading.Lock()
+_TOOLBOXES: "OrderedDict[tuple[str, str], dict[str, Tool]]" = OrderedDict()
+_MAX = 256
+
+
+def environment(spec: RunSpec) -> dict[str, str]:
+    """os.environ over the crew's .env file, when the crew's folder is reachable from this worker."""
+    env_file = spec.crew.runtime.env_file
+    if env_file and spec.source_dir and Path(spec.source_dir).is_dir():
+        try:
+            return envref.environment(spec.source_dir, env_file)
+        except ConfigError:
+            pass  # a missing .env on this machine: references then fail by variable name
+    return envref.environment(None, None)
+
+
+def tools_for(spec: RunSpec, agent_id: str) -> dict[str, Tool]:
+    key = (spec.run_id, agent_id)
+    with _LOCK:
+        if key in _TOOLBOXES:
+            _TOOLBOXES.move_to_end(key)
+            return _TOOLBOXES[key]
+    tools = toolbox(spec.crew, spec.crew.agent(agent_id))
+    with _LOCK:
+        _TOOLBOXES[key] = tools
+        while len(_TOOLBOXES) > _MAX:
+            _TOOLBOXES.popitem(last=False)
+    return tools

@@ -1,0 +1,41 @@
+"""`tool_call`: run one tool call that a turn's recorded reply asked for, and record its result.
+
+The message carries ids only; the call's name and arguments come from the ledger. A call whose
+result is already recorded (a redelivery) is not run again.
+"""
+
+from __future__ import annotations
+
+import time
+
+from celery import shared_task
+
+from .app import TOOL_TASK, ledger_of
+from .llm.types import LLMReply
+from .resources import environment, tools_for
+from .tools.base import ToolContext, ToolResult
+
+
+@shared_task(name=TOOL_TASK, bind=True)
+def tool_call(self, run_id: str, agent_id: str, attempt: int, turn: int, index: int) -> dict:
+    ledger = ledger_of(self.app)
+    done = ledger.results(run_id, agent_id, attempt, turn, index + 1)[index]
+    if done is not None:
+        return {"index": index, "is_error": bool(done.get("is_error")), "repeated": True}
+    spec = ledger.spec(run_id)
+    call = LLMReply.model_validate(ledger.reply(run_id, agent_id, attempt, turn)).tool_calls[index]
+    key = f"{run_id}:{agent_id}:{attempt}:{turn}:{index}"
+    started = time.time()
+    ledger.event(run_id, "tool_call", agent_id, turn=turn, index=index, name=call.name, host=self.request.hostname)
+    tool = tools_for(spec, agent_id).get(call.name)
+    if tool is None:
+        result = ToolResult(f"unknown tool {call.name!r}", is_error=True)
+    else:
+        context = ToolContext(run_id=run_id, agent_id=agent_id, idempotency_key=key,
+                              source_dir=spec.source_dir, env=environment(spec))
+        result = tool.execute(call.arguments, context)
+    finished = time.time()
+    ledger.record_result(run_id, agent_id, attempt, turn, index, result.to_json())
+    ledger.event(run_id, "tool_result", agent_id, turn=turn, index=index, name=call.name,
+                 is_error=result.is_error, started_at=started, finished_at=finished, chars=len(result.content))
+    return {"index": index, "is_error": result.is_error}

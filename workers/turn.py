@@ -1,0 +1,174 @@
+"""`agent_turn`: one LLM call of one agent, then either its final output or a chord of tool calls.
+
+A turn never raises into its chord: it returns an envelope `{status, agent, attempt, output, error}`.
+Its LLM reply is recorded before anything else happens, so a redelivered turn does not ask again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from celery import chord, group, shared_task
+from celery.exceptions import Ignore, Retry
+
+from config import envref
+from config.errors import ConfigError, ProviderError, TransientProviderError
+
+from .app import TOOL_TASK, TURN_TASK, ledger_of, settings_of
+from .conversation import rebuild
+from .ledger import TERMINAL, Ledger
+from .llm.dispatch import call_llm
+from .llm.retry import countdown
+from .llm.types import LLMConfig, LLMReply, LLMRequest
+from .prompts import system_prompt
+from .resources import environment, tools_for
+from .runspec import RunSpec
+
+log = logging.getLogger(__name__)
+
+
+def envelope(status: str, agent: str, attempt: int, output: str | None = None, error: str | None = None) -> dict:
+    return {"status": status, "agent": agent, "attempt": attempt, "output": output, "error": error}
+
+
+@shared_task(name=TURN_TASK, bind=True, max_retries=None)
+def agent_turn(self, run_id: str, agent_id: str, turn: int = 0, attempt: int = 0) -> dict:
+    turn_ = Turn(self, run_id, agent_id, turn, attempt)
+    try:
+        return turn_.run()
+    except (Retry, Ignore):
+        raise
+    except Exception as exc:  # a bug must fail the agent visibly, never hang the chord
+        log.exception("turn %s/%s/%s failed", run_id, agent_id, turn)
+        return turn_.fail(f"internal error: {type(exc).__name__}: {exc}")
+
+
+def llm_configs(spec: RunSpec, agent_id: str, env) -> list[LLMConfig]:
+    """The agent's provider chain with env: references resolved, here in the worker."""
+    agent = spec.crew.agent(agent_id)
+    llm = spec.crew.llm_of(agent)
+    values = envref.resolve(llm.model_dump(), env, key=f"agents.{agent_id}.llm")
+    return [LLMConfig(**values)]
+
+
+class Turn:
+    def __init__(self, task, run_id: str, agent_id: str, turn: int, attempt: int):
+        self.task, self.run_id, self.agent_id, self.turn, self.attempt = task, run_id, agent_id, turn, attempt
+        self.ledger: Ledger = ledger_of(task.app)
+
+    def run(self) -> dict:
+        ledger = self.ledger
+        spec = self.spec = ledger.spec(self.run_id)
+        agent = self.agent = spec.crew.agent(self.agent_id)
+        run = ledger.run(self.run_id)
+        if run.get("status") in TERMINAL:
+            return envelope("skipped", self.agent_id, self.attempt, error=f"run {run['status']}")
+        state = ledger.agent(self.run_id, self.agent_id)
+        if int(state.get("attempt", 0)) != self.attempt:
+            return envelope("skipped", self.agent_id, self.attempt, error="superseded by a newer attempt")
+        if state.get("status") == "succeeded":  # a redelivery after the agent finished
+            return envelope("ok", self.agent_id, self.attempt, output=state.get("output", ""))
+        if state.get("status") in ("failed", "skipped"):
+            return envelope("failed", self.agent_id, self.attempt, error=state.get("error"))
+
+        now = time.time()
+        if spec.crew.task.max_duration and now - float(run.get("started_at") or now) > spec.crew.task.max_duration:
+            return self.fail(f"the run's max_duration ({spec.crew.task.max_duration:g}s) is exceeded")
+        ledger.start_agent(self.run_id, self.agent_id, self.task.request.hostname or "?")
+        started = float(ledger.agent(self.run_id, self.agent_id).get("started_at") or now)
+        if agent.timeout and now - started > agent.timeout:
+            return self.fail(f"agent timeout ({agent.timeout:g}s) exceeded")
+        ledger.update_agent(self.run_id, self.agent_id, turn=self.turn)
+        ledger.event(self.run_id, "turn_started", self.agent_id, turn=self.turn, attempt=self.attempt,
+                     host=self.task.request.hostname, retries=self.task.request.retries)
+
+        tools = tools_for(spec, self.agent_id)
+        conversation = rebuild(ledger, spec, self.agent_id, self.attempt, self.turn, set(tools))
+        raw = ledger.reply(self.run_id, self.agent_id, self.attempt, self.turn)
+        if raw is None:
+            raw = self.ask(conversation.messages, tools, deadline=self.deadline(started, run))
+            if isinstance(raw, dict) and raw.get("status") == "failed":
+                return raw
+        reply = LLMReply.model_validate(raw)
+        if reply.tool_calls:
+            return self.call_tools(reply, conversation.budget)
+        return self.succeed(reply.text)
+
+    def deadline(self, started: float, run: dict) -> float:
+        """Seconds this call may take: the read timeout, cut by the agent's and the run's limits."""
+        limit = settings_of(self.task.app).llm_read_timeout
+        now = time.time()
+        if self.agent.timeout:
+            limit = min(limit, started + self.agent.timeout - now)
+        if self.spec.crew.task.max_duration and run.get("started_at"):
+            limit = min(limit, float(run["started_at"]) + self.spec.crew.task.max_duration - now)
+        return max(limit, 0.1)
+
+    def ask(self, messages, tools, deadline: float) -> dict:
+        ledger, retries = self.ledger, self.task.request.retries
+        call_key = f"{self.attempt}:{self.turn}:{retries}"
+        request = LLMRequest(system=system_prompt(self.agent), messages=messages,
+                             tools=[t.schema() for t in tools.values()], timeout=deadline,
+                             run_id=self.run_id, agent_id=self.agent_id,
+                             call_index=ledger.call_index(self.run_id, self.agent_id, call_key))
+        env = environment(self.spec)
+        began = time.time()
+        try:
+            reply = call_llm(llm_configs(self.spec, self.agent_id, env), self.agent, request,
+                             redis=ledger.redis, prefix=ledger.keys.prefix)
+        except TransientProviderError as exc:
+            if retries >= self.agent.max_retries:
+                return self.fail(f"{exc} (after {retries + 1} tries)")
+            wait = countdown(retries, exc.retry_after)
+            ledger.event(self.run_id, "llm_retry", self.agent_id, turn=self.turn, error=str(exc),
+                         countdown=round(wait, 3), retries=retries + 1)
+            raise self.task.retry(countdown=wait, max_retries=self.agent.max_retries)
+        except (ProviderError, ConfigError) as exc:
+            return self.fail(str(exc))
+        won, stored = ledger.record_reply(self.run_id, self.agent_id, self.attempt, self.turn,
+                                          reply.model_dump(mode="json"))
+        if won:
+            ledger.add_usage(self.run_id, self.agent_id, reply.usage.input_tokens, reply.usage.output_tokens)
+            ledger.event(self.run_id, "llm_call", self.agent_id, turn=self.turn, provider=reply.provider,
+                         model=reply.model, input_tokens=reply.usage.input_tokens,
+                         output_tokens=reply.usage.output_tokens, seconds=round(time.time() - began, 3),
+                         tool_calls=[c.name for c in reply.tool_calls])
+        return stored
+
+    def call_tools(self, reply: LLMReply, budget) -> dict:
+        if self.turn + 1 >= self.agent.max_turns:
+            return self.fail(f"max_turns ({self.agent.max_turns}) reached while the model still asks for tools")
+        to_run = []
+        for index, call in enumerate(reply.tool_calls):
+            reason = budget.check(call)
+            if reason is None:
+                to_run.append(index)
+            else:
+                self.ledger.record_result(self.run_id, self.agent_id, self.attempt, self.turn, index,
+                                          {"content": reason, "is_error": True, "skipped": True})
+                self.ledger.event(self.run_id, "tool_skipped", self.agent_id, turn=self.turn, index=index,
+                                  name=call.name, reason=reason)
+        app = self.task.app
+        next_turn = app.signature(TURN_TASK, args=(self.run_id, self.agent_id, self.turn + 1, self.attempt),
+                                  immutable=True)
+        if not to_run:
+            return self.task.replace(next_turn)
+        calls = group(app.signature(TOOL_TASK, args=(self.run_id, self.agent_id, self.attempt, self.turn, i),
+                                    immutable=True) for i in to_run)
+        # Every tool call is its own task; they run at once and the next turn waits for all of them.
+        return self.task.replace(chord(calls, next_turn))
+
+    def succeed(self, output: str) -> dict:
+        self.ledger.update_agent(self.run_id, self.agent_id, status="succeeded", output=output,
+                                 finished_at=time.time(), error="")
+        self.ledger.event(self.run_id, "agent_succeeded", self.agent_id, turns=self.turn + 1, attempt=self.attempt)
+        return envelope("ok", self.agent_id, self.attempt, output=output)
+
+    def fail(self, error: str) -> dict:
+        self.ledger.update_agent(self.run_id, self.agent_id, status="failed", error=error, finished_at=time.time())
+        self.ledger.event(self.run_id, "agent_failed", self.agent_id, turn=self.turn, attempt=self.attempt,
+                          error=error)
+        self.ledger.report_failure({"run_id": self.run_id, "agent_id": self.agent_id, "attempt": self.attempt,
+                                    "turn": self.turn, "error": error, "ts": time.time()})
+        return envelope("failed", self.agent_id, self.attempt, error=error)
