@@ -9,6 +9,7 @@ Nothing outlives the block: the worker thread is stopped and joined, the Redis s
 from __future__ import annotations
 
 import logging
+import socket
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -40,7 +41,7 @@ def embedded_fleet(settings: Settings | None = None, concurrency: int = 16) -> I
         app = create_app(settings.model_copy(update={"redis_url": server.url}))
         logging.getLogger("celery").setLevel(logging.WARNING)
         try:
-            with in_process_worker(app, concurrency=concurrency):
+            with in_process_worker(app, concurrency=concurrency, hostname=f"embedded@{socket.gethostname()}"):
                 yield app
         finally:
             app.close()

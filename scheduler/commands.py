@@ -1,0 +1,146 @@
+"""What the CLI's commands do, apart from parsing and printing."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+from config.errors import ConfigError, RunError
+from config.loader import LoadedCrew
+from config.settings import Settings
+
+from workers.app import create_app, settings_of
+from workers.ledger import TERMINAL
+
+from .embedded import embedded_fleet
+from .progress import Progress
+from .runs import Client, submit_loaded
+from .validate import check
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "config" / "templates"
+DEFAULT_WAIT = 3600.0
+
+
+def client() -> Client:
+    settings = Settings.from_env()
+    if not settings.redis_url:
+        raise ConfigError("this command needs a fleet: set CREWQ_REDIS_URL (or REDIS_URL) to its Redis")
+    return Client(create_app(settings))
+
+
+def run(file: str, inputs: dict[str, str], task: str | None, timeout: float | None,
+        concurrency: int, quiet: bool = False) -> dict[str, Any]:
+    """Run a crew to its end, on the fleet when a broker is configured, else on the embedded default."""
+    loaded, _ = check(file)
+    wait = timeout or (loaded.crew.task.max_duration + 30 if loaded.crew.task.max_duration else DEFAULT_WAIT)
+    settings = Settings.from_env()
+    if settings.redis_url:
+        return _run_on(Client(create_app(settings)), loaded, inputs, task, wait, quiet, cancel_on_exit=False)
+    with embedded_fleet(settings, concurrency=concurrency) as app:
+        return _run_on(Client(app), loaded, inputs, task, wait, quiet, cancel_on_exit=True)
+
+
+def _run_on(client: Client, loaded: LoadedCrew, inputs, task, wait: float, quiet: bool,
+            cancel_on_exit: bool) -> dict[str, Any]:
+    run_id = submit_loaded(client.app, loaded, inputs, task)
+    progress = None if quiet else Progress([a.id for a in loaded.crew.agents])
+    try:
+        try:
+            client.wait(run_id, timeout=wait, on_event=progress)
+        except RunError:
+            pass  # reported below from the ledger, with the agents' states
+    except KeyboardInterrupt:
+        if cancel_on_exit:
+            client.cancel(run_id, "interrupted")
+        raise
+    status = client.status(run_id)
+    if status.get("status") not in TERMINAL:
+        client.cancel(run_id, f"timed out after {wait:g}s")
+        status = client.status(run_id)
+    return summarize(status)
+
+
+def summarize(status: dict[str, Any]) -> dict[str, Any]:
+    agents = {a: {k: s.get(k) for k in ("status", "turn", "attempt", "hostname", "input_tokens", "output_tokens",
+                                          "error") if s.get(k) not in (None, "")}
+              for a, s in status["agents"].items()}
+    return {"run_id": status["run_id"], "status": status.get("status"), "output": status.get("output", ""),
+            "error": status.get("error") or None, "agents": agents,
+            "usage": {k: int(status.get(k) or 0) for k in ("input_tokens", "output_tokens", "llm_calls")}}
+
+
+def write_outputs(result: dict[str, Any], crew_file: str, extra: str | None) -> None:
+    """The final output to the crew's task.output_file (relative to the crew file) and to -o."""
+    if result["status"] != "succeeded":
+        return
+    from config.loader import load_crew
+    targets = []
+    output_file = load_crew(crew_file).crew.task.output_file
+    if output_file:
+        targets.append(Path(crew_file).resolve().parent / output_file)
+    if extra:
+        targets.append(Path(extra))
+    for target in targets:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(result["output"] + "\n", encoding="utf-8")
+
+
+def format_status(data: dict[str, Any]) -> str:
+    lines = [f"run {data['run_id']}  {data.get('name', '')}  {data.get('status')}",
+             f"tokens: {data.get('input_tokens') or 0} in, {data.get('output_tokens') or 0} out"
+             + (f", cost ${float(data['cost_usd']):.4f}" if data.get("cost_usd") else "")]
+    if data.get("error"):
+        lines.append(f"error: {data['error']}")
+    for agent, s in data["agents"].items():
+        tokens = f"{s.get('input_tokens') or 0}/{s.get('output_tokens') or 0} tok"
+        turn = int(s.get("turn") or 0) + 1 if s.get("status") not in ("waiting", "skipped") else 0
+        cost = f"  ${float(s['cost_usd']):.4f}" if s.get("cost_usd") else ""
+        lines.append(f"  {agent:<16} {s.get('status', '?'):<10} turns {turn:<3} {tokens}{cost}"
+                     f"  {s.get('hostname', '')}" + (f"  {s['error']}" if s.get("error") else ""))
+    if data.get("status") == "succeeded":
+        lines += ["", data.get("output", "")]
+    return "\n".join(lines)
+
+
+def format_event(event: dict[str, Any]) -> str:
+    stamp = time.strftime("%H:%M:%S", time.localtime(event["ts"])) + f".{int(event['ts'] * 1000) % 1000:03d}"
+    rest = {k: v for k, v in event.items() if k not in ("id", "type", "agent", "ts")}
+    details = " ".join(f"{k}={v}" for k, v in rest.items())
+    return f"{stamp}  {event['type']:<16} {event.get('agent') or '-':<14} {details}"
+
+
+def format_plan(loaded: LoadedCrew, waves: list[list[str]]) -> str:
+    crew = loaded.crew
+    lines = [f"{crew.runtime.name}: {len(crew.agents)} agents, {len(waves)} waves"]
+    for n, wave in enumerate(waves):
+        lines.append(f"wave {n}:")
+        for agent_id in wave:
+            agent = crew.agent(agent_id)
+            llm = crew.llm_of(agent)
+            deps = f"  after {', '.join(agent.depends_on)}" if agent.depends_on else ""
+            tools = f"  tools: {', '.join(agent.tools)}" if agent.tools else ""
+            lines.append(f"  {agent_id:<16} {llm.provider}/{llm.model or 'default'}{deps}{tools}")
+    return "\n".join(lines)
+
+
+def init(directory: Path) -> Iterator[str]:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, template in (("crew.yaml", "crew.yaml"), (".env.example", "env.example"),
+                           (".gitignore", "gitignore")):
+        target = directory / name
+        if target.exists():
+            yield f"kept     {target} (exists)"
+            continue
+        target.write_text((TEMPLATES / template).read_text(encoding="utf-8"), encoding="utf-8")
+        yield f"created  {target}"
+
+
+def worker(queues: str | None, pool: str, concurrency: int, hostname: str | None, loglevel: str) -> None:
+    settings = Settings.from_env()
+    app = create_app(settings)
+    argv = ["worker", f"--pool={pool}", f"--concurrency={concurrency}", f"--loglevel={loglevel}",
+            "--queues=" + (queues or ",".join(settings_of(app).queues.all())), "--events"]
+    if hostname:
+        argv.append(f"--hostname={hostname}")
+    app.worker_main(argv)
