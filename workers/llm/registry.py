@@ -7,7 +7,10 @@ from typing import Callable
 from config.errors import ConfigError
 from config.schema import Agent
 
+from .anthropic import AnthropicProvider
 from .base import Provider
+from .ollama import OllamaProvider
+from .openai import OpenAIProvider
 from .scripted import ScriptedProvider
 from .types import LLMConfig
 
@@ -15,6 +18,10 @@ Factory = Callable[[LLMConfig, Agent], Provider]
 
 _FACTORIES: dict[str, Factory] = {
     "scripted": lambda config, agent: ScriptedProvider(config, agent.script),
+    "anthropic": lambda config, agent: AnthropicProvider(config),
+    "openai": lambda config, agent: OpenAIProvider(config),
+    "openai-compatible": lambda config, agent: OpenAIProvider(config),  # vLLM, LM Studio, llama.cpp, ...
+    "ollama": lambda config, agent: OllamaProvider(config),
 }
 
 

@@ -1,0 +1,154 @@
+"""OpenAI chat completions and every server that speaks them (vLLM, LM Studio, llama.cpp, Ollama's /v1).
+
+POST {base_url}/chat/completions with `Authorization: Bearer` (only when a key is set: local servers
+need none). Tools go as `functions`; the model answers with `tool_calls` whose `arguments` is a JSON
+string; each result goes back as one `role: tool` message per call, in the order asked.
+
+Compatible servers bend the format, so the reply is read defensively:
+- `arguments` may be a JSON string, an object, empty or null (→ {}); invalid JSON fails the turn;
+- a missing id gets `call_<call_index>_<i>`; a duplicate id gets a `_<i>` suffix;
+- no `usage` → zero tokens;
+- a non-empty `tool_calls` wins whatever `finish_reason` says;
+- `content` may be null, a string or a list of text parts.
+finish_reason `length` (no tool calls) and a refusal fail the turn, as for Anthropic. A failed tool's
+result is sent as `ERROR: <message>`: this format has no is_error flag.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+from config.errors import ProviderError
+
+from .http import HTTPProvider
+from .types import LLMReply, LLMRequest, Message, ToolCall, ToolSchema, Usage
+
+
+class OpenAIProvider(HTTPProvider):
+    name = "openai"
+    default_base_url = "https://api.openai.com/v1"
+
+    def complete(self, request: LLMRequest) -> LLMReply:
+        data = self.post("/chat/completions", self.headers(), self.body(request), request)
+        if isinstance(data.get("error"), (dict, str)):  # some servers send their errors with a 200
+            raise self.fail(f"error in a 200 reply: {_error_text(data['error'])}", "server_error")
+        choices = data.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            raise self.fail("malformed reply: no choices")
+        message = choices[0].get("message")
+        if not isinstance(message, dict):
+            raise self.fail("malformed reply: choices[0] has no message")
+        calls = self.tool_calls(message.get("tool_calls"), request.call_index)
+        text = _text(message.get("content"))
+        finish = choices[0].get("finish_reason")
+        if not calls:
+            if message.get("refusal") or finish == "content_filter":
+                raise self.fail(f"the model refused to answer: {_squash(message.get('refusal') or finish)}", "refusal")
+            if finish == "length":
+                raise self.fail(f"reply cut off at the token limit (finish_reason length, max_tokens="
+                                f"{self.config.max_tokens}); raise llm.max_tokens", "max_tokens")
+        model = data.get("model") if isinstance(data.get("model"), str) and data.get("model") else self.config.model
+        return LLMReply(text=text, tool_calls=calls, usage=_usage(data.get("usage")), provider=self.label,
+                        model=model, stop_reason="tool_use" if calls else "end_turn")
+
+    def headers(self) -> dict[str, str]:
+        headers = {"content-type": "application/json"}
+        if self.config.api_key:
+            headers["authorization"] = f"Bearer {self.config.api_key}"
+        return headers
+
+    def body(self, request: LLMRequest) -> dict[str, Any]:
+        messages: list[dict[str, Any]] = [{"role": "system", "content": request.system}] if request.system else []
+        messages += [wire_message(m) for m in request.messages]
+        body: dict[str, Any] = {"model": self.config.model or "default", "messages": messages}
+        if request.tools:
+            body["tools"] = wire_tools(request.tools)
+        if self.config.temperature is not None:
+            body["temperature"] = self.config.temperature
+        if self.config.max_tokens is not None:
+            body["max_tokens"] = self.config.max_tokens
+        return body
+
+    def tool_calls(self, raw: Any, call_index: int) -> list[ToolCall]:
+        if not raw:
+            return []
+        if not isinstance(raw, list):
+            raise self.fail(f"malformed reply: tool_calls is a {type(raw).__name__}")
+        calls: list[ToolCall] = []
+        seen: set[str] = set()
+        for i, item in enumerate(raw):
+            function = item.get("function") if isinstance(item, dict) else None
+            name = function.get("name") if isinstance(function, dict) else None
+            if not isinstance(name, str) or not name:
+                raise self.fail(f"malformed reply: tool_calls[{i}] has no function name")
+            ident = item.get("id")
+            ident = ident if isinstance(ident, str) and ident else f"call_{call_index}_{i}"
+            if ident in seen:
+                ident = f"{ident}_{i}"
+            seen.add(ident)
+            calls.append(ToolCall(id=ident, name=name, arguments=self.arguments(function.get("arguments"), name)))
+        return calls
+
+    def arguments(self, raw: Any, tool: str) -> dict[str, Any]:
+        return parse_arguments(raw, tool, self.fail)
+
+
+def parse_arguments(raw: Any, tool: str, fail: Callable[[str, str], ProviderError]) -> dict[str, Any]:
+    """Tool arguments as a dict, from a JSON string, an object, or nothing."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return {}
+    value = raw
+    if isinstance(raw, str):
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            raise fail(f"tool call {tool!r}: arguments are not valid JSON: {_squash(raw)[:80]!r}",
+                       "malformed_tool_arguments") from None
+    if not isinstance(value, dict):
+        raise fail(f"tool call {tool!r}: arguments are a JSON {type(value).__name__}, expected an object",
+                   "malformed_tool_arguments")
+    return value
+
+
+def wire_message(message: Message) -> dict[str, Any]:
+    if message.role == "tool":
+        content = message.content if not message.is_error else f"ERROR: {message.content}"
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": content}
+    if message.role == "assistant" and message.tool_calls:
+        return {"role": "assistant", "content": message.content or None,
+                "tool_calls": [{"id": c.id, "type": "function",
+                                "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
+                               for c in message.tool_calls]}
+    return {"role": message.role, "content": message.content}
+
+
+def wire_tools(tools: list[ToolSchema]) -> list[dict[str, Any]]:
+    return [{"type": "function", "function": {"name": t.name, "description": t.description,
+                                              "parameters": t.parameters}} for t in tools]
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # [{"type": "text", "text": ...}, ...]
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return ""
+
+
+def _usage(raw: Any) -> Usage:
+    if not isinstance(raw, dict):
+        return Usage()
+    prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
+    return Usage(input_tokens=prompt if isinstance(prompt, int) else 0,
+                 output_tokens=completion if isinstance(completion, int) else 0)
+
+
+def _error_text(error: Any) -> str:
+    if isinstance(error, dict):
+        return _squash(str(error.get("message") or error.get("type") or error))
+    return _squash(str(error))
+
+
+def _squash(text: Any) -> str:
+    return " ".join(str(text).split())
