@@ -206,7 +206,8 @@ def _json_problem(response: httpx.Response, exc: ValueError) -> str:
     ctype = response.headers.get("content-type", "").split(";")[0]
     if not text.strip() or _looks_html(text, ctype):
         return describe_body(response)
-    if isinstance(exc, json.JSONDecodeError) and exc.pos >= len(text.rstrip()):
+    if isinstance(exc, json.JSONDecodeError) and (exc.pos >= len(text.rstrip())
+                                                  or exc.msg.startswith("Unterminated string")):
         return f"JSON ends early after {len(response.content)} bytes (truncated body)"
     where = f" at char {exc.pos}" if isinstance(exc, json.JSONDecodeError) else ""
     return f"invalid JSON{where}: {_squash(text)[:80]!r}"
