@@ -19,9 +19,11 @@ def parse_duration(value: object) -> float:
     if isinstance(value, str):
         text = value.strip()
         try:
-            return parse_duration(float(text))
+            number = float(text)
         except ValueError:
-            pass
+            number = None
+        if number is not None:
+            return parse_duration(number)
         pos, total = 0, 0.0
         for match in _PART.finditer(text):
             if match.start() != pos:

@@ -75,7 +75,7 @@ class ScriptError(Model):
 
 class ScriptStep(Model):
     """crewq: one reply of the offline `scripted` provider, played in order per agent."""
-    text: str | None = None
+    text: str | None = Field(None, description="the reply; {input} and {tool_results} are filled in")
     tool_calls: list[ScriptToolCall] = Field(default_factory=list)
     latency: Duration = 0.0
     error: ScriptError | Literal["crash"] | None = None

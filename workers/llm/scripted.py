@@ -38,7 +38,7 @@ class ScriptedProvider(Provider):
             raise self._error(step.error)
         calls = [ToolCall(id=f"call_{request.call_index}_{i}", name=c.name, arguments=c.arguments)
                  for i, c in enumerate(step.tool_calls)]
-        text = step.text if step.text is not None else ("" if calls else "")
+        text = _fill(step.text or "", request)
         usage = Usage(input_tokens=step.input_tokens or _estimate(request),
                       output_tokens=step.output_tokens or max(1, len(text) // 4))
         return LLMReply(text=text, tool_calls=calls, usage=usage, provider=self.name,
@@ -53,6 +53,21 @@ class ScriptedProvider(Provider):
             return TransientProviderError(error.message, provider=self.name, status=error.status,
                                           retry_after=error.retry_after, error_type="scripted")
         return ProviderError(error.message, provider=self.name, status=error.status, error_type="scripted")
+
+
+def _fill(text: str, request: LLMRequest) -> str:
+    """`{input}`: the agent's first message; `{tool_results}`: the results since its last reply, in order.
+    They let a script show what the model was given, which is how tests see it."""
+    if "{input}" in text and request.messages:
+        text = text.replace("{input}", request.messages[0].content)
+    if "{tool_results}" in text:
+        tail = []
+        for message in reversed(request.messages):
+            if message.role != "tool":
+                break
+            tail.append(message.content)
+        text = text.replace("{tool_results}", "|".join(reversed(tail)))
+    return text
 
 
 def _estimate(request: LLMRequest) -> int:

@@ -1,0 +1,155 @@
+"""Shared fixtures: a private redis-server, a Celery app on it, workers in a thread or as
+subprocesses, and a guard that fails any test whose code tries to reach beyond this machine."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from config.settings import Settings
+from scheduler.embedded import in_process_worker
+from scheduler.local_redis import LocalRedis
+from workers.app import create_app, ledger_of
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = socket.gethostname()
+
+
+# -- no live network ------------------------------------------------------------------------------
+
+def _is_local(address) -> bool:
+    host = address[0] if isinstance(address, tuple) else address
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+@pytest.fixture(autouse=True)
+def no_internet(monkeypatch):
+    """Any connection to a non-loopback address fails the test (even if the code swallows the error)."""
+    attempts: list = []
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def check(sock, address):
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and not _is_local(address):
+            attempts.append(address)
+            raise ConnectionRefusedError(f"tests must not reach the network: {address}")
+
+    def connect(sock, address):
+        check(sock, address)
+        return real_connect(sock, address)
+
+    def connect_ex(sock, address):
+        check(sock, address)
+        return real_connect_ex(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    yield attempts
+    assert not attempts, f"code tried to reach the network: {attempts}"
+
+
+# -- redis, app, workers --------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def redis_server():
+    with LocalRedis() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server) -> str:
+    """A clean database on the session's private redis-server."""
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    return redis_server.url
+
+
+@pytest.fixture
+def settings(redis_url) -> Settings:
+    return Settings(redis_url=redis_url)
+
+
+@pytest.fixture
+def app(settings):
+    app = create_app(settings)
+    yield app
+    app.close()
+
+
+@pytest.fixture
+def ledger(app):
+    return ledger_of(app)
+
+
+@pytest.fixture
+def worker(app):
+    """A real Celery worker (threads pool) in a thread of this process."""
+    with in_process_worker(app, concurrency=8, hostname=f"thread@{HOST}"):
+        yield app
+
+
+class WorkerProcesses:
+    """Celery workers as subprocesses (`crewq worker`), for tests that need several hosts or kill one."""
+
+    def __init__(self, app, redis_url: str, logdir: Path):
+        self.app, self.redis_url, self.logdir = app, redis_url, logdir
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, concurrency: int = 8, pool: str = "threads", env: dict | None = None,
+              timeout: float = 60.0) -> str:
+        node = f"{name}@{HOST}"
+        log = open(self.logdir / f"{name}.log", "ab")
+        self.procs[node] = subprocess.Popen(
+            [sys.executable, "-m", "scheduler.cli", "worker", "-n", node, "-c", str(concurrency), "-P", pool,
+             "-l", "WARNING"],
+            env={**os.environ, "CREWQ_REDIS_URL": self.redis_url, **(env or {})}, cwd=ROOT,
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        self.wait_ready(node, timeout)
+        return node
+
+    def wait_ready(self, node: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.procs[node].poll() is not None:
+                raise RuntimeError(f"worker {node} exited: {self.log(node)}")
+            if self.app.control.ping(destination=[node], timeout=0.5):
+                return
+        raise RuntimeError(f"worker {node} not ready after {timeout}s: {self.log(node)}")
+
+    def log(self, node: str) -> str:
+        return (self.logdir / f"{node.split('@')[0]}.log").read_text(errors="replace")[-3000:]
+
+    def kill(self, node: str, sig: int = signal.SIGKILL) -> None:
+        os.killpg(self.procs[node].pid, sig)
+        self.procs[node].wait(10)
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+@pytest.fixture
+def worker_processes(app, redis_url, tmp_path):
+    procs = WorkerProcesses(app, redis_url, tmp_path)
+    yield procs
+    procs.stop_all()

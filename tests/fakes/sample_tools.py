@@ -1,0 +1,16 @@
+"""Custom tools for the tests, loaded by crew files as `python: tests.fakes.sample_tools:NAME`."""
+
+from __future__ import annotations
+
+import time
+
+
+def slow_echo(text: str, delay: float = 0.5) -> str:
+    """Wait `delay` seconds, then return `text`."""
+    time.sleep(delay)
+    return f"echo:{text}"
+
+
+def key_length(api_key: str | None = None) -> str:
+    """Say how long the configured API key is (never the key itself)."""
+    return f"key has {len(api_key or '')} characters"

@@ -1,0 +1,24 @@
+"""Small helpers the tests share: write a crew file, run it to its end through the client API."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from config.loader import load_crew
+from scheduler.runs import Client, submit_loaded
+
+
+def write_crew(folder: Path, text: str, name: str = "crew.yaml") -> Path:
+    path = folder / name
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def run_crew(app, path: Path, inputs: dict | None = None, timeout: float = 60) -> dict:
+    """Submit and follow the run's event stream to its end; returns the final status."""
+    run_id = submit_loaded(app, load_crew(path), inputs or {})
+    client = Client(app)
+    for _ in client.events(run_id, follow=True, timeout=timeout):
+        pass
+    return client.status(run_id)
