@@ -143,13 +143,15 @@ class HTTPProvider(Provider):
         try:
             response = http.send(request, stream=True)
         except httpx.TimeoutException as exc:
-            raise self._transient(f"no reply from {host} within {timeout:g}s ({type(exc).__name__})", "timeout") from None
+            raise self._transient(f"no reply from {host} within {timeout:g}s ({type(exc).__name__})",
+                                  "timeout") from None
         except httpx.TransportError as exc:
             raise self._transient(f"cannot reach {host}: {type(exc).__name__}: {exc}", "connection_error") from None
         try:
             response.read()
         except httpx.TimeoutException as exc:
-            raise self._transient(f"reply from {host} stalled past {timeout:g}s ({type(exc).__name__})", "timeout") from None
+            raise self._transient(f"reply from {host} stalled past {timeout:g}s ({type(exc).__name__})",
+                                  "timeout") from None
         except httpx.TransportError as exc:
             raise self.fail(f"reply body from {host} was cut short (HTTP {response.status_code}, "
                             f"{type(exc).__name__}: {exc})", "truncated_reply", status=response.status_code,
