@@ -1,0 +1,66 @@
+"""What the network built-ins share: settings from `extra`, a base URL, and guarded fetches.
+
+Every network built-in reads `extra.base_url` (so tests and proxies can point it elsewhere),
+`extra.timeout` (seconds) and `extra.allow_private` (turns the address guard off).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+import httpx
+
+from config.errors import ToolError
+from config.schema import ToolSpec
+
+from . import netguard
+from .base import Tool, ToolContext
+
+USER_AGENT = "crewq/0.1 (multi-agent crews on Celery; https://github.com/crewq/crewq)"
+
+
+class NetTool(Tool):
+    default_base_url: str = ""
+    timeout: float = 30.0
+    # A seam for tests (an httpx.MockTransport); None uses the real network through the guard.
+    transport: httpx.BaseTransport | None = None
+
+    def __init__(self, spec: ToolSpec | None = None):
+        super().__init__(spec)
+        if self.spec.extra.get("timeout") is not None:
+            self.timeout = float(self.spec.extra["timeout"])
+
+    @property
+    def allow_private(self) -> bool:
+        return self.spec.extra.get("allow_private") is True
+
+    def option(self, key: str, context: ToolContext, default: Any = None) -> Any:
+        value = self.spec.extra.get(key, default)
+        return self.setting(value, context, f"extra.{key}")
+
+    def base_url(self, context: ToolContext) -> str:
+        return str(self.option("base_url", context, self.default_base_url)).rstrip("/")
+
+    def user_agent(self, context: ToolContext) -> str:
+        return str(self.option("user_agent", context, USER_AGENT))
+
+    def fetch(self, method: str, url: str, context: ToolContext, **kw: Any) -> netguard.Fetched:
+        headers = {"User-Agent": self.user_agent(context), **kw.pop("headers", {})}
+        # The HTTP timeout stays under the tool's, so the model gets the clearer network error.
+        return netguard.fetch(method, url, allow_private=self.allow_private, timeout=self.timeout * 0.9,
+                              headers=headers, transport=self.transport, **kw)
+
+    def fetch_json(self, method: str, url: str, context: ToolContext, **kw: Any) -> Any:
+        kw.setdefault("headers", {})["Accept"] = "application/json"
+        got = self.fetch(method, url, context, **kw)
+        if got.status >= 400:
+            raise ToolError(f"{httpx.URL(url).host} answered HTTP {got.status}: {got.text()[:300]}")
+        try:
+            return json.loads(got.body)
+        except ValueError:
+            raise ToolError(f"{httpx.URL(url).host} answered with something that is not JSON") from None
+
+
+def pick(data: Mapping[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: data[k] for k in keys if data.get(k) not in (None, "")}
