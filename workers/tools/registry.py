@@ -3,11 +3,17 @@
 A factory takes the tool's `ToolSpec` from the crew file and returns the tools it provides (one
 for a built-in; several for a server that publishes many). An agent's `tools:` entry names a
 built-in, or a `tools[]` entry by its `name` (or, for servers, its `extra.server_name`).
+
+Installed packages add tools through the `crewq.tools` entry point group: the entry point's name
+is the tool name, its value a factory `f(spec) -> list[Tool]` or a `Tool` subclass. They are
+imported only when a crew uses them.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+import inspect
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any, Callable, Mapping
 
 from config.errors import ConfigError
 from config.loader import suggest
@@ -15,23 +21,55 @@ from config.schema import Agent, Crew, ToolSpec
 
 from .base import Tool
 from .files import ListFiles, ReadFile, WriteFile
+from .http_request import HttpRequest
+from .mcp import McpTool, mcp_tools
 from .python_tool import PythonTool
+from .read_url import ReadUrl
+from .web_search import WebSearch
+from .wikipedia import Wikipedia
 
 ToolFactory = Callable[[ToolSpec], list[Tool]]
+ENTRY_POINT_GROUP = "crewq.tools"
 
 _FACTORIES: dict[str, ToolFactory] = {
     "read_file": lambda spec: [ReadFile(spec)],
     "write_file": lambda spec: [WriteFile(spec)],
     "list_files": lambda spec: [ListFiles(spec)],
+    "web_search": lambda spec: [WebSearch(spec)],
+    "wikipedia": lambda spec: [Wikipedia(spec)],
+    "http_request": lambda spec: [HttpRequest(spec)],
+    "read_url": lambda spec: [ReadUrl(spec)],
+    "mcp": mcp_tools,
 }
+# Factories that resolve `env:` references while building (discovery), so they get the env.
+_WANTS_ENV = {"mcp"}
 
 
-def register_tool(name: str, factory: ToolFactory) -> None:
+def register_tool(name: str, factory: ToolFactory, *, wants_env: bool = False) -> None:
     _FACTORIES[name] = factory
+    if wants_env:
+        _WANTS_ENV.add(name)
+
+
+def _entry_points() -> dict[str, EntryPoint]:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _known() -> set[str]:
+    return set(_FACTORIES) | set(_entry_points())
 
 
 def builtin_names() -> list[str]:
-    return sorted(_FACTORIES)
+    """Every tool name a crew may use without a `python:` key (built-ins and installed packages)."""
+    return sorted(_known())
+
+
+def source_of(name: str) -> str:
+    if name in _FACTORIES:
+        return "builtin"
+    ep = _entry_points().get(name)
+    dist = getattr(getattr(ep, "dist", None), "name", None)
+    return f"package {dist}" if dist else "package"
 
 
 def spec_for(crew: Crew, name: str) -> ToolSpec | None:
@@ -41,37 +79,89 @@ def spec_for(crew: Crew, name: str) -> ToolSpec | None:
     return None
 
 
+def specs_for(crew: Crew, name: str) -> list[ToolSpec]:
+    """Every `tools[]` entry a name refers to: `mcp` means every MCP server named just `mcp`."""
+    by_server = [s for s in crew.tools if s.extra.get("server_name") == name]
+    return by_server or [s for s in crew.tools if s.name == name]
+
+
 def unknown_tools(crew: Crew) -> list[tuple[int, int, str, str | None]]:
     """(agent index, tool index, name, hint) for every tool an agent names that nothing provides."""
-    known = set(_FACTORIES) | {s.name for s in crew.tools} | {
+    factories = _known()
+    known = factories | {s.name for s in crew.tools} | {
         s.extra["server_name"] for s in crew.tools if s.extra.get("server_name")}
     found = []
     for i, agent in enumerate(crew.agents):
         for j, name in enumerate(agent.tools):
             if name not in known:
                 found.append((i, j, name, suggest(name, known)))
-    for spec in crew.tools:
-        if not spec.python and spec.name not in _FACTORIES:
-            found.append((-1, crew.tools.index(spec), spec.name, suggest(spec.name, _FACTORIES)))
+    for index, spec in enumerate(crew.tools):
+        if not spec.python and spec.name not in factories:
+            found.append((-1, index, spec.name, suggest(spec.name, factories)))
     return found
 
 
-def build_tools(spec: ToolSpec) -> list[Tool]:
+def build_tools(spec: ToolSpec, env: Mapping[str, str] | None = None) -> list[Tool]:
     if spec.python:
         return [PythonTool(spec)]
+    factory = _FACTORIES.get(spec.name)
+    if factory is None:
+        factory = _load_entry_point(spec.name)
+    if spec.name in _WANTS_ENV:
+        return list(factory(spec, env))  # type: ignore[call-arg]
+    return list(factory(spec))
+
+
+def _load_entry_point(name: str) -> ToolFactory:
+    ep = _entry_points().get(name)
+    if ep is None:
+        raise ConfigError(f"unknown tool {name!r}", key=f"tools.{name}", hint=suggest(name, _known()))
     try:
-        factory = _FACTORIES[spec.name]
-    except KeyError:
-        raise ConfigError(f"unknown tool {spec.name!r}", key=f"tools.{spec.name}",
-                          hint=suggest(spec.name, _FACTORIES)) from None
-    return factory(spec)
+        target: Any = ep.load()
+    except Exception as exc:  # a broken plugin is the user's to fix; say which one
+        raise ConfigError(f"tool {name!r} from package entry point {ep.value!r} cannot be loaded: {exc}",
+                          key=f"tools.{name}") from None
+    if inspect.isclass(target) and issubclass(target, Tool):
+        return lambda spec: [target(spec)]
+    if not callable(target):
+        raise ConfigError(f"entry point {ep.value!r} is neither a Tool subclass nor a factory", key=f"tools.{name}")
+
+    def factory(spec: ToolSpec) -> list[Tool]:
+        made = target(spec)
+        tools = [made] if isinstance(made, Tool) else list(made)
+        if not all(isinstance(t, Tool) for t in tools):
+            raise ConfigError(f"entry point {ep.value!r} returned something that is not a Tool", key=f"tools.{name}")
+        return tools
+    return factory
 
 
-def toolbox(crew: Crew, agent: Agent) -> dict[str, Tool]:
-    """The tools one agent may call, by the name the model sees."""
+def toolbox(crew: Crew, agent: Agent, env: Mapping[str, str] | None = None) -> dict[str, Tool]:
+    """The tools one agent may call, by the name the model sees.
+
+    `env` resolves `env:` references needed to build tools (MCP servers' headers); None means
+    this process's environment.
+    """
     tools: dict[str, Tool] = {}
+    seen: set[int] = set()
     for name in agent.tools:
-        spec = spec_for(crew, name) or ToolSpec(name=name)
-        for tool in build_tools(spec):
-            tools.setdefault(tool.name, tool)
+        for spec in specs_for(crew, name) or [ToolSpec(name=name)]:
+            if id(spec) in seen:
+                continue
+            seen.add(id(spec))
+            for tool in build_tools(spec, env):
+                _add(tools, tool)
     return tools
+
+
+def _add(tools: dict[str, Tool], tool: Tool) -> None:
+    """On a name clash an MCP tool steps aside as `server_name.tool` (its wire name is kept)."""
+    existing = tools.get(tool.name)
+    if existing is None:
+        tools[tool.name] = tool
+        return
+    if isinstance(tool, McpTool):
+        tools.setdefault(f"{tool.server_name}.{tool.name}", tool.renamed(f"{tool.server_name}.{tool.name}"))
+    elif isinstance(existing, McpTool):
+        tools[tool.name] = tool
+        moved = f"{existing.server_name}.{existing.name}"
+        tools.setdefault(moved, existing.renamed(moved))
