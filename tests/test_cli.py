@@ -1,0 +1,126 @@
+"""The `crewq` command line: the embedded default end to end, and the fleet commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from scheduler.cli import main
+
+from helpers import write_crew
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def crewq_redis_pids() -> set[int]:
+    """redis-servers started by crewq (their --dir is a crewq-redis- temporary folder)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"redis-server" in cmdline and b"crewq-redis-" in cmdline:
+                found.add(int(entry.name))
+    return found
+
+
+def test_demo_on_the_embedded_default_twice_leaves_nothing_behind(tmp_path):
+    before = crewq_redis_pids()
+    env = {k: v for k, v in os.environ.items() if k not in ("CREWQ_REDIS_URL", "REDIS_URL")}
+    for _ in range(2):
+        out = tmp_path / "explainer.md"
+        proc = subprocess.run([sys.executable, "-m", "scheduler.cli", "run", "config/crews/demo.yaml",
+                               "--input", "topic=tides", "-o", str(out)],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        for line in ("planner     waiting", "researcher  running  turn 1", "researcher  tool calls: read_file, read_file",
+                     "writer      done     after 1 turn", "run         succeeded"):
+            assert line in proc.stderr
+        assert proc.stdout.startswith("Tides: why the sea breathes")
+        assert out.read_text().startswith("Tides: why the sea breathes")
+        assert crewq_redis_pids() == before
+        assert proc.returncode == 0
+
+
+def test_run_json_and_output_file_relative_to_the_crew(tmp_path):
+    path = write_crew(tmp_path, """
+        runtime: {llm_provider: scripted}
+        task: {input: "about {topic}", output_file: out/deep/result.md}
+        agents:
+          - {id: a, script: [{text: "A on {input}"}]}
+        """)
+    env = {k: v for k, v in os.environ.items() if k not in ("CREWQ_REDIS_URL", "REDIS_URL")}
+    proc = subprocess.run([sys.executable, "-m", "scheduler.cli", "run", str(path), "-i", "topic=owls", "--json"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["status"] == "succeeded" and result["output"] == "A on Task:\nabout owls"
+    assert result["agents"]["a"]["status"] == "succeeded" and result["usage"]["llm_calls"] == 1
+    assert (tmp_path / "out/deep/result.md").read_text() == "A on Task:\nabout owls\n"
+
+
+def test_failed_run_exits_1_with_the_reason(tmp_path):
+    path = write_crew(tmp_path, """
+        runtime: {llm_provider: scripted}
+        agents:
+          - {id: a, script: [{error: crash}]}
+        """)
+    env = {k: v for k, v in os.environ.items() if k not in ("CREWQ_REDIS_URL", "REDIS_URL")}
+    proc = subprocess.run([sys.executable, "-m", "scheduler.cli", "run", str(path)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "agent a failed after 1 attempt: scripted: scripted crash" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_submit_status_and_events_on_a_fleet(worker, redis_url, tmp_path):
+    path = write_crew(tmp_path, """
+        runtime: {name: fleet-crew, llm_provider: scripted}
+        agents:
+          - {id: a, script: [{text: first}]}
+          - {id: b, depends_on: [a], script: [{text: second}]}
+        """)
+    runner = CliRunner()
+    env = {"CREWQ_REDIS_URL": redis_url}
+    submitted = runner.invoke(main, ["submit", str(path)], env=env)
+    assert submitted.exit_code == 0, submitted.output
+    run_id = submitted.output.strip()
+    assert len(run_id) == 16
+
+    followed = runner.invoke(main, ["events", run_id, "--follow", "--json"], env=env)
+    kinds = [json.loads(line)["type"] for line in followed.output.splitlines()]
+    assert kinds[0] == "run_submitted" and kinds[-1] == "run_finished"
+    assert kinds.count("wave_emitted") == 2 and kinds.count("agent_succeeded") == 2
+
+    shown = runner.invoke(main, ["status", run_id], env=env)
+    assert shown.exit_code == 0
+    assert f"run {run_id}  fleet-crew  succeeded" in shown.output
+    assert "second" in shown.output and "succeeded" in shown.output
+
+    missing = runner.invoke(main, ["status", "nope"], env=env)
+    assert missing.exit_code == 1 and "run nope not found" in missing.output
+
+
+def test_fleet_commands_need_a_broker(tmp_path):
+    result = CliRunner().invoke(main, ["status", "x"], env={"CREWQ_REDIS_URL": "", "REDIS_URL": ""})
+    assert result.exit_code == 2 and "set CREWQ_REDIS_URL" in result.output
+
+
+def test_init_never_overwrites(tmp_path):
+    runner = CliRunner()
+    (tmp_path / ".gitignore").write_text("mine\n")
+    result = runner.invoke(main, ["init", str(tmp_path)])
+    assert result.exit_code == 0
+    assert f"kept     {tmp_path / '.gitignore'} (exists)" in result.output
+    assert (tmp_path / ".gitignore").read_text() == "mine\n"
+    assert "env:ANTHROPIC_API_KEY" in (tmp_path / "crew.yaml").read_text()
+    assert (tmp_path / ".env.example").exists()
+    (tmp_path / ".env").write_text("")
+    assert runner.invoke(main, ["validate", str(tmp_path / "crew.yaml")]).exit_code == 0
