@@ -259,4 +259,4 @@ def test_missing_env_variable_fails_the_agent_by_name(app, worker, tmp_path):
     status = run_crew(app, path)
     assert status["status"] == "failed"
     assert "CREWQ_SURELY_UNSET_VAR is not set" in status["error"]
-    assert "agents.a.llm.api_key" in status["error"]
+    assert "runtime.api_key" in status["error"]

@@ -12,15 +12,16 @@ import time
 from celery import chord, group, shared_task
 from celery.exceptions import Ignore, Retry
 
-from config import envref
 from config.errors import ConfigError, ProviderError, TransientProviderError
 
 from .app import TOOL_TASK, TURN_TASK, ledger_of, settings_of
 from .conversation import rebuild
 from .ledger import TERMINAL, Ledger
+from .llm.chain import llm_chain
 from .llm.dispatch import call_llm
+from .llm.pricing import estimate_cost
 from .llm.retry import countdown
-from .llm.types import LLMConfig, LLMReply, LLMRequest
+from .llm.types import LLMReply, LLMRequest
 from .prompts import system_prompt
 from .resources import environment, tools_for
 from .runspec import RunSpec
@@ -42,14 +43,6 @@ def agent_turn(self, run_id: str, agent_id: str, turn: int = 0, attempt: int = 0
     except Exception as exc:  # a bug must fail the agent visibly, never hang the chord
         log.exception("turn %s/%s/%s failed", run_id, agent_id, turn)
         return turn_.fail(f"internal error: {type(exc).__name__}: {exc}")
-
-
-def llm_configs(spec: RunSpec, agent_id: str, env) -> list[LLMConfig]:
-    """The agent's provider chain with env: references resolved, here in the worker."""
-    agent = spec.crew.agent(agent_id)
-    llm = spec.crew.llm_of(agent)
-    values = envref.resolve(llm.model_dump(), env, key=f"agents.{agent_id}.llm")
-    return [LLMConfig(**values)]
 
 
 class Turn:
@@ -112,11 +105,13 @@ class Turn:
                              tools=[t.schema() for t in tools.values()], timeout=deadline,
                              run_id=self.run_id, agent_id=self.agent_id,
                              call_index=ledger.call_index(self.run_id, self.agent_id, call_key))
-        env = environment(self.spec)
         began = time.time()
         try:
-            reply = call_llm(llm_configs(self.spec, self.agent_id, env), self.agent, request,
-                             redis=ledger.redis, prefix=ledger.keys.prefix)
+            chain = llm_chain(self.spec.crew, self.agent, environment(self.spec))
+            # Once the primary's retries are used up, the fallbacks (if any) get their turn.
+            exhausted = retries >= self.agent.max_retries and len(chain) > 1
+            reply = call_llm(chain, self.agent, request, redis=ledger.redis, prefix=ledger.keys.prefix,
+                             exhausted=exhausted)
         except TransientProviderError as exc:
             if retries >= self.agent.max_retries:
                 return self.fail(f"{exc} (after {retries + 1} tries)")
@@ -129,11 +124,12 @@ class Turn:
         won, stored = ledger.record_reply(self.run_id, self.agent_id, self.attempt, self.turn,
                                           reply.model_dump(mode="json"))
         if won:
-            ledger.add_usage(self.run_id, self.agent_id, reply.usage.input_tokens, reply.usage.output_tokens)
+            cost = estimate_cost(reply.provider, reply.model, reply.usage)
+            ledger.add_usage(self.run_id, self.agent_id, reply.usage.input_tokens, reply.usage.output_tokens, cost)
             ledger.event(self.run_id, "llm_call", self.agent_id, turn=self.turn, provider=reply.provider,
                          model=reply.model, input_tokens=reply.usage.input_tokens,
-                         output_tokens=reply.usage.output_tokens, seconds=round(time.time() - began, 3),
-                         tool_calls=[c.name for c in reply.tool_calls])
+                         output_tokens=reply.usage.output_tokens, cost_usd=cost,
+                         seconds=round(time.time() - began, 3), tool_calls=[c.name for c in reply.tool_calls])
         return stored
 
     def call_tools(self, reply: LLMReply, budget) -> dict:
