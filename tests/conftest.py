@@ -108,12 +108,12 @@ class WorkerProcesses:
         self.procs: dict[str, subprocess.Popen] = {}
 
     def start(self, name: str, concurrency: int = 8, pool: str = "threads", env: dict | None = None,
-              timeout: float = 60.0) -> str:
+              timeout: float = 60.0, loglevel: str = "WARNING") -> str:
         node = f"{name}@{HOST}"
         log = open(self.logdir / f"{name}.log", "ab")
         self.procs[node] = subprocess.Popen(
             [sys.executable, "-m", "scheduler.cli", "worker", "-n", node, "-c", str(concurrency), "-P", pool,
-             "-l", "WARNING"],
+             "-l", loglevel],
             env={**os.environ, "CREWQ_REDIS_URL": self.redis_url, **(env or {})}, cwd=ROOT,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
@@ -124,13 +124,13 @@ class WorkerProcesses:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.procs[node].poll() is not None:
-                raise RuntimeError(f"worker {node} exited: {self.log(node)}")
+                raise RuntimeError(f"worker {node} exited: {self.log(node)[-3000:]}")
             if self.app.control.ping(destination=[node], timeout=0.5):
                 return
-        raise RuntimeError(f"worker {node} not ready after {timeout}s: {self.log(node)}")
+        raise RuntimeError(f"worker {node} not ready after {timeout}s: {self.log(node)[-3000:]}")
 
     def log(self, node: str) -> str:
-        return (self.logdir / f"{node.split('@')[0]}.log").read_text(errors="replace")[-3000:]
+        return (self.logdir / f"{node.split('@')[0]}.log").read_text(errors="replace")
 
     def kill(self, node: str, sig: int = signal.SIGKILL) -> None:
         os.killpg(self.procs[node].pid, sig)
