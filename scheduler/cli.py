@@ -140,6 +140,22 @@ def worker(queues, pool, concurrency, hostname, loglevel):
     commands.worker(queues, pool, concurrency, hostname, loglevel)
 
 
+@main.group()
+def tools():
+    """Tools: built-ins, installed packages' tools, and what a crew's MCP servers publish."""
+
+
+@tools.command("list")
+@click.argument("file", type=click.Path(dir_okay=False), required=False)
+def tools_list(file):
+    """List the built-in tools, and with FILE, the crew's custom and MCP tools (servers are contacted)."""
+    from workers.tools.listing import list_tools
+    rows = list_tools(file)
+    width = max((len(r.name) for r in rows), default=4)
+    for row in rows:
+        click.echo(f"{row.name:<{width}}  {row.source:<24}  {row.description.splitlines()[0] if row.description else ''}")
+
+
 @main.command()
 def schema():
     """Print the JSON Schema of the crew file, for editors."""

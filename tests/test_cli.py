@@ -124,3 +124,18 @@ def test_init_never_overwrites(tmp_path):
     assert (tmp_path / ".env.example").exists()
     (tmp_path / ".env").write_text("")
     assert runner.invoke(main, ["validate", str(tmp_path / "crew.yaml")]).exit_code == 0
+
+
+def test_tools_list_shows_builtins_and_a_crews_python_tool(tmp_path):
+    path = write_crew(tmp_path, """
+        runtime: {llm_provider: scripted}
+        tools:
+          - {name: echo, python: "tests.fakes.sample_tools:slow_echo"}
+        agents:
+          - {id: a, tools: [echo], script: [{text: x}]}
+        """)
+    result = CliRunner().invoke(main, ["tools", "list", str(path)])
+    assert result.exit_code == 0, result.output
+    names = {line.split()[0]: line for line in result.output.splitlines()}
+    assert {"read_file", "web_search", "wikipedia", "http_request", "read_url", "echo"} <= set(names)
+    assert "python tests.fakes.sample_tools:slow_echo" in names["echo"]

@@ -38,7 +38,7 @@ def tools_for(spec: RunSpec, agent_id: str) -> dict[str, Tool]:
         if key in _TOOLBOXES:
             _TOOLBOXES.move_to_end(key)
             return _TOOLBOXES[key]
-    tools = toolbox(spec.crew, spec.crew.agent(agent_id))
+    tools = toolbox(spec.crew, spec.crew.agent(agent_id), env=environment(spec))
     with _LOCK:
         _TOOLBOXES[key] = tools
         while len(_TOOLBOXES) > _MAX:
