@@ -100,6 +100,8 @@ class Agent(Model):
     max_total_tool_calls: int = Field(50, ge=0)
     max_duplicate_tool_calls: int = Field(2, ge=1, description="identical calls (name and arguments) allowed")
     script: list[ScriptStep] = Field(default_factory=list, description="crewq: replies for the scripted provider")
+    queue: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:-]+$",
+                              description="crewq: the Celery queue its turns go to (e.g. a GPU or local-Ollama host)")
 
 
 class ToolSpec(Model):

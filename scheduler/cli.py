@@ -162,5 +162,9 @@ def schema():
     click.echo(json.dumps(json_schema(), indent=2))
 
 
+# Commands of the fleet (supervisor, beat, ...) live in their own modules and register on `main`.
+from . import cli_fleet  # noqa: E402,F401
+
+
 if __name__ == "__main__":
     main()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import Celery, chord, group
 
-from workers.app import ADVANCE_TASK, TURN_TASK, ledger_of
+from workers.app import ADVANCE_TASK, ledger_of, turn_signature
 from workers.runspec import RunSpec
 
 
@@ -13,7 +13,6 @@ def emit_wave(app: Celery, spec: RunSpec, wave: int, agents: list[str] | None = 
     ledger = ledger_of(app)
     agents = agents or spec.waves[wave]
     states = ledger.agents(spec.run_id, agents)
-    header = group(app.signature(TURN_TASK, args=(spec.run_id, a, 0, int(states[a].get("attempt") or 0)),
-                                 immutable=True) for a in agents)
+    header = group(turn_signature(app, spec, a, 0, int(states[a].get("attempt") or 0)) for a in agents)
     ledger.event(spec.run_id, "wave_emitted", wave=wave, agents=agents)
     chord(header, app.signature(ADVANCE_TASK, args=(spec.run_id, wave))).apply_async()

@@ -108,12 +108,12 @@ class WorkerProcesses:
         self.procs: dict[str, subprocess.Popen] = {}
 
     def start(self, name: str, concurrency: int = 8, pool: str = "threads", env: dict | None = None,
-              timeout: float = 60.0, loglevel: str = "WARNING") -> str:
+              timeout: float = 60.0, loglevel: str = "WARNING", queues: str | None = None) -> str:
         node = f"{name}@{HOST}"
         log = open(self.logdir / f"{name}.log", "ab")
         self.procs[node] = subprocess.Popen(
             [sys.executable, "-m", "scheduler.cli", "worker", "-n", node, "-c", str(concurrency), "-P", pool,
-             "-l", loglevel],
+             "-l", loglevel] + (["-Q", queues] if queues else []),
             env={**os.environ, "CREWQ_REDIS_URL": self.redis_url, **(env or {})}, cwd=ROOT,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()

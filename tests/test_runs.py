@@ -260,3 +260,20 @@ def test_missing_env_variable_fails_the_agent_by_name(app, worker, tmp_path):
     assert status["status"] == "failed"
     assert "CREWQ_SURELY_UNSET_VAR is not set" in status["error"]
     assert "runtime.api_key" in status["error"]
+
+
+def test_an_agent_with_a_queue_runs_on_the_workers_of_that_queue(app, worker, worker_processes, tmp_path):
+    gpu = worker_processes.start("gpu", concurrency=2, env={}, queues="gpu")
+    path = write_crew(tmp_path, """
+        runtime: {llm_provider: scripted}
+        agents:
+          - {id: local, script: [{text: a}]}
+          - id: heavy
+            queue: gpu
+            tools: [list_files]
+            script: [{tool_calls: [{name: list_files}]}, {text: b}]
+        """)
+    status = run_crew(app, path)
+    assert status["status"] == "succeeded"
+    assert status["agents"]["heavy"]["hostname"] == gpu
+    assert status["agents"]["local"]["hostname"] != gpu

@@ -60,6 +60,13 @@ def create_app(settings: Settings | None = None, *, name: str = "crewq") -> Cele
     return app
 
 
+def turn_signature(app: Celery, spec, agent_id: str, turn: int, attempt: int):
+    """An agent's turn, on the agent's own queue when it names one (capability routing)."""
+    queue = spec.crew.agent(agent_id).queue
+    options = {"queue": queue} if queue else {}
+    return app.signature(TURN_TASK, args=(spec.run_id, agent_id, turn, attempt), immutable=True, **options)
+
+
 def settings_of(app: Celery) -> Settings:
     return Settings(**app.conf.crewq_settings)
 

@@ -14,7 +14,7 @@ from celery.exceptions import Ignore, Retry
 
 from config.errors import ConfigError, ProviderError, TransientProviderError
 
-from .app import TOOL_TASK, TURN_TASK, ledger_of, settings_of
+from .app import TOOL_TASK, TURN_TASK, ledger_of, settings_of, turn_signature
 from .conversation import rebuild
 from .ledger import TERMINAL, Ledger
 from .llm.chain import llm_chain
@@ -146,8 +146,7 @@ class Turn:
                 self.ledger.event(self.run_id, "tool_skipped", self.agent_id, turn=self.turn, index=index,
                                   name=call.name, reason=reason)
         app = self.task.app
-        next_turn = app.signature(TURN_TASK, args=(self.run_id, self.agent_id, self.turn + 1, self.attempt),
-                                  immutable=True)
+        next_turn = turn_signature(app, self.spec, self.agent_id, self.turn + 1, self.attempt)
         if not to_run:
             return self.task.replace(next_turn)
         calls = group(app.signature(TOOL_TASK, args=(self.run_id, self.agent_id, self.attempt, self.turn, i),

@@ -14,6 +14,7 @@ from typing import Any, Iterable
 import redis
 
 from ..runspec import RunSpec
+from . import metrics
 from .keys import Keys
 
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -184,6 +185,7 @@ class Ledger:
         pipe = self.redis.pipeline(transaction=False)
         pipe.xadd(key, fields)
         pipe.expire(key, self.ttl)
+        metrics.record(pipe, self.keys, type_, agent, data)
         return pipe.execute()[0]
 
     def events(self, run_id: str, after: str = "0-0", block_ms: int | None = None,
