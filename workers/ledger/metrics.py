@@ -1,23 +1,213 @@
 """Fleet-wide counters, kept in Redis as events are written; the supervisor serves them to Prometheus.
 
 `record` runs inside the pipeline of every `Ledger.event`, so counting costs no extra round trip.
-    {p}:metrics   hash   "<counter>|<label>=<value>,..." → number
+
+    {p}:metrics   hash   "<metric>|<label>=<value>,..." → number
+
+A field is one sample of a counter, or one part of a histogram: `<name>_sum`, `<name>_count` and
+`<name>_bucket` with an `le` label (cumulative, as Prometheus wants them). `METRICS` names every
+metric, its kind, help text and labels; `scheduler.metrics` turns the hash into metric families.
+
+Labels stay few and bounded: provider, model, tool, status, policy, action, agent id. Never a run id
+(one series per run would grow without end), never text from a conversation.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from .keys import Keys
+
+# Buckets (seconds): an LLM call takes 0.1 s to minutes, an agent seconds to an hour.
+LLM_BUCKETS = (0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+TOOL_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60)
+AGENT_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    kind: str  # "counter" | "histogram"
+    help: str
+    labels: tuple[str, ...] = ()
+    buckets: tuple[float, ...] = ()
+
+
+METRICS = {m.name: m for m in (
+    Metric("crewq_events_total", "counter", "Events written to run logs, by type", ("type",)),
+    Metric("crewq_runs_submitted_total", "counter", "Runs submitted"),
+    Metric("crewq_runs_finished_total", "counter", "Runs ended, by final status", ("status",)),
+    Metric("crewq_runs_resumed_total", "counter", "Failed or cancelled runs resumed"),
+    Metric("crewq_waves_emitted_total", "counter", "Waves of agents emitted"),
+    Metric("crewq_turns_total", "counter", "Agent turns started (one LLM call each, retries included)",
+           ("agent",)),
+    Metric("crewq_agents_finished_total", "counter", "Agent attempts ended, by outcome",
+           ("agent", "status")),
+    Metric("crewq_agent_seconds", "histogram", "Wall-clock time of a successful agent attempt",
+           ("agent",), AGENT_BUCKETS),
+    Metric("crewq_agent_turns", "histogram", "Turns a successful agent attempt took", ("agent",),
+           (1, 2, 3, 5, 8, 13, 21)),
+    Metric("crewq_llm_calls_total", "counter", "LLM calls answered", ("provider", "model")),
+    Metric("crewq_llm_retries_total", "counter", "Transient LLM errors retried inside a turn"),
+    Metric("crewq_llm_tokens_total", "counter", "LLM tokens", ("provider", "model", "direction")),
+    Metric("crewq_llm_cost_usd_total", "counter", "Estimated LLM cost in US dollars", ("provider", "model")),
+    Metric("crewq_llm_seconds", "histogram", "Duration of an answered LLM call", ("provider", "model"),
+           LLM_BUCKETS),
+    Metric("crewq_tool_calls_total", "counter", "Tool calls, by tool and outcome (ok, error, skipped)",
+           ("tool", "status")),
+    Metric("crewq_tool_seconds", "histogram", "Duration of a tool call", ("tool",), TOOL_BUCKETS),
+    Metric("crewq_decisions_total", "counter", "Supervisor decisions on agent failures",
+           ("action", "policy")),
+    Metric("crewq_restarts_total", "counter", "Agent restarts decided by the supervisor, by policy",
+           ("policy",)),
+    Metric("crewq_requeues_total", "counter", "Turns and tool calls requeued from dead workers"),
+)}
 
 
 def metrics_key(keys: Keys) -> str:
     return f"{keys.prefix}:metrics"
 
 
+def _escape(value: Any) -> str:
+    text = "" if value is None else str(value)
+    for char in "%,=|":
+        text = text.replace(char, f"%{ord(char):02X}")
+    return text
+
+
+def _unescape(text: str) -> str:
+    for char in "|=,%":
+        text = text.replace(f"%{ord(char):02X}", char)
+    return text
+
+
 def field(name: str, **labels: Any) -> str:
-    return name + "|" + ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    return name + "|" + ",".join(f"{k}={_escape(v)}" for k, v in sorted(labels.items()))
+
+
+def parse_field(text: str) -> tuple[str, dict[str, str]]:
+    """The inverse of `field`: (name, labels)."""
+    name, _, rest = text.partition("|")
+    labels = {}
+    for pair in rest.split(",") if rest else ():
+        key, _, value = pair.partition("=")
+        labels[key] = _unescape(value)
+    return name, labels
+
+
+def _count(pipe, key: str, name: str, amount: int = 1, **labels: Any) -> None:
+    pipe.hincrby(key, field(name, **labels), amount)
+
+
+def _observe(pipe, key: str, name: str, value: float, **labels: Any) -> None:
+    """A histogram observation: sum, count and every cumulative bucket the value falls in."""
+    pipe.hincrbyfloat(key, field(name + "_sum", **labels), value)
+    pipe.hincrby(key, field(name + "_count", **labels), 1)
+    for bound in METRICS[name].buckets:
+        if value <= bound:
+            pipe.hincrby(key, field(name + "_bucket", le=bound, **labels), 1)
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def record(pipe, keys: Keys, type_: str, agent: str | None, data: dict[str, Any]) -> None:
-    pipe.hincrby(metrics_key(keys), field("crewq_events_total", type=type_), 1)
+    """Count one event (queued on the caller's pipeline; nothing is read)."""
+    key = metrics_key(keys)
+    _count(pipe, key, "crewq_events_total", type=type_)
+    handler = _HANDLERS.get(type_)
+    if handler is not None:
+        handler(pipe, key, agent or "", data)
+
+
+def _run_submitted(pipe, key, agent, data):
+    _count(pipe, key, "crewq_runs_submitted_total")
+
+
+def _run_finished(pipe, key, agent, data):
+    _count(pipe, key, "crewq_runs_finished_total", status=data.get("status", "?"))
+
+
+def _run_resumed(pipe, key, agent, data):
+    _count(pipe, key, "crewq_runs_resumed_total")
+
+
+def _wave_emitted(pipe, key, agent, data):
+    _count(pipe, key, "crewq_waves_emitted_total")
+
+
+def _turn_started(pipe, key, agent, data):
+    _count(pipe, key, "crewq_turns_total", agent=agent)
+
+
+def _agent_succeeded(pipe, key, agent, data):
+    _count(pipe, key, "crewq_agents_finished_total", agent=agent, status="succeeded")
+    seconds, turns = _number(data.get("seconds")), _number(data.get("turns"))
+    if seconds is not None:
+        _observe(pipe, key, "crewq_agent_seconds", seconds, agent=agent)
+    if turns is not None:
+        _observe(pipe, key, "crewq_agent_turns", turns, agent=agent)
+
+
+def _agent_failed(pipe, key, agent, data):
+    _count(pipe, key, "crewq_agents_finished_total", agent=agent, status="failed")
+
+
+def _agent_skipped(pipe, key, agent, data):
+    _count(pipe, key, "crewq_agents_finished_total", agent=agent, status="skipped")
+
+
+def _llm_call(pipe, key, agent, data):
+    labels = {"provider": data.get("provider") or "?", "model": data.get("model") or "?"}
+    _count(pipe, key, "crewq_llm_calls_total", **labels)
+    for direction in ("input", "output"):
+        tokens = _number(data.get(f"{direction}_tokens"))
+        if tokens:
+            _count(pipe, key, "crewq_llm_tokens_total", int(tokens), direction=direction, **labels)
+    cost = _number(data.get("cost_usd"))
+    if cost:
+        pipe.hincrbyfloat(key, field("crewq_llm_cost_usd_total", **labels), cost)
+    seconds = _number(data.get("seconds"))
+    if seconds is not None:
+        _observe(pipe, key, "crewq_llm_seconds", seconds, **labels)
+
+
+def _llm_retry(pipe, key, agent, data):
+    _count(pipe, key, "crewq_llm_retries_total")
+
+
+def _tool_result(pipe, key, agent, data):
+    tool = data.get("name") or "?"
+    _count(pipe, key, "crewq_tool_calls_total", tool=tool, status="error" if data.get("is_error") else "ok")
+    started, finished = _number(data.get("started_at")), _number(data.get("finished_at"))
+    if started is not None and finished is not None:
+        _observe(pipe, key, "crewq_tool_seconds", max(finished - started, 0.0), tool=tool)
+
+
+def _tool_skipped(pipe, key, agent, data):
+    _count(pipe, key, "crewq_tool_calls_total", tool=data.get("name") or "?", status="skipped")
+
+
+def _decision(pipe, key, agent, data):
+    action, policy = data.get("action") or "?", data.get("policy") or "?"
+    _count(pipe, key, "crewq_decisions_total", action=action, policy=policy)
+    if action == "restart":
+        _count(pipe, key, "crewq_restarts_total", policy=policy)
+
+
+def _requeued(pipe, key, agent, data):
+    _count(pipe, key, "crewq_requeues_total")
+
+
+_HANDLERS = {
+    "run_submitted": _run_submitted, "run_finished": _run_finished, "run_resumed": _run_resumed,
+    "wave_emitted": _wave_emitted, "turn_started": _turn_started, "agent_succeeded": _agent_succeeded,
+    "agent_failed": _agent_failed, "agent_skipped": _agent_skipped, "llm_call": _llm_call,
+    "llm_retry": _llm_retry, "tool_result": _tool_result, "tool_skipped": _tool_skipped,
+    "decision": _decision, "requeued": _requeued,
+}

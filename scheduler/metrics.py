@@ -1,0 +1,118 @@
+"""Prometheus metrics of crewq's own, read from the ledger's `{prefix}:metrics` hash on each scrape.
+
+    server = serve_metrics(ledger, port=9808)     # GET http://host:9808/metrics
+    server.shutdown()
+
+The counters are written by every worker (`workers.ledger.metrics.record`, inside each event's
+pipeline), so one scrape of one supervisor sees the whole fleet, and nothing is lost when a process
+restarts. Besides the counters, two gauges are read live: runs not yet ended, and workers whose
+heartbeat is fresh.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from typing import Iterator
+
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+
+from workers.ledger import Ledger
+from workers.ledger.metrics import METRICS, metrics_key, parse_field
+
+log = logging.getLogger(__name__)
+
+
+class LedgerCollector:
+    """A custom collector: one HGETALL (and two small reads) per scrape, no state in this process."""
+
+    def __init__(self, ledger: Ledger):
+        self.ledger = ledger
+
+    def describe(self) -> list[Metric]:
+        return []  # registering must not touch Redis; the families are known only at scrape time
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            raw, active, workers = self._read()
+        except Exception as exc:  # Redis away: say so, rather than fail the whole scrape
+            log.warning("metrics: cannot read the ledger: %s", exc)
+            yield GaugeMetricFamily("crewq_ledger_up", "1 if the ledger (Redis) answered this scrape", value=0)
+            return
+        yield GaugeMetricFamily("crewq_ledger_up", "1 if the ledger (Redis) answered this scrape", value=1)
+        yield GaugeMetricFamily("crewq_runs_active", "Runs submitted and not yet ended", value=active)
+        yield GaugeMetricFamily("crewq_workers_alive", "Workers whose heartbeat is fresh", value=workers)
+        yield from families(raw)
+
+    def _read(self) -> tuple[dict[str, str], int, int]:
+        redis, keys = self.ledger.redis, self.ledger.keys
+        pipe = redis.pipeline(transaction=False)
+        pipe.hgetall(metrics_key(keys))
+        pipe.scard(keys.active)
+        raw, active = pipe.execute()
+        workers = sum(1 for _ in redis.scan_iter(match=keys.heartbeat("*"), count=500))
+        return raw, int(active), workers
+
+
+def families(raw: dict[str, str]) -> Iterator[Metric]:
+    """The metric families of a metrics hash, every known metric present (counters at 0 if unseen)."""
+    samples: dict[str, list[tuple[dict[str, str], float]]] = defaultdict(list)
+    for key, value in raw.items():
+        name, labels = parse_field(key)
+        try:
+            samples[name].append((labels, float(value)))
+        except ValueError:
+            continue
+    for metric in METRICS.values():
+        if metric.kind == "counter":
+            yield _counter(metric, samples.get(metric.name, []))
+        else:
+            yield _histogram(metric, samples)
+
+
+def _counter(metric, samples) -> CounterMetricFamily:
+    family = CounterMetricFamily(metric.name, metric.help, labels=metric.labels)
+    if not samples and not metric.labels:
+        family.add_metric([], 0.0)
+    for labels, value in sorted(samples, key=lambda s: sorted(s[0].items())):
+        family.add_metric([labels.get(name, "") for name in metric.labels], value)
+    return family
+
+
+def _histogram(metric, samples) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(metric.name, metric.help, labels=metric.labels)
+    series: dict[tuple[str, ...], dict] = defaultdict(lambda: {"sum": 0.0, "count": 0.0, "buckets": {}})
+    for labels, value in samples.get(metric.name + "_sum", []):
+        series[_label_values(metric, labels)]["sum"] = value
+    for labels, value in samples.get(metric.name + "_count", []):
+        series[_label_values(metric, labels)]["count"] = value
+    for labels, value in samples.get(metric.name + "_bucket", []):
+        series[_label_values(metric, labels)]["buckets"][float(labels.get("le", "inf"))] = value
+    for label_values, s in sorted(series.items()):
+        buckets = [(_le(bound), s["buckets"].get(float(bound), 0.0)) for bound in metric.buckets]
+        buckets.append(("+Inf", s["count"]))
+        family.add_metric(list(label_values), buckets, s["sum"])
+    return family
+
+
+def _label_values(metric, labels: dict[str, str]) -> tuple[str, ...]:
+    return tuple(labels.get(name, "") for name in metric.labels)
+
+
+def _le(bound: float) -> str:
+    return repr(float(bound))
+
+
+def registry_for(ledger: Ledger) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(LedgerCollector(ledger))
+    return registry
+
+
+def serve_metrics(ledger: Ledger, port: int, addr: str = "0.0.0.0"):
+    """Serve /metrics on addr:port (0: a free port) from a thread; returns the server (`.server_port`,
+    `.shutdown()`). Only crewq's metrics: this process's own are not mixed in."""
+    server, _thread = start_http_server(port, addr=addr, registry=registry_for(ledger))
+    log.info("metrics on http://%s:%d/metrics", addr, server.server_port)
+    return server
