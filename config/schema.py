@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from .durations import parse_duration
 
@@ -127,6 +127,49 @@ class Observability(Model):
     metrics_addr: str | None = None
 
 
+# -- crewq: schedules for `crewq beat` ---------------------------------------------------------------
+
+CRON_ALIASES = {"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *",
+                "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *"}
+
+
+def parse_cron(text: str):
+    """A cron expression (five fields: minute hour day-of-month month day-of-week, or @daily...) as
+    Celery's `crontab`, in the beat's timezone (UTC unless configured). ValueError names the problem."""
+    from celery.schedules import crontab
+
+    fields = CRON_ALIASES.get(text.strip(), text).split()
+    if len(fields) != 5:
+        raise ValueError(f"a cron expression has five fields (minute hour day-of-month month day-of-week), "
+                         f"not {len(fields)}: {text!r}")
+    minute, hour, day_of_month, month_of_year, day_of_week = fields
+    try:
+        return crontab(minute=minute, hour=hour, day_of_month=day_of_month, month_of_year=month_of_year,
+                       day_of_week=day_of_week)
+    except Exception as exc:  # celery raises ValueError, and a few parser errors of its own
+        raise ValueError(f"invalid cron expression {text!r}: {exc}") from None
+
+
+class Schedule(Model):
+    """crewq: when `crewq beat` submits this crew (exactly one of cron and every), with which inputs."""
+    cron: str | None = Field(None, description="'minute hour day-of-month month day-of-week' (UTC), or @daily...")
+    every: Duration | None = Field(None, gt=0, description="an interval: '30s', '15m', '6h'")
+    inputs: dict[str, str] = Field(default_factory=dict, description="fill the task's {placeholders}")
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_cron(value)
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "Schedule":
+        if (self.cron is None) == (self.every is None):
+            raise ValueError("a schedule has exactly one of cron and every")
+        return self
+
+
 class Crew(Model):
     runtime: Runtime = Runtime()
     task: TaskSpec = TaskSpec()
@@ -134,6 +177,7 @@ class Crew(Model):
     tools: list[ToolSpec] = Field(default_factory=list)
     memory: Memory | None = None
     observability: Observability | None = None
+    schedule: Schedule | None = Field(None, description="crewq: when `crewq beat` submits this crew")
 
     def agent(self, agent_id: str) -> Agent:
         for agent in self.agents:

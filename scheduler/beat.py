@@ -1,0 +1,126 @@
+"""Cron and interval schedules of crews: `crewq beat` is Celery beat over every crew under a folder.
+
+A crew file carries its own schedule:
+
+    schedule:
+      cron: "0 7 * * mon-fri"      # or: every: 15m
+      inputs: {topic: tides}
+
+`crewq beat` (one per fleet) finds every crew with a `schedule:` under CREWQ_CREWS_DIR and, at each
+firing, submits a run by value: the file is read again and validated, stored in Redis under a new
+run id, and its first wave emitted, exactly as `crewq submit FILE -i ...` does. Relative paths in
+the crew (tools' base_dir, env_file) start at the crew file's folder, so workers that run its tools
+see the crews folder at the same path (one shared volume in docker-compose.yml).
+
+Each entry is also a plain Celery beat entry sending `crewq.submit` with the crew's YAML text, so
+`celery beat` without our scheduler still submits (relative paths then start at the worker's folder).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from celery import Celery
+from celery.beat import PersistentScheduler, SchedulingError
+
+from config.errors import ConfigError
+from config.loader import load_crew
+from config.schema import Schedule, parse_cron
+from workers.app import SUBMIT_TASK, settings_of
+
+log = logging.getLogger(__name__)
+
+CREW_FILE_OPTION = "crewq_crew_file"
+SUFFIXES = (".yaml", ".yml")
+
+
+def celery_schedule(schedule: Schedule):
+    return parse_cron(schedule.cron) if schedule.cron is not None else timedelta(seconds=schedule.every)
+
+
+def describe(schedule: Schedule) -> str:
+    when = f"cron {schedule.cron!r}" if schedule.cron is not None else f"every {schedule.every:g}s"
+    inputs = " ".join(f"{k}={v}" for k, v in schedule.inputs.items())
+    return when + (f" with {inputs}" if inputs else "")
+
+
+def explain(entry: dict[str, Any]) -> str:
+    """One line for an entry of `load_schedules`: when, and with which inputs."""
+    when = entry["schedule"]
+    text = f"every {when.total_seconds():g}s" if isinstance(when, timedelta) else (
+        f"cron '{when._orig_minute} {when._orig_hour} {when._orig_day_of_month} {when._orig_month_of_year} "
+        f"{when._orig_day_of_week}'")
+    inputs = " ".join(f"{k}={v}" for k, v in entry["kwargs"]["inputs"].items())
+    return text + (f" with {inputs}" if inputs else "")
+
+
+def crew_files(crews_dir: str | Path) -> list[Path]:
+    """Crew files under the folder (recursively), hidden folders left out, in a stable order."""
+    root = Path(crews_dir)
+    if not root.is_dir():
+        raise ConfigError(f"crews folder {str(root)!r} does not exist (set CREWQ_CREWS_DIR or --crews-dir)")
+    return sorted(p for p in root.rglob("*") if p.suffix in SUFFIXES and p.is_file()
+                  and not any(part.startswith(".") for part in p.relative_to(root).parts))
+
+
+def load_schedules(crews_dir: str | Path, queue: str = "crewq.control") -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Beat entries for every scheduled crew under the folder, and one problem line per file that
+    could not be loaded (a broken crew must not stop the schedules of the others)."""
+    entries, problems = {}, []
+    root = Path(crews_dir)
+    for path in crew_files(root):
+        try:
+            loaded = load_crew(path)
+        except ConfigError as exc:
+            problems.append(str(exc).splitlines()[0])
+            continue
+        schedule = loaded.crew.schedule
+        if schedule is None:
+            continue
+        name = f"crew:{path.relative_to(root).as_posix()}"
+        entries[name] = {
+            "task": SUBMIT_TASK,
+            "schedule": celery_schedule(schedule),
+            "args": (path.read_text(encoding="utf-8"),),
+            "kwargs": {"inputs": dict(schedule.inputs)},
+            "options": {"queue": queue, CREW_FILE_OPTION: str(path.resolve())},
+            "relative": False,
+        }
+        log.info("beat: %s %s", name, describe(schedule))
+    return entries, problems
+
+
+class CrewScheduler(PersistentScheduler):
+    """Celery's persistent scheduler; an entry that names a crew file submits that file from here."""
+
+    def apply_async(self, entry, producer=None, advance=True, **kwargs):
+        crew_file = (entry.options or {}).get(CREW_FILE_OPTION)
+        if not crew_file:
+            return super().apply_async(entry, producer, advance, **kwargs)
+        from .runs import submit_loaded
+        from .validate import check
+
+        entry = self.reserve(entry) if advance else entry
+        try:
+            loaded, _ = check(crew_file)  # read again: an edited crew is submitted as it is now
+            run_id = submit_loaded(self.app, loaded, (entry.kwargs or {}).get("inputs") or {})
+        except Exception as exc:  # Celery's apply_entry logs it; the next firing tries again
+            raise SchedulingError(f"couldn't submit {entry.name}: {exc}") from exc
+        finally:
+            self._tasks_since_sync += 1
+            if self.should_sync():
+                self._do_sync()
+        log.info("beat: %s submitted run %s", entry.name, run_id)
+        return SimpleNamespace(id=run_id)
+
+
+def configure(app: Celery, crews_dir: str | Path) -> list[str]:
+    """Put the crews' schedules on the app (`beat_schedule`); returns the problems found."""
+    entries, problems = load_schedules(crews_dir, settings_of(app).queues.control)
+    app.conf.beat_schedule = entries
+    app.conf.beat_scheduler = f"{__name__}:CrewScheduler"
+    return problems
