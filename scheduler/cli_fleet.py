@@ -32,7 +32,10 @@ def beat(crews_dir, schedule_file, max_interval, list_only, loglevel):
         for problem in problems:
             _click.echo(f"skipped: {problem}", err=True)
         return
+    from workers import logs
+
     from . import commands
+    logs.enable()  # crewq's log format (CREWQ_LOG_FORMAT=json for JSON lines) once beat sets up logging
     app = commands.client().app
     problems = beats.configure(app, crews_dir)
     log = _beat_logging.getLogger("scheduler.beat")

@@ -29,6 +29,7 @@ def capture(fmt: str) -> tuple[logging.Logger, io.StringIO]:
 def test_ids_come_from_the_task_arguments():
     assert logs.ids_of("crewq.agent_turn", ["r1", "writer", 2, 0]) == {"run_id": "r1", "agent_id": "writer"}
     assert logs.ids_of("crewq.advance", ["r1", 3]) == {"run_id": "r1"}
+    assert logs.ids_of("crewq.advance", [[{"status": "ok"}], "r1", 3]) == {"run_id": "r1"}  # a chord body
     assert logs.ids_of("crewq.submit", ["runtime: ..."]) == {}  # YAML text is never a label
 
 

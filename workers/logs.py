@@ -3,7 +3,7 @@
 While a worker runs one of crewq's tasks, every log record it emits (crewq's own, the providers',
 httpx's, Celery's "succeeded" line) carries `run_id` and `agent_id`, taken from the task's arguments
 (`agent_turn(run_id, agent_id, turn, attempt)`, `tool_call(run_id, agent_id, ...)`,
-`advance(run_id, wave)`) by Celery's task_prerun/task_postrun signals into a context variable.
+`advance([results], run_id, wave)`) by Celery's task_prerun/task_postrun signals into a context variable.
 Lines outside a task get "-".
 
     CREWQ_LOG_FORMAT=json    one JSON object a line: ts, level, logger, message, run_id, agent_id, task, task_id
@@ -39,7 +39,10 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [run=%(run_id)s agent=%(agent_
 
 def ids_of(task_name: str, args) -> dict[str, str]:
     count = TASK_IDS.get(task_name, 0)
-    values = list(args or ())[:count]
+    values = list(args or ())
+    if values and isinstance(values[0], (list, tuple)):
+        values = values[1:]  # a chord body (advance) gets the group's results first
+    values = values[:count]
     found = dict(zip(("run_id", "agent_id"), (str(v) for v in values)))
     return found
 
