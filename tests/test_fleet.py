@@ -340,3 +340,25 @@ def test_the_worker_conf_that_flower_shows_hides_the_redis_password():
     finally:
         app.close()
     assert "hunter2" not in shown
+
+
+def test_another_celery_app_submits_by_task_name(worker, redis_url):
+    """The README's example: an app that knows only the broker sends `crewq.submit` and gets the run id."""
+    from celery import Celery
+    other = Celery("elsewhere", broker=redis_url, backend=redis_url, set_as_current=False)
+    other.conf.update(task_serializer="json", accept_content=["json"], result_accept_content=["json"])
+    try:
+        result = other.send_task("crewq.submit", args=[SUBMITTED], kwargs={"inputs": {"topic": "tides"}},
+                                 queue="crewq.control")
+        run_id = result.get(timeout=30)
+        client = Client(worker)
+        assert client.wait(run_id, timeout=30)["output"] == "an explainer"
+        run = redis.Redis.from_url(redis_url, decode_responses=True).hgetall(f"crewq:run:{run_id}")
+        assert run["status"] == "succeeded" and run["output"] == "an explainer"
+
+        bad = other.send_task("crewq.submit", args=["agents: [{id: a, depends_on: [ghost]}]\n"],
+                              queue="crewq.control")
+        with pytest.raises(Exception, match="ghost"):
+            bad.get(timeout=30)
+    finally:
+        other.close()
