@@ -201,7 +201,8 @@ class Fleet:
     def healthcheck(self, service: str) -> subprocess.Popen:
         test = self.compose["services"][service]["healthcheck"]["test"]
         if test[0] == "CMD-SHELL":
-            argv = ["sh", "-c", self.local(test[1]).replace("redis-cli", f"redis-cli -p {self.redis_port}")]
+            cli = shutil.which("redis-cli") or str(Path(find_redis_server()).with_name("redis-cli"))
+            argv = ["sh", "-c", self.local(test[1]).replace("redis-cli", f"{cli} -p {self.redis_port}")]
         else:
             argv = [self.local(a) for a in test[1:]]
         return subprocess.Popen(argv, env=self.env(service), cwd=ROOT, stdout=subprocess.PIPE,
