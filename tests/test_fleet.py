@@ -303,6 +303,14 @@ def test_the_compose_fleet_runs_crews_from_flower_and_beat(tmp_path):
                         "flower's workers", fleet, "flower")
         assert set(nodes) <= set(workers)
         assert ENV["REDIS_PASSWORD"] not in json.dumps(workers.get(nodes[0], {}).get("stats", {}))
+        # Flower's task list: ids in the arguments (run, agent, turn, attempt), no conversation, no secret
+        tasks = json.loads(http(flower + "/api/tasks?limit=200", auth)[1]).values()
+        turns = [t for t in tasks if t["name"] == "crewq.agent_turn" and result in (t.get("args") or "")]
+        assert {t["args"] for t in turns} >= {f"('{result}', 'researcher', 0, 0)", f"('{result}', 'writer', 0, 0)"}
+        for task in tasks:
+            if task["name"] != "crewq.submit":  # (its argument is the crew file, by value)
+                shown = f"{task.get('args')} {task.get('kwargs')} {task.get('result')}"
+                assert "facts about" not in shown and "an explainer" not in shown and ENV["REDIS_PASSWORD"] not in shown
         status, metrics = http(flower + "/metrics")
         assert status == 200 and "flower_events_total" in metrics
 

@@ -120,6 +120,8 @@ def test_a_run_on_a_worker_is_counted_and_served_over_http(worker, ledger, tmp_p
 def test_a_scrape_without_redis_reports_the_ledger_down(ledger):
     ledger.redis.hset(metrics_key(ledger.keys), "crewq_turns_total|agent=a", 1)
     import redis
-    down = type(ledger)(redis.Redis(port=1, socket_connect_timeout=0.2), ledger.keys)
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+    down = type(ledger)(redis.Redis(port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0)), ledger.keys)
     got = scrape(registry_for(down))
     assert got == {("crewq_ledger_up", ()): 0}
