@@ -33,7 +33,10 @@ from scheduler.local_redis import find_redis_server, free_port
 from scheduler.runs import Client
 from workers.app import create_app
 
-from conftest import FAST_ENV, ROOT
+import conftest
+
+ROOT = conftest.ROOT
+FAST_ENV = getattr(conftest, "FAST_ENV", {})  # the supervisor's short clocks (issue 4's conftest)
 
 COMPOSE = ROOT / "docker-compose.yml"
 HOST = socket.gethostname()
