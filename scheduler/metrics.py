@@ -17,6 +17,7 @@ from typing import Iterator
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from redis.exceptions import RedisError
 
 from workers.ledger import Ledger
 from workers.ledger.metrics import METRICS, metrics_key, parse_field
@@ -36,22 +37,25 @@ class LedgerCollector:
     def collect(self) -> Iterator[Metric]:
         try:
             raw, active, workers = self._read()
-        except Exception as exc:  # Redis away: say so, rather than fail the whole scrape
+        except (RedisError, OSError) as exc:  # Redis away: say so, rather than fail the whole scrape
             log.warning("metrics: cannot read the ledger: %s", exc)
             yield GaugeMetricFamily("crewq_ledger_up", "1 if the ledger (Redis) answered this scrape", value=0)
             return
         yield GaugeMetricFamily("crewq_ledger_up", "1 if the ledger (Redis) answered this scrape", value=1)
         yield GaugeMetricFamily("crewq_runs_active", "Runs submitted and not yet ended", value=active)
-        yield GaugeMetricFamily("crewq_workers_alive", "Workers whose heartbeat is fresh", value=workers)
+        if workers is not None:
+            yield GaugeMetricFamily("crewq_workers_alive", "Workers whose heartbeat is fresh", value=workers)
         yield from families(raw)
 
-    def _read(self) -> tuple[dict[str, str], int, int]:
+    def _read(self) -> tuple[dict[str, str], int, int | None]:
         redis, keys = self.ledger.redis, self.ledger.keys
         pipe = redis.pipeline(transaction=False)
         pipe.hgetall(metrics_key(keys))
         pipe.scard(keys.active)
         raw, active = pipe.execute()
-        workers = sum(1 for _ in redis.scan_iter(match=keys.heartbeat("*"), count=500))
+        workers = None
+        if hasattr(keys, "heartbeat"):  # workers' heartbeats (the supervisor's liveness keys)
+            workers = sum(1 for _ in redis.scan_iter(match=keys.heartbeat("*"), count=500))
         return raw, int(active), workers
 
 
