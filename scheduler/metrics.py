@@ -51,7 +51,7 @@ class LedgerCollector:
         redis, keys = self.ledger.redis, self.ledger.keys
         pipe = redis.pipeline(transaction=False)
         pipe.hgetall(metrics_key(keys))
-        pipe.scard(keys.active)
+        pipe.scard(getattr(keys, "active", f"{keys.prefix}:active"))
         raw, active = pipe.execute()
         workers = None
         if hasattr(keys, "heartbeat"):  # workers' heartbeats (the supervisor's liveness keys)

@@ -175,10 +175,8 @@ class Fleet:
 
     def argv(self, command: list[str]) -> list[str]:
         argv = [self.local(a) for a in command]
-        if argv[0] == "crewq":
-            return [sys.executable, "-m", "scheduler.cli"] + argv[1:]
-        if argv[0] == "celery":
-            return [sys.executable, "-m", "celery"] + argv[1:]
+        if argv[0] in ("crewq", "celery"):  # the console scripts that `pip install` put beside this Python
+            return [shutil.which(argv[0], path=VENV_BIN) or argv[0]] + argv[1:]
         if argv[0] == "redis-server":
             return [find_redis_server()] + argv[1:]
         raise AssertionError(f"unknown program {argv[0]}")
