@@ -32,6 +32,13 @@ class Settings(BaseModel):
     visibility_timeout: float = Field(3600.0, description="Redis redelivery delay for a dead worker's task")
     llm_connect_timeout: float = 10.0
     llm_read_timeout: float = 120.0
+    restart_backoff: float = Field(0.5, description="first wait before a restart; doubles per recent restart")
+    restart_backoff_max: float = 30.0
+    run_restart_cap: int = Field(10, description="restarts per run, whatever the windows say")
+    heartbeat_interval: float = Field(2.0, description="how often a worker says it is alive")
+    heartbeat_ttl: float = Field(6.0, description="silence after which a worker is dead and its turns requeued")
+    leader_ttl: float = Field(5.0, description="a dead supervisor's lock expires after this; the standby takes over")
+    sweep_interval: float = Field(1.0, description="how often the supervisor checks deadlines and workers")
     queues: Queues = Queues()
 
     @classmethod
@@ -40,9 +47,12 @@ class Settings(BaseModel):
         values: dict = {"redis_url": env.get("CREWQ_REDIS_URL") or env.get("REDIS_URL") or None}
         if env.get("CREWQ_PREFIX"):
             values["key_prefix"] = env["CREWQ_PREFIX"]
-        for name in ("retention", "visibility_timeout", "llm_connect_timeout", "llm_read_timeout"):
+        for name in ("retention", "visibility_timeout", "llm_connect_timeout", "llm_read_timeout", "restart_backoff",
+                     "restart_backoff_max", "heartbeat_interval", "heartbeat_ttl", "leader_ttl", "sweep_interval"):
             raw = env.get(f"CREWQ_{name.upper()}")
             if raw:
                 values[name] = parse_duration(raw)
+        if env.get("CREWQ_RUN_RESTART_CAP"):
+            values["run_restart_cap"] = int(env["CREWQ_RUN_RESTART_CAP"])
         values.update(overrides)
         return cls(**values)

@@ -2,7 +2,8 @@
 
 When every agent of the wave has succeeded it emits the next wave, or completes the run after the
 last one. `advance` may run more than once for a wave (a repair chord, a redelivery): the wave
-marker (SET NX) lets exactly one of them move the run on.
+marker (SET NX) lets exactly one of them move the run on. It never fails a run: failures go to
+the supervisor, which restarts the agent or calls `fail_run`.
 """
 
 from __future__ import annotations
@@ -23,12 +24,10 @@ def advance(self, results, run_id: str, wave: int) -> str:
         return "run ended"
     spec = ledger.spec(run_id)
     states = ledger.agents(run_id, spec.waves[wave])
-    failed = [a for a, s in states.items() if s.get("status") == "failed"]
-    if failed:
-        fail_run(ledger, spec, failed[0], states[failed[0]])
-        return "failed"
     if any(s.get("status") != "succeeded" for s in states.values()):
-        return "waiting"  # an earlier attempt's chord; the current one will advance
+        # A failed agent is the supervisor's to restart or give up on; a restarted one has a repair
+        # chord of its own whose body is this same task.
+        return "waiting"
     if not ledger.claim_wave(run_id, wave):
         return "already advanced"
     if wave + 1 < len(spec.waves):

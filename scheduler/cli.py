@@ -167,4 +167,5 @@ from . import cli_fleet  # noqa: E402,F401
 
 
 if __name__ == "__main__":
-    main()
+    from scheduler.cli import main as entry  # the module the fleet commands registered on, not __main__
+    entry()

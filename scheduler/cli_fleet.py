@@ -2,7 +2,51 @@
 
 from __future__ import annotations
 
-from .cli import main  # noqa: F401
+import logging
+import signal
+
+import click
+
+from .cli import main
+
+
+@main.command()
+@click.option("--name", help="this supervisor's name (default: host:pid)")
+@click.option("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
+@click.option("--metrics-addr", default="0.0.0.0", show_default=True)
+@click.option("--loglevel", "-l", default="INFO", show_default=True)
+def supervisor(name, metrics_port, metrics_addr, loglevel):
+    """Run the supervisor: restarts by policy, requeues from dead workers, deadlines.
+    Start two for a standby: one is active, the other takes over within seconds."""
+    from . import commands
+    from .supervisor import Supervisor
+    logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = commands.client().app
+    service = Supervisor(app, name)
+    if metrics_port is not None:
+        from .metrics import serve_metrics
+        serve_metrics(service.ledger, metrics_port, metrics_addr)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: service.stop())
+    service.run()
+
+
+@main.command()
+@click.argument("run_id")
+def cancel(run_id):
+    """Cancel a run: revoke its in-flight tasks and mark it cancelled."""
+    from . import commands
+    done = commands.client().cancel(run_id)
+    click.echo(f"run {run_id} cancelled" if done else f"run {run_id} had already ended")
+
+
+@main.command()
+@click.argument("run_id")
+def resume(run_id):
+    """Continue a failed or cancelled run from the agents that completed."""
+    from . import commands
+    again = commands.client().resume(run_id)
+    click.echo(f"run {run_id} resumed: {', '.join(again)} run again")
 
 
 # --- beat (issue 6) ---------------------------------------------------------------------------------

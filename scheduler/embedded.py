@@ -1,4 +1,5 @@
-"""The embedded default: a private Redis, an in-process worker (threads pool) on every crewq queue.
+"""The embedded default: a private Redis, an in-process worker (threads pool) on every crewq queue,
+and an in-process supervisor.
 
     with embedded_fleet() as app:
         run_id = submit_loaded(app, loaded)
@@ -18,20 +19,24 @@ from celery.contrib.testing.worker import start_worker
 
 from config.settings import Settings
 from workers.app import create_app, settings_of
+from workers.liveness import stop_heartbeat
 
 from .local_redis import LocalRedis
+from .supervisor import SupervisorThread
 
 
 @contextmanager
 def in_process_worker(app: Celery, concurrency: int = 16, loglevel: str = "WARNING",
-                      hostname: str | None = None) -> Iterator[None]:
+                      hostname: str = f"embedded@{socket.gethostname()}") -> Iterator[None]:
     """A worker thread on crewq's queues. Uses Celery's own embedded-worker helper (it waits until
     the consumer is ready and joins the thread on exit), without its ping task."""
     queues = settings_of(app).queues.all()
-    kwargs = {"hostname": hostname} if hostname else {}
-    with start_worker(app, concurrency=concurrency, pool="threads", loglevel=loglevel, perform_ping_check=False,
-                      shutdown_timeout=30.0, queues=queues, **kwargs):
-        yield
+    try:
+        with start_worker(app, concurrency=concurrency, pool="threads", loglevel=loglevel,
+                          perform_ping_check=False, shutdown_timeout=30.0, queues=queues, hostname=hostname):
+            yield
+    finally:
+        stop_heartbeat(hostname)  # the worker's liveness thread lives in this process too
 
 
 @contextmanager
@@ -41,7 +46,7 @@ def embedded_fleet(settings: Settings | None = None, concurrency: int = 16) -> I
         app = create_app(settings.model_copy(update={"redis_url": server.url}))
         logging.getLogger("celery").setLevel(logging.WARNING)
         try:
-            with in_process_worker(app, concurrency=concurrency, hostname=f"embedded@{socket.gethostname()}"):
+            with in_process_worker(app, concurrency=concurrency), SupervisorThread(app, name="embedded"):
                 yield app
         finally:
             app.close()

@@ -8,11 +8,14 @@ from workers.app import ADVANCE_TASK, ledger_of, turn_signature
 from workers.runspec import RunSpec
 
 
-def emit_wave(app: Celery, spec: RunSpec, wave: int, agents: list[str] | None = None) -> None:
-    """Start `agents` (default: the whole wave) at their current attempt; the body advances the run."""
+def emit_wave(app: Celery, spec: RunSpec, wave: int, agents: list[str] | None = None,
+              countdown: float = 0.0) -> None:
+    """Start `agents` (default: the whole wave) at their current attempt; the body advances the run.
+    A repair emits the same chord for the agents it restarts (after `countdown`, its backoff)."""
     ledger = ledger_of(app)
     agents = agents or spec.waves[wave]
     states = ledger.agents(spec.run_id, agents)
-    header = group(turn_signature(app, spec, a, 0, int(states[a].get("attempt") or 0)) for a in agents)
-    ledger.event(spec.run_id, "wave_emitted", wave=wave, agents=agents)
+    header = group(turn_signature(app, spec, a, 0, int(states[a].get("attempt") or 0)).set(
+        **({"countdown": countdown} if countdown else {})) for a in agents)
+    ledger.event(spec.run_id, "wave_emitted", wave=wave, agents=agents, countdown=countdown)
     chord(header, app.signature(ADVANCE_TASK, args=(spec.run_id, wave))).apply_async()

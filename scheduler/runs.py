@@ -83,8 +83,8 @@ class Client:
             for event in batch:
                 after = event["id"]
                 yield event
-                if follow and event["type"] == "run_finished":
-                    return
+                if follow and event["type"] == "run_finished" and self.ledger.run_status(run_id) in TERMINAL:
+                    return  # (a resumed run has an earlier run_finished; it goes on)
             if not follow:
                 return
             if not batch and self.ledger.run_status(run_id) in TERMINAL:
@@ -106,5 +106,34 @@ class Client:
         return status
 
     def cancel(self, run_id: str, reason: str = "cancelled by the user") -> bool:
-        """Mark the run cancelled: its queued turns see it and stop. False if it had ended."""
-        return self.ledger.finish_run(run_id, "cancelled", error=reason)
+        """Mark the run cancelled and revoke the tasks workers hold; turns still queued see the status
+        and stop. False if the run had ended already."""
+        from .supervisor.repair import revoke_run
+        if not self.ledger.has_run(run_id):
+            raise LookupError(f"run {run_id} not found (unknown, or expired)")
+        cancelled = self.ledger.finish_run(run_id, "cancelled", error=reason)
+        if cancelled:
+            revoke_run(self.app, self.ledger, run_id)
+        return cancelled
+
+    def resume(self, run_id: str) -> list[str]:
+        """Continue a failed or cancelled run from the agents that completed. Returns the agents re-run."""
+        if not self.ledger.has_run(run_id):
+            raise LookupError(f"run {run_id} not found (unknown, or expired)")
+        status = self.ledger.run_status(run_id)
+        if status not in ("failed", "cancelled"):
+            raise RunError(f"only a failed or cancelled run can be resumed", run_id=run_id, status=status or "?")
+        spec = self.ledger.spec(run_id)
+        states = self.ledger.agents(run_id, [a.id for a in spec.crew.agents])
+        again = [a for wave in spec.waves for a in wave if states[a].get("status") != "succeeded"]
+        if not again:
+            raise RunError("every agent has succeeded already", run_id=run_id, status=status)
+        for agent_id in again:
+            self.ledger.reset_agent(run_id, agent_id, int(states[agent_id].get("attempt") or 0) + 1)
+            self.ledger.update_agent(run_id, agent_id, restart_times=[])
+        first = next(n for n, wave in enumerate(spec.waves) if any(a in again for a in wave))
+        self.ledger.forget_waves(run_id, first, len(spec.waves))
+        self.ledger.reopen_run(run_id)
+        self.ledger.event(run_id, "run_resumed", agents=again, wave=first)
+        emit_wave(self.app, spec, first, agents=[a for a in spec.waves[first] if a in again])
+        return again

@@ -18,6 +18,7 @@ import redis
 from config.settings import Settings
 from scheduler.embedded import in_process_worker
 from scheduler.local_redis import LocalRedis
+from scheduler.supervisor import SupervisorThread
 from workers.app import create_app, ledger_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,9 +77,15 @@ def redis_url(redis_server) -> str:
     return redis_server.url
 
 
+# Short clocks so that restarts, takeovers and dead-worker requeues happen within a test's patience.
+FAST = dict(restart_backoff=0.05, restart_backoff_max=0.5, heartbeat_interval=0.5, heartbeat_ttl=2.0,
+            leader_ttl=2.0, sweep_interval=0.2)
+FAST_ENV = {f"CREWQ_{k.upper()}": str(v) for k, v in FAST.items()}
+
+
 @pytest.fixture
 def settings(redis_url) -> Settings:
-    return Settings(redis_url=redis_url)
+    return Settings(redis_url=redis_url, **FAST)
 
 
 @pytest.fixture
@@ -94,8 +101,15 @@ def ledger(app):
 
 
 @pytest.fixture
-def worker(app):
-    """A real Celery worker (threads pool) in a thread of this process."""
+def supervisor(app):
+    """The supervisor service in a thread of this process."""
+    with SupervisorThread(app, name="test-supervisor") as service:
+        yield service
+
+
+@pytest.fixture
+def worker(app, supervisor):
+    """A real Celery worker (threads pool) in a thread of this process, with the supervisor."""
     with in_process_worker(app, concurrency=8, hostname=f"thread@{HOST}"):
         yield app
 
@@ -114,7 +128,7 @@ class WorkerProcesses:
         self.procs[node] = subprocess.Popen(
             [sys.executable, "-m", "scheduler.cli", "worker", "-n", node, "-c", str(concurrency), "-P", pool,
              "-l", loglevel] + (["-Q", queues] if queues else []),
-            env={**os.environ, "CREWQ_REDIS_URL": self.redis_url, **(env or {})}, cwd=ROOT,
+            env={**os.environ, "CREWQ_REDIS_URL": self.redis_url, **FAST_ENV, **(env or {})}, cwd=ROOT,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         self.wait_ready(node, timeout)

@@ -70,7 +70,7 @@ def test_failed_run_exits_1_with_the_reason(tmp_path):
     path = write_crew(tmp_path, """
         runtime: {llm_provider: scripted}
         agents:
-          - {id: a, script: [{error: crash}]}
+          - {id: a, max_restarts: 0, script: [{error: crash}]}
         """)
     env = {k: v for k, v in os.environ.items() if k not in ("CREWQ_REDIS_URL", "REDIS_URL")}
     proc = subprocess.run([sys.executable, "-m", "scheduler.cli", "run", str(path)],

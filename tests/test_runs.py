@@ -132,6 +132,7 @@ def test_retries_are_bounded_by_max_retries(app, ledger, worker, tmp_path):
         runtime: {llm_provider: scripted}
         agents:
           - id: a
+            max_restarts: 0
             max_retries: 1
             script:
               - error: {status: 503, retry_after: 0.05}
@@ -147,7 +148,7 @@ def test_a_crash_fails_the_run_naming_the_agent_and_skips_dependents(app, ledger
     path = write_crew(tmp_path, """
         runtime: {llm_provider: scripted}
         agents:
-          - {id: a, script: [{error: crash}]}
+          - {id: a, max_restarts: 0, script: [{error: crash}]}
           - {id: b, depends_on: [a], script: [{text: x}]}
           - {id: c, depends_on: [b], script: [{text: x}]}
         """)
@@ -162,6 +163,7 @@ def test_an_exhausted_script_fails_loudly(app, worker, tmp_path):
         runtime: {llm_provider: scripted}
         agents:
           - id: a
+            max_restarts: 0
             tools: [list_files]
             script: [{tool_calls: [{name: list_files}]}]
         """)
@@ -205,6 +207,7 @@ def test_max_turns_stops_a_model_that_keeps_calling_tools(app, worker, tmp_path)
         runtime: {llm_provider: scripted}
         agents:
           - id: a
+            max_restarts: 0
             tools: [list_files]
             max_turns: 2
             script:
@@ -235,8 +238,8 @@ def test_bad_tool_arguments_go_back_to_the_model(app, worker, tmp_path):
 
 
 @pytest.mark.parametrize("limits, expected", [
-    ("agents:\n  - id: a\n    timeout: 0.3s\n", "agent timeout (0.3s) exceeded"),
-    ("task: {max_duration: 0.3s}\nagents:\n  - id: a\n", "the run's max_duration (0.3s) is exceeded"),
+    ("agents:\n  - id: a\n    max_restarts: 0\n    timeout: 0.3s\n", "agent timeout (0.3s) exceeded"),
+    ("task: {max_duration: 0.3s}\nagents:\n  - id: a\n    max_restarts: 0\n", "the run's max_duration (0.3s) is exceeded"),
 ])
 def test_deadlines_end_a_slow_agent(app, worker, tmp_path, limits, expected):
     path = write_crew(tmp_path, "runtime: {llm_provider: scripted}\n" + limits + """\
@@ -254,7 +257,7 @@ def test_missing_env_variable_fails_the_agent_by_name(app, worker, tmp_path):
     path = write_crew(tmp_path, """
         runtime: {llm_provider: scripted, api_key: "env:CREWQ_SURELY_UNSET_VAR"}
         agents:
-          - {id: a, script: [{text: x}]}
+          - {id: a, max_restarts: 0, script: [{text: x}]}
         """)
     status = run_crew(app, path)
     assert status["status"] == "failed"

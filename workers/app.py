@@ -19,7 +19,8 @@ ADVANCE_TASK = "crewq.advance"
 SUBMIT_TASK = "crewq.submit"
 
 # Task modules reach the workers by name; `scheduler` is imported by the worker, not by us.
-TASK_MODULES = ["workers.turn", "workers.tool_call", "scheduler.advance", "scheduler.submit_task"]
+TASK_MODULES = ["workers.turn", "workers.tool_call", "workers.liveness", "scheduler.advance",
+                "scheduler.submit_task"]
 
 
 def create_app(settings: Settings | None = None, *, name: str = "crewq") -> Celery:

@@ -29,8 +29,9 @@ from .runspec import RunSpec
 log = logging.getLogger(__name__)
 
 
-def envelope(status: str, agent: str, attempt: int, output: str | None = None, error: str | None = None) -> dict:
-    return {"status": status, "agent": agent, "attempt": attempt, "output": output, "error": error}
+def envelope(status: str, agent: str, attempt: int, error: str | None = None) -> dict:
+    """What a turn returns to its chord. No output: conversations stay in the ledger, not in messages."""
+    return {"status": status, "agent": agent, "attempt": attempt, "error": error}
 
 
 @shared_task(name=TURN_TASK, bind=True, max_retries=None)
@@ -61,7 +62,7 @@ class Turn:
         if int(state.get("attempt", 0)) != self.attempt:
             return envelope("skipped", self.agent_id, self.attempt, error="superseded by a newer attempt")
         if state.get("status") == "succeeded":  # a redelivery after the agent finished
-            return envelope("ok", self.agent_id, self.attempt, output=state.get("output", ""))
+            return envelope("ok", self.agent_id, self.attempt)
         if state.get("status") in ("failed", "skipped"):
             return envelope("failed", self.agent_id, self.attempt, error=state.get("error"))
 
@@ -155,15 +156,24 @@ class Turn:
         return self.task.replace(chord(calls, next_turn))
 
     def succeed(self, output: str) -> dict:
-        self.ledger.update_agent(self.run_id, self.agent_id, status="succeeded", output=output,
-                                 finished_at=time.time(), error="")
-        self.ledger.event(self.run_id, "agent_succeeded", self.agent_id, turns=self.turn + 1, attempt=self.attempt)
-        return envelope("ok", self.agent_id, self.attempt, output=output)
+        # First settlement wins: a redelivered or swept turn cannot overwrite it.
+        if not self.ledger.settle_agent(self.run_id, self.agent_id, self.attempt, "succeeded", output=output, error=""):
+            return envelope("skipped", self.agent_id, self.attempt, error="attempt already settled or superseded")
+        started = float(self.ledger.agent(self.run_id, self.agent_id).get("started_at") or time.time())
+        self.ledger.event(self.run_id, "agent_succeeded", self.agent_id, turns=self.turn + 1, attempt=self.attempt,
+                          seconds=round(time.time() - started, 3))
+        return envelope("ok", self.agent_id, self.attempt)
 
     def fail(self, error: str) -> dict:
-        self.ledger.update_agent(self.run_id, self.agent_id, status="failed", error=error, finished_at=time.time())
-        self.ledger.event(self.run_id, "agent_failed", self.agent_id, turn=self.turn, attempt=self.attempt,
-                          error=error)
-        self.ledger.report_failure({"run_id": self.run_id, "agent_id": self.agent_id, "attempt": self.attempt,
-                                    "turn": self.turn, "error": error, "ts": time.time()})
-        return envelope("failed", self.agent_id, self.attempt, error=error)
+        return report_failure(self.ledger, self.run_id, self.agent_id, self.attempt, self.turn, error)
+
+
+def report_failure(ledger: Ledger, run_id: str, agent_id: str, attempt: int, turn: int, error: str) -> dict:
+    """Settle the attempt as failed and append a FailureReport for the supervisor (once per attempt)."""
+    if not ledger.settle_agent(run_id, agent_id, attempt, "failed", error=error):
+        return envelope("skipped", agent_id, attempt, error="attempt already settled or superseded")
+    report = {"run_id": run_id, "agent_id": agent_id, "attempt": attempt, "turn": turn, "error": error,
+              "ts": time.time()}
+    ledger.event(run_id, "agent_failed", agent_id, turn=turn, attempt=attempt, error=error)
+    ledger.report_failure(report)
+    return envelope("failed", agent_id, attempt, error=error)

@@ -14,3 +14,12 @@ def slow_echo(text: str, delay: float = 0.5) -> str:
 def key_length(api_key: str | None = None) -> str:
     """Say how long the configured API key is (never the key itself)."""
     return f"key has {len(api_key or '')} characters"
+
+
+def pid_then_wait(marker: str, delay: float = 30.0) -> str:
+    """Write this process's pid to the file `marker`, then wait `delay` seconds (a task to kill)."""
+    import os
+    from pathlib import Path
+    Path(marker).write_text(str(os.getpid()))
+    time.sleep(delay)
+    return "waited"

@@ -1,6 +1,11 @@
 """Every Redis key crewq writes, named in one place.
 
     {p}:runs                          zset   run ids by creation time
+    {p}:active                        set    runs not yet ended (the supervisor sweeps them)
+    {p}:inflight                      hash   task id → {name, args, host, since} of tasks a worker holds
+    {p}:worker:{host}                 string a worker's heartbeat (expires when it goes silent)
+    {p}:supervisor:leader             string the active supervisor's token (expires when it dies)
+    {p}:decision:{run}:{agent}:{n}    string the supervisor's decision on attempt n's failure
     {p}:failures                      stream FailureReports from failed turns (the supervisor reads it)
     {p}:run:{run}                     hash   the run's status projection
     {p}:run:{run}:spec                string the crew spec by value, env: references unresolved
@@ -28,6 +33,24 @@ class Keys:
     @property
     def failures(self) -> str:
         return f"{self.prefix}:failures"
+
+    @property
+    def active(self) -> str:
+        return f"{self.prefix}:active"
+
+    @property
+    def inflight(self) -> str:
+        return f"{self.prefix}:inflight"
+
+    @property
+    def leader(self) -> str:
+        return f"{self.prefix}:supervisor:leader"
+
+    def heartbeat(self, host: str) -> str:
+        return f"{self.prefix}:worker:{host}"
+
+    def decision(self, run_id: str, agent_id: str, attempt: int) -> str:
+        return f"{self.prefix}:decision:{run_id}:{agent_id}:{attempt}"
 
     def run(self, run_id: str) -> str:
         return f"{self.prefix}:run:{run_id}"

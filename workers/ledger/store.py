@@ -19,6 +19,15 @@ from .keys import Keys
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 
+# Settles an agent attempt once: writes only if the attempt is current and not yet settled.
+_SETTLE = """
+if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then return 0 end
+local s = redis.call('HGET', KEYS[1], 'status')
+if s == 'succeeded' or s == 'failed' or s == 'skipped' then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+return 1
+"""
+
 # Sets fields on a run's hash unless the run already ended; returns 1 when it wrote.
 _FINISH = """
 local s = redis.call('HGET', KEYS[1], 'status')
@@ -34,6 +43,7 @@ class Ledger:
         self.keys = keys or Keys()
         self.ttl = max(1, int(retention))
         self._finish = client.register_script(_FINISH)
+        self._settle = client.register_script(_SETTLE)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "crewq", retention: float = 7 * 86400) -> "Ledger":
@@ -53,6 +63,7 @@ class Ledger:
             pipe.hset(k.agent(spec.run_id, agent.id), mapping={"status": "waiting", "attempt": 0})
             pipe.expire(k.agent(spec.run_id, agent.id), self.ttl)
         pipe.zadd(k.runs, {spec.run_id: now})
+        pipe.sadd(k.active, spec.run_id)
         pipe.execute()
         self.event(spec.run_id, "run_submitted", name=spec.crew.runtime.name, waves=spec.waves)
 
@@ -76,6 +87,7 @@ class Ledger:
         values = _flat({"status": status, "finished_at": time.time(), **fields})
         args = [x for pair in values.items() for x in pair]
         won = bool(self._finish(keys=[self.keys.run(run_id)], args=args))
+        self.redis.srem(self.keys.active, run_id)
         if won:
             self.event(run_id, "run_finished", status=status,
                        **{k: v for k, v in fields.items() if k in ("error",)})
@@ -115,6 +127,38 @@ class Ledger:
         pipe.sadd(key + ":hosts", hostname)
         pipe.expire(key + ":hosts", self.ttl)
         pipe.execute()
+
+    def settle_agent(self, run_id: str, agent_id: str, attempt: int, status: str, **fields: Any) -> bool:
+        """Succeed or fail one attempt, once: False if the attempt is stale or already settled."""
+        values = _flat({"status": status, "finished_at": time.time(), **fields})
+        args = [str(attempt)] + [x for pair in values.items() for x in pair]
+        return bool(self._settle(keys=[self.keys.agent(run_id, agent_id)], args=args))
+
+    def reset_agent(self, run_id: str, agent_id: str, attempt: int) -> None:
+        """Start the agent over as `attempt`, from a clean conversation (older attempts' tasks go stale)."""
+        key = self.keys.agent(run_id, agent_id)
+        pipe = self.redis.pipeline()
+        pipe.hdel(key, "started_at", "finished_at", "output", "error", "turn")
+        pipe.hset(key, mapping={"status": "waiting", "attempt": attempt})
+        pipe.expire(key, self.ttl)
+        pipe.execute()
+
+    def forget_waves(self, run_id: str, from_wave: int, waves: int) -> None:
+        """Drop the advanced-markers of waves from `from_wave` on, so they can advance again."""
+        keys = [self.keys.wave(run_id, n) for n in range(from_wave, waves)]
+        if keys:
+            self.redis.delete(*keys)
+
+    def reopen_run(self, run_id: str) -> None:
+        """A failed or cancelled run goes back to running (resume)."""
+        pipe = self.redis.pipeline()
+        pipe.hset(self.keys.run(run_id), mapping={"status": "running", "error": "", "restarts": 0})
+        pipe.hdel(self.keys.run(run_id), "finished_at", "failed_agent")
+        pipe.sadd(self.keys.active, run_id)
+        pipe.execute()
+
+    def active_runs(self) -> list[str]:
+        return list(self.redis.smembers(self.keys.active))
 
     def hosts(self, run_id: str, agent_id: str) -> set[str]:
         return self.redis.smembers(self.keys.agent(run_id, agent_id) + ":hosts")
@@ -201,6 +245,47 @@ class Ledger:
     def report_failure(self, report: dict[str, Any]) -> str:
         return self.redis.xadd(self.keys.failures, {"report": json.dumps(report, default=str)},
                                maxlen=100_000, approximate=True)
+
+    # -- liveness: what each worker holds, and whether it is alive -----------------------------
+
+    def hold(self, task_id: str, name: str, args: list, host: str) -> None:
+        record = json.dumps({"name": name, "args": list(args), "host": host, "since": time.time()})
+        self.redis.hset(self.keys.inflight, task_id, record)
+
+    def release(self, task_id: str) -> None:
+        self.redis.hdel(self.keys.inflight, task_id)
+
+    def held(self) -> dict[str, dict[str, Any]]:
+        return {task_id: json.loads(raw) for task_id, raw in self.redis.hgetall(self.keys.inflight).items()}
+
+    def take(self, task_id: str) -> bool:
+        """Remove a held record; True for the one caller that removed it."""
+        return bool(self.redis.hdel(self.keys.inflight, task_id))
+
+    def beat(self, host: str, ttl: float) -> None:
+        self.redis.set(self.keys.heartbeat(host), time.time(), px=int(ttl * 1000))
+
+    def alive(self, hosts: Iterable[str]) -> set[str]:
+        hosts = list(hosts)
+        if not hosts:
+            return set()
+        found = self.redis.mget([self.keys.heartbeat(h) for h in hosts])
+        return {h for h, v in zip(hosts, found) if v is not None}
+
+    def decision(self, run_id: str, agent_id: str, attempt: int, proposed: dict) -> tuple[bool, dict]:
+        """Record the decision on an attempt's failure once; returns (new, the recorded decision)."""
+        key = self.keys.decision(run_id, agent_id, attempt)
+        pipe = self.redis.pipeline()
+        pipe.set(key, json.dumps(proposed), nx=True, ex=self.ttl)
+        pipe.get(key)
+        new, stored = pipe.execute()
+        return bool(new), json.loads(stored)
+
+    def decision_applied(self, run_id: str, agent_id: str, attempt: int) -> bool:
+        return bool(self.redis.exists(self.keys.decision(run_id, agent_id, attempt) + ":applied"))
+
+    def set_decision_applied(self, run_id: str, agent_id: str, attempt: int) -> None:
+        self.redis.set(self.keys.decision(run_id, agent_id, attempt) + ":applied", 1, ex=self.ttl)
 
     def delete_run(self, run_id: str) -> int:
         keys = list(self.redis.scan_iter(match=self.keys.run_pattern(run_id), count=500))

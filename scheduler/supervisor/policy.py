@@ -1,0 +1,66 @@
+"""Restart policies and budgets: what to do about one failed agent attempt. Pure: no I/O.
+
+    one_for_one   restart only the failed agent, from a clean conversation
+    rest_for_one  restart it and every downstream agent that has started or finished
+    one_for_all   restart the whole run from wave 0
+
+Budget: at most `max_restarts` restarts of the agent within `restart_window`, at most
+`run_restart_cap` restarts in the run whatever the windows say, with exponential backoff.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from config.settings import Settings
+from workers.runspec import RunSpec
+
+from ..advance import downstream
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str  # "restart" | "give_up"
+    agent: str
+    attempt: int  # the failed attempt
+    policy: str
+    reason: str
+    countdown: float = 0.0
+    targets: dict[str, int] = field(default_factory=dict)  # agent → the attempt it restarts as
+    from_wave: int = 0  # the wave re-emitted (one_for_all: 0)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Decision":
+        return cls(**data)
+
+
+def decide(spec: RunSpec, agent_id: str, attempt: int, states: dict[str, dict], run: dict,
+           restart_times: list[float], now: float, settings: Settings) -> Decision:
+    agent = spec.crew.agent(agent_id)
+    recent = [t for t in restart_times if now - t < agent.restart_window]
+    run_restarts = int(run.get("restarts") or 0)
+    base = dict(agent=agent_id, attempt=attempt, policy=agent.restart)
+    if len(recent) >= agent.max_restarts:
+        return Decision("give_up", reason=f"restart budget spent: {len(recent)} restarts within "
+                        f"{agent.restart_window:g}s (max_restarts {agent.max_restarts})", **base)
+    if run_restarts >= settings.run_restart_cap:
+        return Decision("give_up", reason=f"the run's restart cap ({settings.run_restart_cap}) is reached", **base)
+    countdown = min(settings.restart_backoff_max, settings.restart_backoff * 2 ** len(recent))
+    scope = _scope(spec, agent_id, agent.restart, states)
+    targets = {a: int(states[a].get("attempt") or 0) + 1 for a in scope}
+    from_wave = 0 if agent.restart == "one_for_all" else spec.wave_of(agent_id)
+    return Decision("restart", reason=f"restart {len(recent) + 1} of {agent.max_restarts} "
+                    f"within {agent.restart_window:g}s", countdown=round(countdown, 3), targets=targets,
+                    from_wave=from_wave, **base)
+
+
+def _scope(spec: RunSpec, agent_id: str, policy: str, states: dict[str, dict]) -> list[str]:
+    if policy == "one_for_all":
+        return [a.id for a in spec.crew.agents]
+    if policy == "rest_for_one":
+        started = [a for a in downstream(spec, agent_id) if states[a].get("status") not in (None, "", "waiting")]
+        return [agent_id] + started
+    return [agent_id]

@@ -1,0 +1,93 @@
+"""Putting a run right: apply a restart decision, requeue a dead worker's task, end an overdue run.
+
+Every repair is safe to apply twice: agents are reset only up to the decision's target attempt,
+and a re-emitted turn resumes from what the ledger recorded.
+"""
+
+from __future__ import annotations
+
+import json
+
+from celery import Celery, chord, group
+
+from workers.app import ADVANCE_TASK, TOOL_TASK, TURN_TASK, turn_signature
+from workers.ledger import TERMINAL, Ledger
+from workers.runspec import RunSpec
+
+from ..advance import fail_run
+from ..emit import emit_wave
+from .policy import Decision
+
+
+def apply(app: Celery, ledger: Ledger, spec: RunSpec, decision: Decision) -> None:
+    run_id = spec.run_id
+    if decision.action == "give_up":
+        fail_run(ledger, spec, decision.agent, ledger.agent(run_id, decision.agent))
+        return
+    states = ledger.agents(run_id, list(decision.targets))
+    for agent_id, target in decision.targets.items():
+        if int(states[agent_id].get("attempt") or 0) < target:
+            ledger.reset_agent(run_id, agent_id, target)
+    ledger.forget_waves(run_id, decision.from_wave, len(spec.waves))
+    if decision.policy == "one_for_all":
+        revoke_run(app, ledger, run_id)  # the old attempts' tasks would be skipped anyway; save the work
+        emit_wave(app, spec, 0, countdown=decision.countdown)
+    else:
+        emit_wave(app, spec, decision.from_wave, agents=[decision.agent], countdown=decision.countdown)
+
+
+def requeue(app: Celery, ledger: Ledger, record: dict) -> str | None:
+    """Send again, elsewhere, the work a dead worker held. Returns what was requeued, or None."""
+    name, args = record["name"], record["args"]
+    run_id = args[0]
+    if ledger.run_status(run_id) in TERMINAL or not ledger.has_run(run_id):
+        return None
+    spec = ledger.spec(run_id)
+    if name == ADVANCE_TASK:
+        app.signature(ADVANCE_TASK, args=([], run_id, args[1])).apply_async()
+        return f"advance of wave {args[1]}"
+    if name == TURN_TASK:
+        agent_id, turn, attempt = args[1], args[2], args[3]
+    elif name == TOOL_TASK:  # the turn that asked for the tool call sends it again (recorded results stay)
+        agent_id, attempt, turn = args[1], args[2], args[3]
+    else:
+        return None
+    state = ledger.agent(run_id, agent_id)
+    if int(state.get("attempt") or 0) != attempt or state.get("status") in ("succeeded", "failed", "skipped"):
+        return None
+    wave = spec.wave_of(agent_id)
+    body = app.signature(ADVANCE_TASK, args=(run_id, wave))
+    chord(group([turn_signature(app, spec, agent_id, turn, attempt)]), body).apply_async()
+    return f"{agent_id} turn {turn}"
+
+
+def revoke_run(app: Celery, ledger: Ledger, run_id: str) -> list[str]:
+    """Revoke the tasks of a run that workers hold now (not yet started ones are dropped)."""
+    ids = [task_id for task_id, record in ledger.held().items() if record["args"][:1] == [run_id]]
+    if ids:
+        app.control.revoke(ids)
+    return ids
+
+
+def overdue(ledger: Ledger, spec: RunSpec, run: dict, now: float) -> str | None:
+    limit = spec.crew.task.max_duration
+    if limit and run.get("started_at") and now - float(run["started_at"]) > limit:
+        return f"the run's max_duration ({limit:g}s) is exceeded"
+    return None
+
+
+def overdue_agents(ledger: Ledger, spec: RunSpec, now: float) -> list[tuple[str, int, int, str]]:
+    """(agent, attempt, turn, error) for running agents past their timeout."""
+    found = []
+    states = ledger.agents(spec.run_id, [a.id for a in spec.crew.agents])
+    for agent in spec.crew.agents:
+        state = states[agent.id]
+        if agent.timeout and state.get("status") == "running" and state.get("started_at"):
+            if now - float(state["started_at"]) > agent.timeout:
+                found.append((agent.id, int(state.get("attempt") or 0), int(state.get("turn") or 0),
+                              f"agent timeout ({agent.timeout:g}s) exceeded"))
+    return found
+
+
+def restart_times(state: dict) -> list[float]:
+    return json.loads(state.get("restart_times") or "[]")

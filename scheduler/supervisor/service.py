@@ -1,0 +1,204 @@
+"""The supervisor service: reads FailureReports, applies restart policies, requeues dead workers'
+work, and enforces deadlines. One is active per fleet (`Leadership`); others stand by.
+
+Reports are read from a Redis Stream with a consumer group and acknowledged only once handled, so
+a report whose supervisor died mid-way is claimed again by the next active one. Handling is
+idempotent: the decision on an attempt is recorded once (SET NX) and applying it twice is harmless.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+
+import redis
+from celery import Celery
+
+from workers.app import ledger_of, settings_of
+from workers.ledger import TERMINAL
+from workers.turn import report_failure
+
+from ..advance import fail_run
+from . import repair
+from .leader import Leadership
+from .policy import Decision, decide
+
+log = logging.getLogger("crewq.supervisor")
+GROUP = "supervisors"
+
+
+class Supervisor:
+    def __init__(self, app: Celery, name: str | None = None):
+        self.app = app
+        self.ledger = ledger_of(app)
+        self.settings = settings_of(app)
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self.leadership = Leadership(self.ledger.redis, self.ledger.keys.leader, self.settings.leader_ttl, self.name)
+        self.stopped = threading.Event()
+        self._last_sweep = 0.0
+        self._ensure_group()
+
+    def _ensure_group(self) -> None:
+        try:
+            self.ledger.redis.xgroup_create(self.ledger.keys.failures, GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        log.info("supervisor %s starting", self.name)
+        was_leader = False
+        try:
+            while not self.stopped.is_set():
+                try:
+                    leader = self.leadership.hold()
+                    if leader and not was_leader:
+                        log.info("supervisor %s is active", self.name)
+                        self.claim_pending()
+                    was_leader = leader
+                    if not leader:
+                        self.stopped.wait(min(0.5, self.settings.leader_ttl / 4))
+                        continue
+                    self.step()
+                except redis.ConnectionError as exc:
+                    log.warning("supervisor %s: Redis unreachable (%s); retrying", self.name, exc)
+                    was_leader = False
+                    self.stopped.wait(1.0)
+        finally:
+            self.leadership.release()
+            log.info("supervisor %s stopped", self.name)
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+    def step(self, block_ms: int = 300) -> None:
+        found = self.ledger.redis.xreadgroup(GROUP, self.name, {self.ledger.keys.failures: ">"},
+                                             count=50, block=block_ms)
+        for _, entries in found or []:
+            for entry_id, fields in entries:
+                self.handle_entry(entry_id, fields)
+        if time.monotonic() - self._last_sweep >= self.settings.sweep_interval:
+            self._last_sweep = time.monotonic()
+            self.sweep()
+
+    def claim_pending(self) -> None:
+        """Take over reports that an earlier supervisor read but did not finish."""
+        start = "0-0"
+        while True:
+            result = self.ledger.redis.xautoclaim(self.ledger.keys.failures, GROUP, self.name, min_idle_time=0,
+                                                  start_id=start, count=100)
+            start, entries = result[0], result[1]
+            for entry_id, fields in entries:
+                if fields:
+                    log.info("supervisor %s: claimed pending report %s", self.name, entry_id)
+                    self.handle_entry(entry_id, fields)
+            if start == "0-0" or not entries:
+                return
+
+    def handle_entry(self, entry_id: str, fields: dict) -> None:
+        try:
+            self.handle(json.loads(fields["report"]))
+        except Exception:
+            log.exception("supervisor: report %s could not be handled", entry_id)
+            return  # left pending: a later supervisor (or restart) claims it again
+        self.ledger.redis.xack(self.ledger.keys.failures, GROUP, entry_id)
+
+    # -- failures -------------------------------------------------------------------------------
+
+    def handle(self, report: dict) -> Decision | None:
+        ledger, run_id, agent_id, attempt = self.ledger, report["run_id"], report["agent_id"], report["attempt"]
+        if not ledger.has_run(run_id) or ledger.run_status(run_id) in TERMINAL:
+            return None
+        spec = ledger.spec(run_id)
+        state = ledger.agent(run_id, agent_id)
+        if int(state.get("attempt") or 0) > attempt and not ledger.redis.exists(
+                ledger.keys.decision(run_id, agent_id, attempt)):
+            return None  # an older attempt, superseded by a restart that was not ours to apply
+        now = time.time()
+        states = ledger.agents(run_id, [a.id for a in spec.crew.agents])
+        proposed = decide(spec, agent_id, attempt, states, ledger.run(run_id), repair.restart_times(state), now,
+                          self.settings)
+        new, recorded = ledger.decision(run_id, agent_id, attempt, proposed.to_json())
+        decision = Decision.from_json(recorded)
+        if new:
+            if decision.action == "restart":
+                times = repair.restart_times(state) + [now]
+                ledger.update_agent(run_id, agent_id, restart_times=times)
+                ledger.redis.hincrby(ledger.keys.run(run_id), "restarts", 1)
+            ledger.event(run_id, "decision", agent_id, action=decision.action, policy=decision.policy,
+                         failed_attempt=attempt, restarts=sorted(decision.targets), countdown=decision.countdown,
+                         reason=decision.reason, error=report.get("error"))
+        if not ledger.decision_applied(run_id, agent_id, attempt):
+            repair.apply(self.app, ledger, spec, decision)
+            ledger.set_decision_applied(run_id, agent_id, attempt)
+        return decision
+
+    # -- the sweep: dead workers and deadlines ---------------------------------------------------
+
+    def sweep(self) -> None:
+        self.requeue_from_dead_workers()
+        self.enforce_deadlines()
+
+    def requeue_from_dead_workers(self) -> list[str]:
+        held = self.ledger.held()
+        alive = self.ledger.alive({r["host"] for r in held.values()})
+        now, done, requeued = time.time(), set(), []
+        for task_id, record in held.items():
+            if record["host"] in alive or now - record["since"] < self.settings.heartbeat_ttl:
+                continue
+            if not self.ledger.take(task_id):
+                continue  # another supervisor (or the worker itself) got there first
+            key = (record["name"] == "crewq.advance", tuple(record["args"][:2]))
+            if key in done:
+                continue
+            done.add(key)
+            what = repair.requeue(self.app, self.ledger, record)
+            if what:
+                run_id = record["args"][0]
+                self.ledger.event(run_id, "requeued", record["args"][1] if len(record["args"]) > 1 and
+                                  record["name"] != "crewq.advance" else None,
+                                  what=what, dead_worker=record["host"], task_id=task_id)
+                log.warning("worker %s is gone: requeued %s of run %s", record["host"], what, run_id)
+                requeued.append(what)
+        return requeued
+
+    def enforce_deadlines(self) -> None:
+        now = time.time()
+        for run_id in self.ledger.active_runs():
+            run = self.ledger.run(run_id)
+            if not run or run.get("status") in TERMINAL or not self.ledger.has_run(run_id):
+                self.ledger.redis.srem(self.ledger.keys.active, run_id)
+                continue
+            spec = self.ledger.spec(run_id)
+            reason = repair.overdue(self.ledger, spec, run, now)
+            if reason:
+                if self.ledger.finish_run(run_id, "failed", error=reason):
+                    repair.revoke_run(self.app, self.ledger, run_id)
+                continue
+            for agent_id, attempt, turn, error in repair.overdue_agents(self.ledger, spec, now):
+                report_failure(self.ledger, run_id, agent_id, attempt, turn, error)
+
+
+class SupervisorThread:
+    """A supervisor in a thread of this process (the embedded default, and tests)."""
+
+    def __init__(self, app: Celery, name: str | None = None):
+        self.supervisor = Supervisor(app, name)
+        self.thread = threading.Thread(target=self.supervisor.run, name="crewq-supervisor", daemon=True)
+
+    def __enter__(self) -> Supervisor:
+        self.thread.start()
+        return self.supervisor
+
+    def __exit__(self, *exc) -> None:
+        self.supervisor.stop()
+        self.thread.join(10)
+
+
+__all__ = ["Supervisor", "SupervisorThread", "fail_run"]

@@ -1,0 +1,239 @@
+"""The supervisor: restart policies and budgets, decisions in the event log, takeover, cancel/resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from config.loader import load_crew
+from scheduler.embedded import in_process_worker
+from scheduler.runs import Client, submit_loaded
+from scheduler.supervisor import Supervisor, SupervisorThread
+from scheduler.supervisor.service import GROUP
+
+from conftest import FAST_ENV, HOST, ROOT
+from helpers import run_crew, write_crew
+
+
+def kinds(ledger, run_id, kind):
+    return [e for e in ledger.events(run_id, count=None) if e["type"] == kind]
+
+
+def test_one_for_one_restarts_the_agent_from_a_clean_conversation(app, ledger, worker, tmp_path):
+    path = write_crew(tmp_path, """
+        runtime: {llm_provider: scripted}
+        agents:
+          - {id: up, script: [{text: up-out}]}
+          - id: flaky
+            depends_on: [up]
+            tools: [list_files]
+            script:
+              - {tool_calls: [{name: list_files}]}
+              - {error: crash}
+              - {error: {status: 400, message: bad request}}
+              - {text: "clean start: {tool_results}|"}
+          - {id: down, depends_on: [flaky], script: [{text: "down got it"}]}
+        """)
+    status = run_crew(app, path)
+    assert status["status"] == "succeeded", status
+    decisions = kinds(ledger, status["run_id"], "decision")
+    assert [(d["action"], d["policy"], d["failed_attempt"]) for d in decisions] == [
+        ("restart", "one_for_one", 0), ("restart", "one_for_one", 1)]
+    assert decisions[0]["restarts"] == ["flaky"] and "scripted crash" in decisions[0]["error"]
+    assert status["agents"]["flaky"]["attempt"] == "2"
+    # The third attempt started over: no tool results from attempt 0 in its conversation.
+    assert ledger.agent(status["run_id"], "flaky")["output"] == "clean start: |"
+    assert status["agents"]["up"]["attempt"] == "0" and status["agents"]["down"]["attempt"] == "0"
+    assert status["output"] == "down got it"
+
+
+def test_budget_spent_fails_the_run_naming_agent_attempts_and_error(app, ledger, worker, tmp_path):
+    path = write_crew(tmp_path, """
+        runtime: {llm_provider: scripted}
+        agents:
+          - id: a
+            max_restarts: 2
+            restart_window: 60s
+            script: [{error: crash}, {error: crash}, {error: {status: 401, message: key revoked}}, {text: never}]
+          - {id: b, depends_on: [a], script: [{text: x}]}
+        """)
+    status = run_crew(app, path)
+    assert status["status"] == "failed"
+    assert status["error"] == "agent a failed after 3 attempts: scripted: key revoked [status=401, type=scripted]"
+    assert status["agents"]["b"]["status"] == "skipped"
+    actions = [d["action"] for d in kinds(ledger, status["run_id"], "decision")]
+    assert actions == ["restart", "restart", "give_up"]
+    assert "restart budget spent: 2 restarts within 60s" in kinds(ledger, status["run_id"], "decision")[-1]["reason"]
+
+
+def test_a_failure_slower_than_the_window_stops_at_the_run_cap(app, ledger, worker, tmp_path):
+    crashes = ", ".join(["{error: crash}"] * 12)
+    path = write_crew(tmp_path, f"""
+        runtime: {{llm_provider: scripted}}
+        agents:
+          - id: slow
+            max_restarts: 1
+            restart_window: 1ms
+            script: [{crashes}, {{text: never}}]
+        """)
+    status = run_crew(app, path)
+    assert status["status"] == "failed"
+    decisions = kinds(ledger, status["run_id"], "decision")
+    assert [d["action"] for d in decisions] == ["restart"] * 10 + ["give_up"]
+    assert decisions[-1]["reason"] == "the run's restart cap (10) is reached"
+    assert "agent slow failed after 11 attempts" in status["error"]
+
+
+def test_rest_for_one_reruns_the_downstream_agents_that_had_started(app, ledger, supervisor, tmp_path):
+    path = write_crew(tmp_path, """
+        runtime: {llm_provider: scripted}
+        agents:
+          - {id: a, restart: rest_for_one, script: [{text: a-new}]}
+          - {id: b, depends_on: [a], script: [{text: "b saw {input}"}]}
+          - {id: c, depends_on: [b], script: [{text: c-new}]}
+          - {id: other, script: [{text: o1}]}
+        """)
+    run_id = submit_loaded(app, load_crew(path))  # no worker yet: we shape the state by hand
+    ledger.settle_agent(run_id, "other", 0, "succeeded", output="o1")
+    ledger.update_agent(run_id, "b", status="succeeded", output="stale b")
+    ledger.update_agent(run_id, "c", status="running", started_at=time.time())
+    ledger.claim_wave(run_id, 1)
+    from workers.turn import report_failure
+    report_failure(ledger, run_id, "a", 0, 0, "a found its input wrong")
+
+    with in_process_worker(app, concurrency=4, hostname=f"late@{HOST}"):
+        for _ in Client(app).events(run_id, follow=True, timeout=30):
+            pass
+    status = Client(app).status(run_id)
+    assert status["status"] == "succeeded", status
+    decision = kinds(ledger, run_id, "decision")[0]
+    assert decision["policy"] == "rest_for_one" and decision["restarts"] == ["a", "b", "c"]
+    assert {a: status["agents"][a]["attempt"] for a in "abc"} == {"a": "1", "b": "1", "c": "1"}
+    assert status["agents"]["other"]["attempt"] == "0"
+    # b's stale output was thrown away: it ran again on a's new output.
+    assert ledger.agent(run_id, "b")["output"] == "b saw Task: (none given)\n\nOutput of a:\na-new"
+    assert status["output"] == "## c\n\nc-new\n\n## other\n\no1"
+
+
+def test_one_for_all_restarts_the_run_from_wave_zero(app, ledger, worker, tmp_path):
+    path = write_crew(tmp_path, """
+        runtime: {llm_provider: scripted}
+        agents:
+          - {id: steady, script: [{text: s1}, {text: s2}]}
+          - {id: shaky, restart: one_for_all, script: [{latency: 0.2s, error: crash}, {text: k2}]}
+          - {id: join, depends_on: [steady, shaky], script: [{text: "{input}"}]}
+        """)
+    status = run_crew(app, path)
+    assert status["status"] == "succeeded", status
+    decision = kinds(ledger, status["run_id"], "decision")[0]
+    assert decision["policy"] == "one_for_all" and decision["restarts"] == ["join", "shaky", "steady"]
+    assert status["agents"]["steady"]["attempt"] == "1" and status["agents"]["steady"]["llm_calls"] == "2"
+    assert "Output of steady:\ns2" in status["output"] and "Output of shaky:\nk2" in status["output"]
+
+
+def test_a_pending_report_is_handled_by_the_next_supervisor(app, ledger, tmp_path):
+    path = write_crew(tmp_path, """
+        runtime: {llm_provider: scripted}
+        agents:
+          - {id: a, script: [{error: crash}, {text: recovered}]}
+        """)
+    with in_process_worker(app, concurrency=4, hostname=f"nosup@{HOST}"):
+        Supervisor(app, "first")  # creates the consumer group, then "dies" before reading
+        run_id = submit_loaded(app, load_crew(path))
+        deadline = time.monotonic() + 20
+        while not ledger.redis.xlen(ledger.keys.failures) and time.monotonic() < deadline:
+            time.sleep(0.05)  # waiting for the worker to report the crash
+        # A supervisor read the report and died before handling it: it stays pending.
+        ledger.redis.xreadgroup(GROUP, "died-mid-report", {ledger.keys.failures: ">"}, count=10)
+        assert ledger.redis.xpending(ledger.keys.failures, GROUP)["pending"] == 1
+        assert ledger.run_status(run_id) == "running"
+        with SupervisorThread(app, name="second"):
+            for _ in Client(app).events(run_id, follow=True, timeout=30):
+                pass
+    assert ledger.run_status(run_id) == "succeeded"
+    assert ledger.redis.xpending(ledger.keys.failures, GROUP)["pending"] == 0
+    assert [d["action"] for d in kinds(ledger, run_id, "decision")] == ["restart"]
+
+
+def start_supervisor(redis_url, name, logdir):
+    log = open(logdir / f"{name}.log", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "scheduler.cli", "supervisor", "--name", name, "-l", "INFO"],
+                            env={**os.environ, "CREWQ_REDIS_URL": redis_url, **FAST_ENV}, cwd=ROOT,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    return proc
+
+
+def test_the_standby_takes_over_when_the_active_supervisor_dies(app, ledger, redis_url, tmp_path):
+    first = start_supervisor(redis_url, "sup-a", tmp_path)
+    second = None
+    try:
+        deadline = time.monotonic() + 30
+        while not (ledger.redis.get(ledger.keys.leader) or "").startswith("sup-a:"):
+            assert time.monotonic() < deadline, (tmp_path / "sup-a.log").read_text()
+            time.sleep(0.05)
+        second = start_supervisor(redis_url, "sup-b", tmp_path)
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(10)
+        path = write_crew(tmp_path, """
+            runtime: {llm_provider: scripted}
+            agents:
+              - {id: a, script: [{error: crash}, {text: after takeover}]}
+            """)
+        with in_process_worker(app, concurrency=4, hostname=f"tk@{HOST}"):
+            status = run_crew(app, path, timeout=30)
+        assert status["status"] == "succeeded", status
+        assert ledger.redis.get(ledger.keys.leader).startswith("sup-b:")
+        assert status["output"] == "after takeover"
+    finally:
+        for proc in (first, second):
+            if proc and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(10)
+
+
+def test_cancel_then_resume_continues_from_the_completed_agents(app, ledger, worker, tmp_path):
+    path = write_crew(tmp_path, """
+        runtime: {llm_provider: scripted}
+        agents:
+          - {id: first, script: [{text: first-out}]}
+          - {id: slow, depends_on: [first], script: [{latency: 1s, text: late}, {text: slow-out}]}
+          - {id: last, depends_on: [slow], script: [{text: "{input}"}]}
+        """)
+    client = Client(app)
+    run_id = submit_loaded(app, load_crew(path))
+    for event in client.events(run_id, follow=True, timeout=30):
+        if event["type"] == "turn_started" and event["agent"] == "slow":
+            break
+    assert client.cancel(run_id) is True
+    assert client.status(run_id)["status"] == "cancelled"
+    assert client.cancel(run_id) is False
+
+    again = client.resume(run_id)
+    assert "last" in again and "first" not in again
+    result = client.wait(run_id, timeout=30)
+    assert result["status"] == "succeeded"
+    assert "Output of slow:\n" in result["output"]
+    assert result["agents"]["first"]["attempt"] == "0"
+    assert [e["type"] for e in ledger.events(run_id, count=None)].count("run_resumed") == 1
+
+
+def test_the_sweep_ends_a_run_whose_workers_vanished(app, ledger, supervisor, tmp_path):
+    path = write_crew(tmp_path, """
+        runtime: {llm_provider: scripted}
+        task: {max_duration: 0.5s}
+        agents:
+          - {id: a, script: [{text: never runs}]}
+        """)
+    run_id = submit_loaded(app, load_crew(path))  # no worker at all
+    for _ in Client(app).events(run_id, follow=True, timeout=20):
+        pass
+    status = Client(app).status(run_id)
+    assert status["status"] == "failed"
+    assert status["error"] == "the run's max_duration (0.5s) is exceeded"

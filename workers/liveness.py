@@ -1,0 +1,95 @@
+"""Which worker holds which task, and which workers are alive.
+
+Every worker process writes a heartbeat key with a short TTL; every turn, tool call and advance a
+worker receives is recorded in the ledger's `inflight` hash until it finishes. When a heartbeat
+expires, the supervisor requeues what that worker held, long before Redis's visibility timeout
+would redeliver it. (Our own heartbeat, not Celery's event heartbeats: the supervisor then needs
+no event consumer, and the record names the task's ids, which is what a requeue needs.)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from celery import signals
+
+from .app import ADVANCE_TASK, TOOL_TASK, TURN_TASK, ledger_of, settings_of
+
+log = logging.getLogger(__name__)
+TRACKED = (TURN_TASK, TOOL_TASK, ADVANCE_TASK)
+
+
+def identity(hostname: str) -> str:
+    """A worker incarnation: a worker restarted under the same name is a new one, so what the dead
+    one held is still requeued."""
+    return f"{hostname}#{os.getpid()}"
+_beats: dict[tuple[int, str], "Heartbeat"] = {}
+_lock = threading.Lock()
+
+
+class Heartbeat(threading.Thread):
+    def __init__(self, app, host: str):
+        super().__init__(name=f"crewq-heartbeat-{host}", daemon=True)
+        self.ledger, self.host = ledger_of(app), host
+        settings = settings_of(app)
+        self.interval, self.ttl = settings.heartbeat_interval, settings.heartbeat_ttl
+        self.stopped = threading.Event()
+        self.ledger.beat(host, self.ttl)  # alive from the first moment, before any task is held
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            try:
+                self.ledger.beat(self.host, self.ttl)
+            except Exception as exc:  # Redis away: the next beat tries again
+                log.warning("heartbeat of %s failed: %s", self.host, exc)
+
+
+def ensure_heartbeat(app, hostname: str) -> None:
+    with _lock:
+        key = (id(app), identity(hostname))
+        if key not in _beats or not _beats[key].is_alive():
+            _beats[key] = Heartbeat(app, identity(hostname))
+            _beats[key].start()
+
+
+def stop_heartbeat(hostname: str) -> None:
+    with _lock:
+        for key in [k for k in _beats if k[1] == identity(hostname)]:
+            _beats.pop(key).stopped.set()
+
+
+@signals.worker_ready.connect
+def _on_ready(sender=None, **_):
+    ensure_heartbeat(sender.app, sender.hostname)
+
+
+@signals.worker_shutdown.connect
+def _on_shutdown(sender=None, **_):
+    stop_heartbeat(getattr(sender, "hostname", ""))
+
+
+@signals.task_received.connect
+def _on_received(sender=None, request=None, **_):
+    if request is None or request.name not in TRACKED:
+        return
+    app = request.task.app
+    ensure_heartbeat(app, request.hostname)
+    args = list(request.args or [])
+    if request.name == ADVANCE_TASK:
+        args = args[1:]  # drop the header's results: ids are enough to requeue
+    ledger_of(app).hold(request.id, request.name, args, identity(request.hostname))
+
+
+@signals.task_postrun.connect
+def _on_postrun(sender=None, task_id=None, task=None, state=None, **_):
+    if task is not None and task.name in TRACKED and state != "RETRY":
+        # A retry keeps its record: the same task id comes back, possibly to another worker.
+        ledger_of(task.app).release(task_id)
+
+
+@signals.task_revoked.connect
+def _on_revoked(sender=None, request=None, **_):
+    if request is not None and request.name in TRACKED:
+        ledger_of(request.task.app).release(request.id)
