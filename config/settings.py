@@ -39,6 +39,7 @@ class Settings(BaseModel):
     heartbeat_ttl: float = Field(6.0, description="silence after which a worker is dead and its turns requeued")
     leader_ttl: float = Field(5.0, description="a dead supervisor's lock expires after this; the standby takes over")
     sweep_interval: float = Field(1.0, description="how often the supervisor checks deadlines and workers")
+    stall_after: float = Field(60.0, description="a run quiet this long with nothing in flight gets its next step again")
     queues: Queues = Queues()
 
     @classmethod
@@ -48,7 +49,8 @@ class Settings(BaseModel):
         if env.get("CREWQ_PREFIX"):
             values["key_prefix"] = env["CREWQ_PREFIX"]
         for name in ("retention", "visibility_timeout", "llm_connect_timeout", "llm_read_timeout", "restart_backoff",
-                     "restart_backoff_max", "heartbeat_interval", "heartbeat_ttl", "leader_ttl", "sweep_interval"):
+                     "restart_backoff_max", "heartbeat_interval", "heartbeat_ttl", "leader_ttl", "sweep_interval",
+                     "stall_after"):
             raw = env.get(f"CREWQ_{name.upper()}")
             if raw:
                 values[name] = parse_duration(raw)

@@ -2,7 +2,8 @@
 
 When every agent of the wave has succeeded it emits the next wave, or completes the run after the
 last one. `advance` may run more than once for a wave (a repair chord, a redelivery): the wave
-marker (SET NX) lets exactly one of them move the run on. It never fails a run: failures go to
+marker (SET NX) lets exactly one of them move the run on: the one that claimed it, or a redelivery
+of that same task if its worker died before the next wave was sent. It never fails a run: failures go to
 the supervisor, which restarts the agent or calls `fail_run`.
 """
 
@@ -28,13 +29,16 @@ def advance(self, results, run_id: str, wave: int) -> str:
         # A failed agent is the supervisor's to restart or give up on; a restarted one has a repair
         # chord of its own whose body is this same task.
         return "waiting"
-    if not ledger.claim_wave(run_id, wave):
+    if not ledger.claim_wave(run_id, wave, self.request.id):
         return "already advanced"
     if wave + 1 < len(spec.waves):
         emit_wave(self.app, spec, wave + 1)
-        return f"emitted wave {wave + 1}"
-    complete_run(ledger, spec)
-    return "completed"
+        done = f"emitted wave {wave + 1}"
+    else:
+        complete_run(ledger, spec)
+        done = "completed"
+    ledger.wave_advanced(run_id, wave)
+    return done
 
 
 def final_output(ledger: Ledger, spec: RunSpec) -> str:

@@ -19,6 +19,7 @@ from config.errors import RunError
 from config.loader import LoadedCrew, load_crew_text
 from config.settings import Settings
 
+from workers import tracing
 from workers.app import create_app, ledger_of
 from workers.ledger import TERMINAL
 from workers.runspec import RunSpec
@@ -42,7 +43,7 @@ def submit_loaded(app: Celery, loaded: LoadedCrew, inputs: dict[str, str] | None
                    inputs=inputs, submitted_at=time.time())
     ledger = ledger_of(app)
     ledger.create_run(spec)
-    ledger.set_run(spec.run_id, status="running", started_at=time.time())
+    ledger.set_run(spec.run_id, status="running", started_at=time.time(), **tracing.submit_fields(spec.run_id))
     ledger.event(spec.run_id, "run_started", agents=[a.id for a in spec.crew.agents])
     emit_wave(app, spec, 0)
     return spec.run_id

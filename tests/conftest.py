@@ -79,7 +79,7 @@ def redis_url(redis_server) -> str:
 
 # Short clocks so that restarts, takeovers and dead-worker requeues happen within a test's patience.
 FAST = dict(restart_backoff=0.05, restart_backoff_max=0.5, heartbeat_interval=0.5, heartbeat_ttl=2.0,
-            leader_ttl=2.0, sweep_interval=0.2)
+            leader_ttl=2.0, sweep_interval=0.2, stall_after=3.0)
 FAST_ENV = {f"CREWQ_{k.upper()}": str(v) for k, v in FAST.items()}
 
 

@@ -127,6 +127,21 @@ def test_transient_error_is_retried_inside_the_turn(app, ledger, worker, tmp_pat
     assert status["agents"]["a"]["attempt"] == "0"
 
 
+def test_the_wait_before_a_retry_is_capped_by_the_agents_max_backoff(app, ledger, worker, tmp_path):
+    path = write_crew(tmp_path, """
+        runtime: {llm_provider: scripted}
+        agents:
+          - id: a
+            max_backoff: 300ms
+            script:
+              - error: {status: 529, retry_after: 3600, message: overloaded}
+              - text: fine now
+        """)
+    status = run_crew(app, path)
+    assert status["output"] == "fine now"
+    assert [r["countdown"] for r in events_of(ledger, status["run_id"], "llm_retry")] == [0.3]
+
+
 def test_retries_are_bounded_by_max_retries(app, ledger, worker, tmp_path):
     path = write_crew(tmp_path, """
         runtime: {llm_provider: scripted}

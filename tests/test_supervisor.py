@@ -103,7 +103,8 @@ def test_rest_for_one_reruns_the_downstream_agents_that_had_started(app, ledger,
     ledger.settle_agent(run_id, "other", 0, "succeeded", output="o1")
     ledger.update_agent(run_id, "b", status="succeeded", output="stale b")
     ledger.update_agent(run_id, "c", status="running", started_at=time.time())
-    ledger.claim_wave(run_id, 1)
+    ledger.claim_wave(run_id, 1, "an-earlier-advance")
+    ledger.wave_advanced(run_id, 1)
     from workers.turn import report_failure
     report_failure(ledger, run_id, "a", 0, 0, "a found its input wrong")
 

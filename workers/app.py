@@ -56,8 +56,10 @@ def create_app(settings: Settings | None = None, *, name: str = "crewq") -> Cele
         task_routes={TURN_TASK: {"queue": q.turns}, TOOL_TASK: {"queue": q.tools},
                      ADVANCE_TASK: {"queue": q.control}, SUBMIT_TASK: {"queue": q.control}},
         worker_hijack_root_logger=False,
-        crewq_settings=settings.model_dump(),
     )
+    # An attribute, not app.conf: `celery inspect conf` and Flower show the conf, and the
+    # settings hold the Redis URL with its password.
+    app.crewq_settings = settings
     return app
 
 
@@ -69,7 +71,7 @@ def turn_signature(app: Celery, spec, agent_id: str, turn: int, attempt: int):
 
 
 def settings_of(app: Celery) -> Settings:
-    return Settings(**app.conf.crewq_settings)
+    return app.crewq_settings
 
 
 def ledger_of(app: Celery) -> Ledger:

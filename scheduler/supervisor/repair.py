@@ -1,4 +1,4 @@
-"""Putting a run right: apply a restart decision, requeue a dead worker's task, end an overdue run.
+"""Putting a run right: apply a restart decision, end an overdue run.
 
 Every repair is safe to apply twice: agents are reset only up to the decision's target attempt,
 and a re-emitted turn resumes from what the ledger recorded.
@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import json
 
-from celery import Celery, chord, group
+from celery import Celery
 
-from workers.app import ADVANCE_TASK, TOOL_TASK, TURN_TASK, turn_signature
 from workers.ledger import TERMINAL, Ledger
 from workers.runspec import RunSpec
 
@@ -34,31 +33,6 @@ def apply(app: Celery, ledger: Ledger, spec: RunSpec, decision: Decision) -> Non
         emit_wave(app, spec, 0, countdown=decision.countdown)
     else:
         emit_wave(app, spec, decision.from_wave, agents=[decision.agent], countdown=decision.countdown)
-
-
-def requeue(app: Celery, ledger: Ledger, record: dict) -> str | None:
-    """Send again, elsewhere, the work a dead worker held. Returns what was requeued, or None."""
-    name, args = record["name"], record["args"]
-    run_id = args[0]
-    if ledger.run_status(run_id) in TERMINAL or not ledger.has_run(run_id):
-        return None
-    spec = ledger.spec(run_id)
-    if name == ADVANCE_TASK:
-        app.signature(ADVANCE_TASK, args=([], run_id, args[1])).apply_async()
-        return f"advance of wave {args[1]}"
-    if name == TURN_TASK:
-        agent_id, turn, attempt = args[1], args[2], args[3]
-    elif name == TOOL_TASK:  # the turn that asked for the tool call sends it again (recorded results stay)
-        agent_id, attempt, turn = args[1], args[2], args[3]
-    else:
-        return None
-    state = ledger.agent(run_id, agent_id)
-    if int(state.get("attempt") or 0) != attempt or state.get("status") in ("succeeded", "failed", "skipped"):
-        return None
-    wave = spec.wave_of(agent_id)
-    body = app.signature(ADVANCE_TASK, args=(run_id, wave))
-    chord(group([turn_signature(app, spec, agent_id, turn, attempt)]), body).apply_async()
-    return f"{agent_id} turn {turn}"
 
 
 def revoke_run(app: Celery, ledger: Ledger, run_id: str) -> list[str]:

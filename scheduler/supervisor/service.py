@@ -23,8 +23,9 @@ from workers.ledger import TERMINAL
 from workers.turn import report_failure
 
 from ..advance import fail_run
-from . import repair
+from . import repair, stall
 from .leader import Leadership
+from .redeliver import Redeliverer
 from .policy import Decision, decide
 
 log = logging.getLogger("crewq.supervisor")
@@ -40,6 +41,7 @@ class Supervisor:
         self.leadership = Leadership(self.ledger.redis, self.ledger.keys.leader, self.settings.leader_ttl, self.name)
         self.stopped = threading.Event()
         self._last_sweep = 0.0
+        self.redeliverer = Redeliverer(app, self.ledger, grace=self.settings.heartbeat_ttl)
         self._ensure_group()
 
     def _ensure_group(self) -> None:
@@ -72,6 +74,7 @@ class Supervisor:
                     self.stopped.wait(1.0)
         finally:
             self.leadership.release()
+            self.redeliverer.close()
             log.info("supervisor %s stopped", self.name)
 
     def stop(self) -> None:
@@ -144,29 +147,36 @@ class Supervisor:
     def sweep(self) -> None:
         self.requeue_from_dead_workers()
         self.enforce_deadlines()
+        self.restart_stalled_runs()
 
     def requeue_from_dead_workers(self) -> list[str]:
+        """Give back to their queues the messages that dead workers had taken (see `redeliver`)."""
+        return [orphan.describe() for orphan in self.redeliverer.sweep(time.time())]
+
+    def restart_stalled_runs(self) -> list[str]:
+        """Runs quiet for `stall_after` with nothing in flight get their next step again (see `stall`)."""
+        now, sent = time.time(), []
+        quiet = []
+        for run_id in self.ledger.active_runs():
+            last = self.ledger.last_event_at(run_id)
+            if last is not None and now - last > self.settings.stall_after and self.ledger.has_run(run_id) \
+                    and self.ledger.run_status(run_id) not in TERMINAL:
+                quiet.append(run_id)
+        if not quiet:
+            return sent
         held = self.ledger.held()
-        alive = self.ledger.alive({r["host"] for r in held.values()})
-        now, done, requeued = time.time(), set(), []
-        for task_id, record in held.items():
-            if record["host"] in alive or now - record["since"] < self.settings.heartbeat_ttl:
+        alive = self.ledger.alive({record["host"] for record in held.values()})
+        for run_id in quiet:
+            spec = self.ledger.spec(run_id)
+            if stall.in_flight(self.ledger, spec, self.settings.queues.all(), held, alive):
                 continue
-            if not self.ledger.take(task_id):
-                continue  # another supervisor (or the worker itself) got there first
-            key = (record["name"] == "crewq.advance", tuple(record["args"][:2]))
-            if key in done:
-                continue
-            done.add(key)
-            what = repair.requeue(self.app, self.ledger, record)
-            if what:
-                run_id = record["args"][0]
-                self.ledger.event(run_id, "requeued", record["args"][1] if len(record["args"]) > 1 and
-                                  record["name"] != "crewq.advance" else None,
-                                  what=what, dead_worker=record["host"], task_id=task_id)
-                log.warning("worker %s is gone: requeued %s of run %s", record["host"], what, run_id)
-                requeued.append(what)
-        return requeued
+            for what in stall.restart_stalled(self.app, self.ledger, spec):
+                self.ledger.event(run_id, "requeued", what.split()[0] if " turn " in what else None, what=what,
+                                  dead_worker=f"none: the run was quiet for {self.settings.stall_after:g}s "
+                                              f"with nothing in flight")
+                log.warning("run %s was stalled: sent %s again", run_id, what)
+                sent.append(what)
+        return sent
 
     def enforce_deadlines(self) -> None:
         now = time.time()

@@ -10,7 +10,7 @@
     {p}:run:{run}                     hash   the run's status projection
     {p}:run:{run}:spec                string the crew spec by value, env: references unresolved
     {p}:run:{run}:events              stream the run's append-only event log (source of truth)
-    {p}:run:{run}:wave:{n}            string "advanced" marker: SET NX makes `advance` act once
+    {p}:run:{run}:wave:{n}            string "claimed:{task id}", then "advanced": `advance` acts once
     {p}:run:{run}:agent:{agent}       hash   per-agent state: status, attempt, output, usage, host
     {p}:run:{run}:agent:{agent}:replies  hash  "{attempt}:{turn}" → the recorded LLM reply
     {p}:run:{run}:agent:{agent}:results  hash  "{attempt}:{turn}:{i}" → a recorded tool result

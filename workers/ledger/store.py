@@ -13,6 +13,7 @@ from typing import Any, Iterable
 
 import redis
 
+from .. import tracing
 from ..runspec import RunSpec
 from . import metrics
 from .keys import Keys
@@ -89,13 +90,27 @@ class Ledger:
         won = bool(self._finish(keys=[self.keys.run(run_id)], args=args))
         self.redis.srem(self.keys.active, run_id)
         if won:
+            if tracing.tracer() is not None:  # before the event: who saw the run end can find its span
+                tracing.run_ended(self.run(run_id), run_id, status, time.time())
             self.event(run_id, "run_finished", status=status,
                        **{k: v for k, v in fields.items() if k in ("error",)})
         return won
 
-    def claim_wave(self, run_id: str, wave: int) -> bool:
-        """True for the one caller that may act on this wave's completion."""
-        return bool(self.redis.set(self.keys.wave(run_id, wave), "advanced", nx=True, ex=self.ttl))
+    def claim_wave(self, run_id: str, wave: int, token: str) -> bool:
+        """True for the one `advance` (task id `token`) that may act on this wave's completion, and
+        again for a redelivery of that same task, which may have died before it acted."""
+        key = self.keys.wave(run_id, wave)
+        if self.redis.set(key, f"claimed:{token}", nx=True, ex=self.ttl):
+            return True
+        return self.redis.get(key) == f"claimed:{token}"
+
+    def mark_wave_advanced(self, run_id: str, wave: int) -> None:
+        """The wave is done and the next one sent (a stalled run's repair says so for a lost advance)."""
+        self.redis.set(self.keys.wave(run_id, wave), "advanced", ex=self.ttl)
+
+    def wave_advanced(self, run_id: str, wave: int) -> None:
+        """The claimer has acted: no redelivery of it acts again."""
+        self.redis.set(self.keys.wave(run_id, wave), "advanced", xx=True, ex=self.ttl)
 
     def recent_runs(self, limit: int = 20) -> list[str]:
         return self.redis.zrevrange(self.keys.runs, 0, limit - 1)
@@ -241,6 +256,11 @@ class Ledger:
             found = self.redis.xread({self.keys.events(run_id): after}, block=block_ms, count=count)
             entries = found[0][1] if found else []
         return [_event(entry_id, fields) for entry_id, fields in entries]
+
+    def last_event_at(self, run_id: str) -> float | None:
+        """When the run's newest event was written (its stream id's milliseconds)."""
+        found = self.redis.xrevrange(self.keys.events(run_id), count=1)
+        return int(found[0][0].split("-")[0]) / 1000 if found else None
 
     def report_failure(self, report: dict[str, Any]) -> str:
         return self.redis.xadd(self.keys.failures, {"report": json.dumps(report, default=str)},

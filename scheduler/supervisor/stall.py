@@ -1,0 +1,70 @@
+"""Stalled runs: a run that is quiet with nothing in flight gets its next step sent again.
+
+Redelivery (`redeliver`) covers every message a worker had taken. One gap is left to kombu: a
+worker killed between BRPOP popping a message and recording it in `unacked` (a fraction of a
+millisecond) loses that message outright, and so does Redis losing its last second of writes.
+Such a run would wait for its `max_duration`. Instead, a run whose last event is older than
+`stall_after`, of which no live worker holds a task and no queue or `unacked` entry holds a
+message, is put back on its feet from the ledger:
+
+- the first wave with an agent that has not succeeded is found (none: the last wave's `advance`);
+- agents of it still waiting are emitted again, running ones get their current turn again (it
+  resumes from its recorded reply and tool results, so nothing finished is done twice);
+- a failed agent is the supervisor's to decide on, so such a run is left alone.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import Celery, chord, group
+
+from workers.app import ADVANCE_TASK, turn_signature
+from workers.ledger import TERMINAL, Ledger
+from workers.runspec import RunSpec
+
+from ..emit import emit_wave
+
+log = logging.getLogger("crewq.supervisor")
+
+
+def in_flight(ledger: Ledger, spec: RunSpec, queues: list[str], held: dict, alive: set[str]) -> bool:
+    """Whether anything of this run is held by a live worker, taken, or waiting in a queue."""
+    run_id = spec.run_id
+    if any(r["args"][:1] == [run_id] and r["host"] in alive for r in held.values()):
+        return True
+    redis = ledger.redis
+    # Celery's headers carry the arguments as text (argsrepr), so the run id shows in the raw message.
+    if any(run_id in raw for raw in redis.hvals("unacked")):
+        return True
+    names = set(queues) | {a.queue for a in spec.crew.agents if a.queue}
+    return any(run_id in raw for name in names for raw in redis.lrange(name, 0, -1))
+
+
+def restart_stalled(app: Celery, ledger: Ledger, spec: RunSpec) -> list[str]:
+    """Send the run's next step again. Returns what was sent (nothing when a failure awaits a decision)."""
+    run_id = spec.run_id
+    states = ledger.agents(run_id, [a.id for a in spec.crew.agents])
+    if any(s.get("status") == "failed" for s in states.values()):
+        return []
+    wave = next((n for n, agents in enumerate(spec.waves)
+                 if any(states[a].get("status") != "succeeded" for a in agents)), None)
+    if wave is None:  # everything succeeded: the last `advance` was lost
+        last = len(spec.waves) - 1
+        ledger.forget_waves(run_id, last, len(spec.waves))
+        app.signature(ADVANCE_TASK, args=([], run_id, last)).apply_async()
+        return [f"advance of wave {last}"]
+    if wave > 0:  # the wave before is done; its advance acted, or was lost acting
+        ledger.mark_wave_advanced(run_id, wave - 1)
+    sent = []
+    waiting = [a for a in spec.waves[wave] if states[a].get("status") in (None, "", "waiting")]
+    if waiting:
+        emit_wave(app, spec, wave, agents=waiting)
+        sent += [f"{a} turn 0" for a in waiting]
+    body = app.signature(ADVANCE_TASK, args=(run_id, wave))
+    for agent_id in spec.waves[wave]:
+        if states[agent_id].get("status") == "running":
+            turn, attempt = int(states[agent_id].get("turn") or 0), int(states[agent_id].get("attempt") or 0)
+            chord(group([turn_signature(app, spec, agent_id, turn, attempt)]), body).apply_async()
+            sent.append(f"{agent_id} turn {turn}")
+    return sent
