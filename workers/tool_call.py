@@ -10,6 +10,7 @@ import time
 
 from celery import shared_task
 
+from . import tracing
 from .app import TOOL_TASK, ledger_of
 from .llm.types import LLMReply
 from .resources import environment, tools_for
@@ -28,12 +29,17 @@ def tool_call(self, run_id: str, agent_id: str, attempt: int, turn: int, index: 
     started = time.time()
     ledger.event(run_id, "tool_call", agent_id, turn=turn, index=index, name=call.name, host=self.request.hostname)
     tool = tools_for(spec, agent_id).get(call.name)
-    if tool is None:
-        result = ToolResult(f"unknown tool {call.name!r}", is_error=True)
-    else:
-        context = ToolContext(run_id=run_id, agent_id=agent_id, idempotency_key=key,
-                              source_dir=spec.source_dir, env=environment(spec))
-        result = tool.execute(call.arguments, context)
+    run = ledger.run(run_id) if tracing.tracer() else {}
+    with tracing.tool_span(self.request, run, run_id, agent_id, attempt, turn, index, call.name,
+                           self.request.hostname) as span:
+        if tool is None:
+            result = ToolResult(f"unknown tool {call.name!r}", is_error=True)
+        else:
+            context = ToolContext(run_id=run_id, agent_id=agent_id, idempotency_key=key,
+                                  source_dir=spec.source_dir, env=environment(spec))
+            result = tool.execute(call.arguments, context)
+        if span is not None:
+            span.set_attribute("crewq.tool.is_error", result.is_error)
     finished = time.time()
     ledger.record_result(run_id, agent_id, attempt, turn, index, result.to_json())
     ledger.event(run_id, "tool_result", agent_id, turn=turn, index=index, name=call.name,

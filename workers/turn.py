@@ -14,6 +14,7 @@ from celery.exceptions import Ignore, Retry
 
 from config.errors import ConfigError, ProviderError, TransientProviderError
 
+from . import tracing
 from .app import TOOL_TASK, TURN_TASK, ledger_of, settings_of, turn_signature
 from .conversation import rebuild
 from .ledger import TERMINAL, Ledger
@@ -38,7 +39,11 @@ def envelope(status: str, agent: str, attempt: int, error: str | None = None) ->
 def agent_turn(self, run_id: str, agent_id: str, turn: int = 0, attempt: int = 0) -> dict:
     turn_ = Turn(self, run_id, agent_id, turn, attempt)
     try:
-        return turn_.run()
+        run = turn_.ledger.run(run_id) if tracing.tracer() else {}
+        with tracing.turn_span(run, run_id, agent_id, attempt, turn, self.request.hostname) as span:
+            result = turn_.run()
+            tracing.outcome(span, result)
+            return result
     except (Retry, Ignore):
         raise
     except Exception as exc:  # a bug must fail the agent visibly, never hang the chord
@@ -111,12 +116,20 @@ class Turn:
             chain = llm_chain(self.spec.crew, self.agent, environment(self.spec))
             # Once the primary's retries are used up, the fallbacks (if any) get their turn.
             exhausted = retries >= self.agent.max_retries and len(chain) > 1
-            reply = call_llm(chain, self.agent, request, redis=ledger.redis, prefix=ledger.keys.prefix,
-                             exhausted=exhausted)
+            with tracing.child_span("llm_call", **{"crewq.retries": retries}) as span:
+                reply = call_llm(chain, self.agent, request, redis=ledger.redis, prefix=ledger.keys.prefix,
+                                 exhausted=exhausted)
+                if span is not None:
+                    span.set_attributes({"gen_ai.system": reply.provider, "gen_ai.request.model": reply.model or "",
+                                         "gen_ai.usage.input_tokens": reply.usage.input_tokens,
+                                         "gen_ai.usage.output_tokens": reply.usage.output_tokens,
+                                         "crewq.tool_calls": len(reply.tool_calls)})
         except TransientProviderError as exc:
             if retries >= self.agent.max_retries:
                 return self.fail(f"{exc} (after {retries + 1} tries)")
-            wait = countdown(retries, exc.retry_after)
+            # A countdown near the visibility timeout would let Redis redeliver the waiting retry.
+            ceiling = min(self.agent.max_backoff, settings_of(self.task.app).visibility_timeout / 10)
+            wait = countdown(retries, exc.retry_after, max_backoff=ceiling)
             ledger.event(self.run_id, "llm_retry", self.agent_id, turn=self.turn, error=str(exc),
                          countdown=round(wait, 3), retries=retries + 1)
             raise self.task.retry(countdown=wait, max_retries=self.agent.max_retries)
@@ -150,8 +163,9 @@ class Turn:
         next_turn = turn_signature(app, self.spec, self.agent_id, self.turn + 1, self.attempt)
         if not to_run:
             return self.task.replace(next_turn)
+        headers = tracing.inject()  # the tool calls' spans are children of this turn's
         calls = group(app.signature(TOOL_TASK, args=(self.run_id, self.agent_id, self.attempt, self.turn, i),
-                                    immutable=True) for i in to_run)
+                                    immutable=True, **({"headers": headers} if headers else {})) for i in to_run)
         # Every tool call is its own task; they run at once and the next turn waits for all of them.
         return self.task.replace(chord(calls, next_turn))
 
@@ -162,6 +176,7 @@ class Turn:
         started = float(self.ledger.agent(self.run_id, self.agent_id).get("started_at") or time.time())
         self.ledger.event(self.run_id, "agent_succeeded", self.agent_id, turns=self.turn + 1, attempt=self.attempt,
                           seconds=round(time.time() - started, 3))
+        trace_agent(self.ledger, self.run_id, self.agent_id, self.attempt, "succeeded")
         return envelope("ok", self.agent_id, self.attempt)
 
     def fail(self, error: str) -> dict:
@@ -176,4 +191,14 @@ def report_failure(ledger: Ledger, run_id: str, agent_id: str, attempt: int, tur
               "ts": time.time()}
     ledger.event(run_id, "agent_failed", agent_id, turn=turn, attempt=attempt, error=error)
     ledger.report_failure(report)
+    trace_agent(ledger, run_id, agent_id, attempt, "failed", error)
     return envelope("failed", agent_id, attempt, error=error)
+
+
+def trace_agent(ledger: Ledger, run_id: str, agent_id: str, attempt: int, status: str, error: str | None = None) -> None:
+    """The agent attempt's span, now that it has settled (when tracing is on)."""
+    if tracing.tracer() is None:
+        return
+    state, now = ledger.agent(run_id, agent_id), time.time()
+    tracing.agent_ended(ledger.run(run_id), run_id, agent_id, attempt, status,
+                        float(state.get("started_at") or now), float(state.get("finished_at") or now), error)
