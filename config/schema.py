@@ -95,6 +95,7 @@ class Agent(Model):
     max_restarts: int = Field(3, ge=0)
     restart_window: Duration = 60.0
     max_retries: int = Field(4, ge=0, description="transient LLM errors retried inside a turn")
+    max_backoff: Duration = Field(60.0, gt=0, description="crewq: the longest wait before such a retry")
     timeout: Duration | None = Field(None, description="the agent's wall-clock limit over all its turns")
     max_turns: int = Field(10, ge=1)
     max_total_tool_calls: int = Field(50, ge=0)

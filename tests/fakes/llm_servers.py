@@ -154,3 +154,33 @@ def ollama_chat(text: str = "", tool_calls: list[tuple[str, Any]] = (), done_rea
     return {"model": model, "created_at": "2025-01-01T00:00:00Z", "message": message, "done": True,
             "done_reason": done_reason, "total_duration": 1000, "prompt_eval_count": counts[0],
             "eval_count": counts[1]}
+
+
+def gemini_generate(text: str | None = None, calls: list[tuple[str, dict] | tuple[str, dict, str]] = (),
+                    finish_reason: str = "STOP", usage: tuple[int, int] | None = (30, 8), thoughts: int = 0,
+                    model: str = "gemini-2.5-flash") -> dict[str, Any]:
+    """calls: (name, args) or (name, args, thoughtSignature); thoughts: thinking tokens (not in candidates)."""
+    parts: list[dict[str, Any]] = [{"text": text}] if text is not None else []
+    for call in calls:
+        part: dict[str, Any] = {"functionCall": {"name": call[0], "args": call[1]}}
+        if len(call) > 2:
+            part["thoughtSignature"] = call[2]
+        parts.append(part)
+    data: dict[str, Any] = {"candidates": [{"content": {"role": "model", "parts": parts},
+                                            "finishReason": finish_reason, "index": 0}],
+                            "modelVersion": model, "responseId": "fake-response"}
+    if usage is not None:
+        data["usageMetadata"] = {"promptTokenCount": usage[0], "candidatesTokenCount": usage[1],
+                                 "totalTokenCount": sum(usage) + thoughts}
+        if thoughts:
+            data["usageMetadata"]["thoughtsTokenCount"] = thoughts
+    return data
+
+
+def gemini_error(code: int, status: str, message: str = "fake error", retry_delay: str | None = None) -> dict[str, Any]:
+    """retry_delay: a google.rpc.RetryInfo detail, as Gemini's 429s carry it ("37s")."""
+    error: dict[str, Any] = {"code": code, "message": message, "status": status}
+    if retry_delay is not None:
+        error["details"] = [{"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": []},
+                            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": retry_delay}]
+    return {"error": error}

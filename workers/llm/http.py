@@ -131,6 +131,11 @@ class HTTPProvider(Provider):
             raise self._status_error(response, url)
         return self._json_object(response, url)
 
+    def sampling(self, max_tokens_key: str) -> dict[str, Any]:
+        """The agent's temperature and max_tokens, where set, under this wire format's names."""
+        values = {"temperature": self.config.temperature, max_tokens_key: self.config.max_tokens}
+        return {key: value for key, value in values.items() if value is not None}
+
     def fail(self, message: str, error_type: str = "malformed_reply", **kw: Any) -> ProviderError:
         return ProviderError(redact(message, self.config.api_key), provider=self.label, error_type=error_type, **kw)
 

@@ -53,11 +53,7 @@ class OllamaProvider(HTTPProvider):
         body: dict[str, Any] = {"model": self.config.model, "messages": messages, "stream": False}
         if request.tools:
             body["tools"] = wire_tools(request.tools)
-        options: dict[str, Any] = {}
-        if self.config.temperature is not None:
-            options["temperature"] = self.config.temperature
-        if self.config.max_tokens is not None:
-            options["num_predict"] = self.config.max_tokens
+        options = self.sampling("num_predict")
         if options:
             body["options"] = options
         return body

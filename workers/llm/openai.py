@@ -64,10 +64,7 @@ class OpenAIProvider(HTTPProvider):
         body: dict[str, Any] = {"model": self.config.model or "default", "messages": messages}
         if request.tools:
             body["tools"] = wire_tools(request.tools)
-        if self.config.temperature is not None:
-            body["temperature"] = self.config.temperature
-        if self.config.max_tokens is not None:
-            body["max_tokens"] = self.config.max_tokens
+        body.update(self.sampling("max_tokens"))
         return body
 
     def tool_calls(self, raw: Any, call_index: int) -> list[ToolCall]:

@@ -49,6 +49,10 @@ DEFAULT_PRICES: Prices = {
         "gpt-4o": (2.5, 10.0), "gpt-4o-mini": (0.15, 0.6),
         "o3": (2.0, 8.0), "o3-mini": (1.1, 4.4), "o4-mini": (1.1, 4.4),
     },
+    "gemini": {  # list prices for prompts up to 200k tokens
+        "gemini-2.5-pro": (1.25, 10.0), "gemini-2.5-flash": (0.3, 2.5), "gemini-2.5-flash-lite": (0.1, 0.4),
+        "gemini-2.0-flash": (0.1, 0.4), "gemini-2.0-flash-lite": (0.075, 0.3),
+    },
     "ollama": {"*": (0.0, 0.0)},  # runs on your own machine
     "scripted": {"*": (0.0, 0.0)},
 }

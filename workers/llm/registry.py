@@ -9,6 +9,7 @@ from config.schema import Agent
 
 from .anthropic import AnthropicProvider
 from .base import Provider
+from .gemini import GeminiProvider
 from .ollama import OllamaProvider
 from .openai import OpenAIProvider
 from .scripted import ScriptedProvider
@@ -22,6 +23,7 @@ _FACTORIES: dict[str, Factory] = {
     "openai": lambda config, agent: OpenAIProvider(config),
     "openai-compatible": lambda config, agent: OpenAIProvider(config),  # vLLM, LM Studio, llama.cpp, ...
     "ollama": lambda config, agent: OllamaProvider(config),
+    "gemini": lambda config, agent: GeminiProvider(config),
 }
 
 

@@ -15,6 +15,8 @@ class ToolCall(BaseModel):
     id: str
     name: str
     arguments: dict[str, Any] = Field(default_factory=dict)
+    # Provider state that must go back with the call in later turns (Gemini's thoughtSignature).
+    signature: str | None = None
 
 
 class Message(BaseModel):
