@@ -5,7 +5,8 @@
 Starts a private Redis, two workers as docker-compose.yml names them (llm@host on crewq.turns,
 tools@host on crewq.tools and crewq.control), Flower with basic auth, runs the demo crew twice,
 then has headless Chromium (Debian's /usr/bin/chromium) log in and capture the page. Everything is
-on 127.0.0.1 and is stopped at the end. Not part of the test suite: CI machines have no Chromium.
+on 127.0.0.1 and is stopped at the end. (tests/test_fleet.py makes the same check on the compose
+fleet when Chromium is installed; this script makes the README's pictures.)
 """
 
 from __future__ import annotations

@@ -56,6 +56,10 @@ def test_mcp_and_wikipedia_in_one_parallel_turn(app, ledger, worker, tmp_path, m
 
     assert status["status"] == "succeeded", status
     events = ledger.events(status["run_id"], count=None)
+    for event in events:  # shown with -s
+        if event["type"] in ("llm_call", "tool_call", "tool_result", "agent_succeeded"):
+            print(f"[events] {event['type']:<15} {event['agent']} turn={event.get('turn')} "
+                  f"{event.get('name') or event.get('tool_calls') or ''} is_error={event.get('is_error', '')}")
     results = sorted((e for e in events if e["type"] == "tool_result"), key=lambda e: e["index"])
     assert [(e["name"], e["turn"], e["is_error"]) for e in results] == [
         ("add", 0, False), ("wikipedia", 0, False), ("fail", 0, True)]

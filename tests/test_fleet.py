@@ -191,6 +191,7 @@ class Fleet:
 
     def start(self, service: str, extra: list[str] = ()) -> None:
         argv = self.argv(self.compose["services"][service]["command"]) + list(extra)
+        print(f"[fleet] {service}: {' '.join(argv)}")  # shown with -s: what the compose file starts
         log = open(self.tmp / f"{service}.log", "ab")
         self.procs[service] = subprocess.Popen(argv, env=self.env(service), cwd=ROOT, stdout=log,
                                                stderr=subprocess.STDOUT, start_new_session=True)
@@ -234,6 +235,22 @@ def http(url: str, auth: tuple[str, str] | None = None, data: dict | None = None
         request.add_header("Authorization", "Basic " + base64.b64encode(":".join(auth).encode()).decode())
     with urllib.request.urlopen(request, timeout=timeout) as reply:
         return reply.status, reply.read().decode()
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def flower_page_in_chromium(url: str, tmp: Path) -> str:
+    """Headless Chromium (Debian's) logs in to a Flower page: its rendered DOM, and a screenshot
+    beside it (flower-workers.png in the test's folder)."""
+    base = ["chromium", *CHROMIUM_FLAGS, f"--user-data-dir={tmp}/chrome", "--virtual-time-budget=5000"]
+    shot = subprocess.run(base + ["--window-size=1400,800", f"--screenshot={tmp}/flower-workers.png", url],
+                          capture_output=True, timeout=120)
+    assert shot.returncode == 0 and (tmp / "flower-workers.png").read_bytes()[:4] == b"\x89PNG", shot.stderr[-2000:]
+    dom = subprocess.run(base + ["--dump-dom", url], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    return dom.stdout
 
 
 def until(check, timeout: float, what: str, fleet: Fleet, service: str | None = None):
@@ -291,6 +308,7 @@ def test_the_compose_fleet_runs_crews_from_flower_and_beat(tmp_path):
                        .get("result"), 30, "the submit task's result", fleet, "flower")
         run = Client(app).wait(result, timeout=30)
         assert run["status"] == "succeeded" and run["output"] == "an explainer"
+        print(f"[fleet] Flower's async-apply: task {task_id} -> run {result}: {run['status']}, {run['output']!r}")
 
         # beat: the crew file's schedule (every 1s) starts runs of its own
         fleet.start("beat")
@@ -298,6 +316,7 @@ def test_the_compose_fleet_runs_crews_from_flower_and_beat(tmp_path):
         ticker = until(lambda: next((r for r in runs.ledger.recent_runs() if runs.ledger.run(r).get("name") == "ticker"),
                                     None), 30, "a run from beat", fleet, "beat")
         assert runs.wait(ticker, timeout=30)["output"] == "high water at noon"
+        print(f"[fleet] beat started run {ticker} of crew 'ticker': {runs.status(ticker)['output']!r}")
         assert runs.status(ticker)["agents"]["reporter"]["status"] == "succeeded"
 
         workers = until(lambda: json.loads(http(flower + "/api/workers?refresh=1", auth)[1]), 20,
@@ -314,6 +333,10 @@ def test_the_compose_fleet_runs_crews_from_flower_and_beat(tmp_path):
                 assert "facts about" not in shown and "an explainer" not in shown and ENV["REDIS_PASSWORD"] not in shown
         status, metrics = http(flower + "/metrics")
         assert status == 200 and "flower_events_total" in metrics
+        if shutil.which("chromium"):
+            page = flower_page_in_chromium(f"http://{auth[0]}:{auth[1]}@127.0.0.1:{fleet.flower_port}/workers",
+                                           tmp_path)
+            assert all(node in page for node in nodes), page[-2000:]
 
         checks = {s: fleet.healthcheck(s) for s in ("redis", "worker-llm", "worker-tools", "flower")
                   + (("supervisor",) if has_supervisor else ())}
@@ -325,6 +348,9 @@ def test_the_compose_fleet_runs_crews_from_flower_and_beat(tmp_path):
             status, text = http(f"http://127.0.0.1:{fleet.metrics_port}/metrics")
             assert re.search(r'^crewq_runs_finished_total\{status="succeeded"\} [2-9]', text, re.M), text
             assert re.search(r"^crewq_workers_alive [1-9]", text, re.M)
+            print("[fleet] supervisor /metrics:\n" + "\n".join(
+                line for line in text.splitlines() if re.match(r"crewq_(runs_finished|workers_alive|llm_calls|"
+                                                              r"tokens|agent_duration_seconds_count)", line)))
 
         # JSON log lines that name the run and agent of the task they come from
         lines = [json.loads(line) for line in fleet.log("worker-llm").splitlines() if line.startswith("{")]
@@ -341,8 +367,6 @@ def test_the_compose_fleet_runs_crews_from_flower_and_beat(tmp_path):
     assert any("submitted run" in line["message"] for line in beat_lines)
 
 
-@pytest.mark.xfail(reason="workers/app.py keeps Settings in app.conf.crewq_settings with redis_url (and so the Redis "
-                          "password) unmasked; `celery inspect conf`, and Flower's worker page, show it", strict=False)
 def test_the_worker_conf_that_flower_shows_hides_the_redis_password():
     app = create_app(Settings(redis_url="redis://:hunter2@127.0.0.1:1/0"))
     try:
