@@ -14,23 +14,28 @@ see the crews folder at the same path (one shared volume in docker-compose.yml).
 
 Each entry is also a plain Celery beat entry sending `crewq.submit` with the crew's YAML text, so
 `celery beat` without our scheduler still submits (relative paths then start at the worker's folder).
+
+When each schedule last fired is kept in Redis as JSON (`{prefix}:beat`), not in Celery's default
+shelve file: a shelve is pickle, and crewq accepts JSON only. Beat then needs no volume of its own,
+and a beat restarted on another machine knows which firings it missed.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from celery import Celery
-from celery.beat import PersistentScheduler, SchedulingError
+from celery.beat import Scheduler, SchedulingError
 
 from config.errors import ConfigError
 from config.loader import load_crew
 from config.schema import Schedule, parse_cron
-from workers.app import SUBMIT_TASK, settings_of
+from workers.app import SUBMIT_TASK, ledger_of, settings_of
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +99,36 @@ def load_schedules(crews_dir: str | Path, queue: str = "crewq.control") -> tuple
     return entries, problems
 
 
-class CrewScheduler(PersistentScheduler):
-    """Celery's persistent scheduler; an entry that names a crew file submits that file from here."""
+class CrewScheduler(Scheduler):
+    """Celery's scheduler with its state in Redis; an entry that names a crew file submits that file."""
+
+    sync_every_tasks = 1  # one HSET per firing: cheap, and a killed beat forgets nothing
+
+    def setup_schedule(self):
+        super().setup_schedule()
+        redis, key = self._store()
+        for name, raw in redis.hgetall(key).items():
+            entry = self.data.get(name)
+            if entry is None:
+                continue
+            stored = json.loads(raw)
+            entry.last_run_at = datetime.fromisoformat(stored["last_run_at"])
+            entry.total_run_count = int(stored["total_run_count"])
+
+    def sync(self):
+        redis, key = self._store()
+        pipe = redis.pipeline()
+        pipe.delete(key)
+        state = {name: json.dumps({"last_run_at": entry.last_run_at.isoformat(),
+                                   "total_run_count": entry.total_run_count})
+                 for name, entry in self.data.items() if entry.last_run_at is not None}
+        if state:
+            pipe.hset(key, mapping=state)
+        pipe.execute()
+
+    def _store(self):
+        ledger = ledger_of(self.app)
+        return ledger.redis, ledger.keys.beat
 
     def apply_async(self, entry, producer=None, advance=True, **kwargs):
         crew_file = (entry.options or {}).get(CREW_FILE_OPTION)

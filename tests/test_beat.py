@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import timedelta
 
@@ -118,16 +119,26 @@ def test_a_firing_submits_the_crew_file_with_its_inputs(worker, tmp_path):
     (tmp_path / "notes" / "n.md").write_text("high water at noon", encoding="utf-8")
     write_crew(tmp_path, SCHEDULED, "ticker.yaml")
     assert beat.configure(worker, tmp_path) == []
-    scheduler = beat.CrewScheduler(app=worker, schedule_filename=str(tmp_path / "beat-schedule"), lazy=False)
+    scheduler = beat.CrewScheduler(app=worker, lazy=False)
     try:
         entry = scheduler.schedule["crew:ticker.yaml"]
         result = scheduler.apply_async(entry, advance=True)
         status = Client(worker).wait(result.id, timeout=30)
-        assert scheduler.schedule["crew:ticker.yaml"].total_run_count == 1
+        fired = scheduler.schedule["crew:ticker.yaml"]
+        assert fired.total_run_count == 1
     finally:
         scheduler.close()
     # relative paths start at the crew file's folder, the inputs fill the task
     assert status["output"] == "read: high water at noon; asked: Task:\nBrief on tides"
+    # When it fired is in Redis as JSON (no pickled shelve file), and a restarted beat picks it up.
+    ledger = beat.ledger_of(worker)
+    stored = json.loads(ledger.redis.hget(ledger.keys.beat, "crew:ticker.yaml"))
+    assert stored == {"last_run_at": fired.last_run_at.isoformat(), "total_run_count": 1}
+    assert not list(tmp_path.glob("*beat*"))
+    restarted = beat.CrewScheduler(app=worker, lazy=False)
+    again = restarted.schedule["crew:ticker.yaml"]
+    assert (again.last_run_at, again.total_run_count) == (fired.last_run_at, 1)
+    restarted.close()
 
 
 def test_plain_celery_beat_entries_submit_by_value(worker, tmp_path):

@@ -170,8 +170,7 @@ class Fleet:
 
     def local(self, text: str) -> str:
         """A compose string as it applies here: our ports, our folders, the venv's programs."""
-        return (text.replace("5555", str(self.flower_port)).replace("9808", str(self.metrics_port))
-                .replace("/data/beat/", f"{self.tmp}/beat-"))
+        return text.replace("5555", str(self.flower_port)).replace("9808", str(self.metrics_port))
 
     def argv(self, command: list[str]) -> list[str]:
         argv = [self.local(a) for a in command]

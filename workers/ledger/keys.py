@@ -7,6 +7,7 @@
     {p}:supervisor:leader             string the active supervisor's token (expires when it dies)
     {p}:decision:{run}:{agent}:{n}    string the supervisor's decision on attempt n's failure
     {p}:failures                      stream FailureReports from failed turns (the supervisor reads it)
+    {p}:beat                          hash   beat entry → {last_run_at, total_run_count} (JSON)
     {p}:run:{run}                     hash   the run's status projection
     {p}:run:{run}:spec                string the crew spec by value, env: references unresolved
     {p}:run:{run}:events              stream the run's append-only event log (source of truth)
@@ -33,6 +34,10 @@ class Keys:
     @property
     def failures(self) -> str:
         return f"{self.prefix}:failures"
+
+    @property
+    def beat(self) -> str:
+        return f"{self.prefix}:beat"
 
     @property
     def active(self) -> str:
