@@ -49,14 +49,20 @@ def resolve(value: Any, env: Mapping[str, str] | None = None, *, key: str | None
 
 
 def load_env_file(crew_dir: str | Path, env_file: str) -> dict[str, str]:
-    """Read a `.env` file confined to the crew file's folder (no absolute paths, no `..` out)."""
+    """Read a `.env` file confined to the crew file's folder (no absolute paths, no `..` out).
+
+    A missing file reads as empty: a fresh `crewq init` names `.env` before the user has written one,
+    and on a fleet the variables usually come from the process environment instead. A variable that
+    is then missing is reported by name where it is used."""
     base = Path(crew_dir).resolve()
     path = (base / env_file).resolve()
     if not path.is_relative_to(base):
         raise ConfigError(f"env_file {env_file!r} is outside the crew file's folder {base}",
                           key="runtime.env_file")
+    if not path.exists():
+        return {}
     if not path.is_file():
-        raise ConfigError(f"env_file {env_file!r} not found in {base}", key="runtime.env_file")
+        raise ConfigError(f"env_file {env_file!r} in {base} is not a file", key="runtime.env_file")
     return {k: v for k, v in dotenv_values(path).items() if v is not None}
 
 

@@ -96,6 +96,35 @@ def test_unknown_tool(tmp_path):
     assert "did you mean 'read_file'?" in message
 
 
+def test_tool_settings_that_cannot_work_are_named_before_anything_runs(tmp_path):
+    message = error_of(tmp_path, """
+        runtime: {llm_provider: scripted}
+        tools:
+          - {name: web_search, extra: {backend: bing}}
+          - {name: mcp, extra: {server_name: docs}}
+          - {name: shout, python: "no_colon_here"}
+          - {name: http_request, extra: {bearer: "env:TOKEN"}}
+        agents:
+          - {id: a, tools: [web_search, docs, shout, http_request], script: [{text: x}]}
+        """)
+    assert "crew.yaml:4: tools[0]: tool 'web_search': unknown web_search backend 'bing'" in message
+    assert "crew.yaml:5: tools[1]: tool 'mcp': an MCP server needs extra.server_url or extra.command" in message
+    assert "crew.yaml:6: tools[2]: tool 'shout': python tool 'no_colon_here' must look like" in message
+    assert "crew.yaml:7: tools[3]: tool 'http_request': http_request credentials need extra.base_url" in message
+
+
+def test_unknown_fallback_provider(tmp_path):
+    message = error_of(tmp_path, """
+        runtime: {llm_provider: scripted}
+        agents:
+          - id: a
+            script: [{text: x}]
+            llm: {fallback: [{provider: olama, model: m}]}
+        """)
+    assert "agents[0].llm.fallback[0].provider: unknown LLM provider 'olama' in agent 'a'" in message
+    assert "did you mean 'ollama'?" in message
+
+
 def test_unknown_provider(tmp_path):
     message = error_of(tmp_path, """
         runtime: {llm_provider: anthropc}
@@ -188,7 +217,7 @@ def test_routex_crew_file_loads_unchanged(tmp_path):
           llm_provider: anthropic
           model: claude-sonnet-4-5
           api_key: env:ANTHROPIC_API_KEY
-          base_url: https://api.anthropic.com
+          base_url: https://llm.example
           log_level: info
           env_file: .env
         task:

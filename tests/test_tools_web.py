@@ -62,7 +62,7 @@ def test_duckduckgo_needs_no_key_and_flattens_topic_groups(apis, context):
     result = WebSearch(spec("web_search", apis)).execute({"query": "octopus"}, context)
     assert not result.is_error, result.content
     urls = [r["url"] for r in result.structured["results"]]
-    assert urls == ["https://en.wikipedia.org/wiki/Octopus", "https://ddg.example/Squid", "https://ddg.example/C"]
+    assert urls == ["https://wiki.example/wiki/Octopus", "https://ddg.example/Squid", "https://ddg.example/C"]
     assert apis.last()["query"]["format"] == "json"
 
 

@@ -59,7 +59,7 @@ class FakeApis:
             return _json(200, {"query": body["query"], "answer": "forty-two", "results": hits})
         if path == "/" and q.get("format") == "json":  # DuckDuckGo instant answers
             return _json(200, {"Heading": "Octopus", "AbstractText": "A soft-bodied mollusc.",
-                               "AbstractURL": "https://en.wikipedia.org/wiki/Octopus", "Answer": "",
+                               "AbstractURL": "https://wiki.example/wiki/Octopus", "Answer": "",
                                "RelatedTopics": [{"Text": "Squid - a cousin", "FirstURL": "https://ddg.example/Squid"},
                                                  {"Name": "Group", "Topics": [{"Text": "Cuttlefish - another",
                                                                                "FirstURL": "https://ddg.example/C"}]}]})
@@ -72,7 +72,7 @@ class FakeApis:
             if title != "Octopus":
                 return _json(404, {"title": "Not found."})
             return _json(200, {"title": "Octopus", "description": "mollusc", "extract": "Octopuses have three hearts.",
-                               "content_urls": {"desktop": {"page": "https://en.wikipedia.org/wiki/Octopus"}}})
+                               "content_urls": {"desktop": {"page": "https://wiki.example/wiki/Octopus"}}})
         if path == "/page":
             return 200, {"Content-Type": "text/html; charset=utf-8"}, PAGE.encode()
         if path == "/binary":
