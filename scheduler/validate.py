@@ -10,7 +10,7 @@ from config.errors import ConfigError, CycleError
 from config.loader import LoadedCrew, load_crew, suggest
 
 from workers.llm.registry import provider_names
-from workers.tools.registry import unknown_tools
+from workers.tools.registry import config_problem, unknown_tools
 
 from . import plan
 
@@ -39,8 +39,18 @@ def check_loaded(loaded: LoadedCrew) -> list[list[str]]:
         else:
             problems.append(loaded.error(("agents", agent_index, "tools", tool_index),
                                          f"agent {crew.agents[agent_index].id!r} uses unknown tool {name!r}", hint))
+    unknown = {index for agent_index, index, _, _ in unknown_tools(crew) if agent_index < 0}
+    for index, spec in enumerate(crew.tools):
+        problem = None if index in unknown else config_problem(spec)
+        if problem:
+            problems.append(loaded.error(("tools", index), f"tool {spec.name!r}: {problem}"))
     known = provider_names()
     for i, agent in enumerate(crew.agents):
+        for k, fallback in enumerate(agent.llm.fallback if agent.llm else []):
+            if fallback.provider not in known:
+                problems.append(loaded.error(("agents", i, "llm", "fallback", k, "provider"),
+                                             f"unknown LLM provider {fallback.provider!r} in agent {agent.id!r}'s "
+                                             f"fallback; known: {', '.join(known)}", suggest(fallback.provider, known)))
         provider = crew.llm_of(agent).provider
         loc = ("agents", i, "llm", "provider") if agent.llm and agent.llm.provider else ("runtime", "llm_provider")
         if provider is None:

@@ -69,3 +69,31 @@ def test_mcp_and_wikipedia_in_one_parallel_turn(app, ledger, worker, tmp_path, m
     assert "Octopuses have three hearts." in second
     assert "failed on purpose: boom" in third
     assert wiki.requests[-1]["path"] == "/api/rest_v1/page/summary/Octopus"
+
+
+def test_a_tool_that_cannot_be_built_where_it_is_called_is_a_tool_error(app, ledger, worker, tmp_path,
+                                                                         monkeypatch):
+    # The turn's worker built the toolbox; the tool call's worker cannot (its MCP server is down
+    # from there). The call must come back as a tool error, not leave the next turn waiting.
+    import workers.tool_call
+    from config.errors import ConfigError
+
+    def unavailable(spec, agent_id):
+        raise ConfigError("MCP server 'calc' (http://127.0.0.1:9/mcp) is not usable: connection refused",
+                          key="tools.mcp")
+    monkeypatch.setattr(workers.tool_call, "tools_for", unavailable)
+    path = write_crew(tmp_path, """
+        runtime: {llm_provider: scripted}
+        agents:
+          - id: a
+            tools: [list_files]
+            script:
+              - {tool_calls: [{name: list_files}]}
+              - {text: "went on: {tool_results}"}
+        """)
+    status = run_crew(app, path)
+    assert status["status"] == "succeeded", status
+    assert status["output"] == ("went on: tool 'list_files' is not available: tools.mcp: MCP server 'calc' "
+                                "(http://127.0.0.1:9/mcp) is not usable: connection refused")
+    results = [e for e in ledger.events(status["run_id"], count=None) if e["type"] == "tool_result"]
+    assert [(r["name"], r["is_error"]) for r in results] == [("list_files", True)]

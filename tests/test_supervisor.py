@@ -53,6 +53,27 @@ def test_one_for_one_restarts_the_agent_from_a_clean_conversation(app, ledger, w
     assert status["output"] == "down got it"
 
 
+def test_a_configuration_error_at_run_time_fails_at_once_without_restarts(app, ledger, worker, tmp_path):
+    # Well formed, so validation passes; the module exists nowhere, which only the worker can tell.
+    path = write_crew(tmp_path, """
+        runtime: {llm_provider: scripted}
+        tools:
+          - {name: shout, python: "tests.fakes.nowhere:shout"}
+        agents:
+          - {id: a, tools: [shout], script: [{text: never}]}
+          - {id: b, depends_on: [a], script: [{text: x}]}
+        """)
+    status = run_crew(app, path)
+    assert status["status"] == "failed"
+    assert "configuration error: tools.shout.python: python tool 'tests.fakes.nowhere:shout' cannot be imported" \
+        in status["error"]
+    assert "internal error" not in status["error"] and "Traceback" not in status["error"]
+    decisions = kinds(ledger, status["run_id"], "decision")
+    assert [(d["action"], d["reason"]) for d in decisions] == [
+        ("give_up", "a configuration error: restarting cannot fix it")]
+    assert status["agents"]["a"]["attempt"] == "0" and status["agents"]["b"]["status"] == "skipped"
+
+
 def test_budget_spent_fails_the_run_naming_agent_attempts_and_error(app, ledger, worker, tmp_path):
     path = write_crew(tmp_path, """
         runtime: {llm_provider: scripted}

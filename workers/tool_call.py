@@ -6,15 +6,20 @@ result is already recorded (a redelivery) is not run again.
 
 from __future__ import annotations
 
+import logging
 import time
 
 from celery import shared_task
+
+from config.errors import ConfigError
 
 from . import tracing
 from .app import TOOL_TASK, ledger_of
 from .llm.types import LLMReply
 from .resources import environment, tools_for
 from .tools.base import ToolContext, ToolResult
+
+log = logging.getLogger(__name__)
 
 
 @shared_task(name=TOOL_TASK, bind=True)
@@ -28,16 +33,25 @@ def tool_call(self, run_id: str, agent_id: str, attempt: int, turn: int, index: 
     key = f"{run_id}:{agent_id}:{attempt}:{turn}:{index}"
     started = time.time()
     ledger.event(run_id, "tool_call", agent_id, turn=turn, index=index, name=call.name, host=self.request.hostname)
-    tool = tools_for(spec, agent_id).get(call.name)
     run = ledger.run(run_id) if tracing.tracer() else {}
     with tracing.tool_span(self.request, run, run_id, agent_id, attempt, turn, index, call.name,
                            self.request.hostname) as span:
-        if tool is None:
-            result = ToolResult(f"unknown tool {call.name!r}", is_error=True)
-        else:
-            context = ToolContext(run_id=run_id, agent_id=agent_id, idempotency_key=key,
-                                  source_dir=spec.source_dir, env=environment(spec))
-            result = tool.execute(call.arguments, context)
+        # Whatever goes wrong becomes the call's result: a raised error would leave the chord's
+        # next turn waiting for a header that never succeeds.
+        try:
+            tool = tools_for(spec, agent_id).get(call.name)
+            if tool is None:
+                result = ToolResult(f"unknown tool {call.name!r}", is_error=True)
+            else:
+                context = ToolContext(run_id=run_id, agent_id=agent_id, idempotency_key=key,
+                                      source_dir=spec.source_dir, env=environment(spec))
+                result = tool.execute(call.arguments, context)
+        except ConfigError as exc:  # e.g. its MCP server is down on this worker
+            result = ToolResult(f"tool {call.name!r} is not available: {exc}", is_error=True)
+        except Exception as exc:
+            log.exception("tool call %s/%s/%s/%s failed", run_id, agent_id, turn, index)
+            result = ToolResult(f"tool {call.name!r} failed: internal error: {type(exc).__name__}: {exc}",
+                                is_error=True)
         if span is not None:
             span.set_attribute("crewq.tool.is_error", result.is_error)
     finished = time.time()

@@ -46,6 +46,9 @@ def agent_turn(self, run_id: str, agent_id: str, turn: int = 0, attempt: int = 0
             return result
     except (Retry, Ignore):
         raise
+    except ConfigError as exc:  # a mistake in the crew file (a tool that cannot be built, ...): say it plainly
+        log.warning("turn %s/%s/%s: %s", run_id, agent_id, turn, exc)
+        return turn_.fail(f"configuration error: {exc}", permanent=True)
     except Exception as exc:  # a bug must fail the agent visibly, never hang the chord
         log.exception("turn %s/%s/%s failed", run_id, agent_id, turn)
         return turn_.fail(f"internal error: {type(exc).__name__}: {exc}")
@@ -179,16 +182,18 @@ class Turn:
         trace_agent(self.ledger, self.run_id, self.agent_id, self.attempt, "succeeded")
         return envelope("ok", self.agent_id, self.attempt)
 
-    def fail(self, error: str) -> dict:
-        return report_failure(self.ledger, self.run_id, self.agent_id, self.attempt, self.turn, error)
+    def fail(self, error: str, permanent: bool = False) -> dict:
+        return report_failure(self.ledger, self.run_id, self.agent_id, self.attempt, self.turn, error, permanent)
 
 
-def report_failure(ledger: Ledger, run_id: str, agent_id: str, attempt: int, turn: int, error: str) -> dict:
-    """Settle the attempt as failed and append a FailureReport for the supervisor (once per attempt)."""
+def report_failure(ledger: Ledger, run_id: str, agent_id: str, attempt: int, turn: int, error: str,
+                   permanent: bool = False) -> dict:
+    """Settle the attempt as failed and append a FailureReport for the supervisor (once per attempt).
+    A permanent failure (a configuration error) is one no restart can fix."""
     if not ledger.settle_agent(run_id, agent_id, attempt, "failed", error=error):
         return envelope("skipped", agent_id, attempt, error="attempt already settled or superseded")
     report = {"run_id": run_id, "agent_id": agent_id, "attempt": attempt, "turn": turn, "error": error,
-              "ts": time.time()}
+              "ts": time.time(), "permanent": permanent}
     ledger.event(run_id, "agent_failed", agent_id, turn=turn, attempt=attempt, error=error)
     ledger.report_failure(report)
     trace_agent(ledger, run_id, agent_id, attempt, "failed", error)

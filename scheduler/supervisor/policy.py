@@ -38,11 +38,13 @@ class Decision:
 
 
 def decide(spec: RunSpec, agent_id: str, attempt: int, states: dict[str, dict], run: dict,
-           restart_times: list[float], now: float, settings: Settings) -> Decision:
+           restart_times: list[float], now: float, settings: Settings, permanent: bool = False) -> Decision:
     agent = spec.crew.agent(agent_id)
     recent = [t for t in restart_times if now - t < agent.restart_window]
     run_restarts = int(run.get("restarts") or 0)
     base = dict(agent=agent_id, attempt=attempt, policy=agent.restart)
+    if permanent:
+        return Decision("give_up", reason="a configuration error: restarting cannot fix it", **base)
     if len(recent) >= agent.max_restarts:
         return Decision("give_up", reason=f"restart budget spent: {len(recent)} restarts within "
                         f"{agent.restart_window:g}s (max_restarts {agent.max_restarts})", **base)

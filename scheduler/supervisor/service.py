@@ -126,7 +126,7 @@ class Supervisor:
         now = time.time()
         states = ledger.agents(run_id, [a.id for a in spec.crew.agents])
         proposed = decide(spec, agent_id, attempt, states, ledger.run(run_id), repair.restart_times(state), now,
-                          self.settings)
+                          self.settings, permanent=bool(report.get("permanent")))
         new, recorded = ledger.decision(run_id, agent_id, attempt, proposed.to_json())
         decision = Decision.from_json(recorded)
         if new:

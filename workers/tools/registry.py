@@ -101,6 +101,25 @@ def unknown_tools(crew: Crew) -> list[tuple[int, int, str, str | None]]:
     return found
 
 
+def config_problem(spec: ToolSpec) -> str | None:
+    """A mistake in a `tools[]` entry that can be seen before anything runs, or None.
+
+    Offline only: an MCP server is not contacted (a dead one is reported where it is discovered),
+    and a `python:` tool is not imported (the module may live only on the workers)."""
+    if spec.python:
+        module, _, attr = spec.python.partition(":")
+        return None if module and attr else f"python tool {spec.python!r} must look like 'package.module:function'"
+    if spec.name in _WANTS_ENV:  # MCP: exactly one way to reach the server
+        if bool(spec.extra.get("server_url")) == bool(spec.extra.get("command")):
+            return "an MCP server needs extra.server_url or extra.command (one of them)"
+        return None
+    try:
+        build_tools(spec)
+    except ConfigError as exc:
+        return exc.message
+    return None
+
+
 def build_tools(spec: ToolSpec, env: Mapping[str, str] | None = None) -> list[Tool]:
     if spec.python:
         return [PythonTool(spec)]
