@@ -68,7 +68,7 @@ def run(file, inputs, task, as_json, output, timeout, concurrency):
     else:
         usage = result["usage"]
         click.echo(f"run {result['run_id']} {result['status']}: {usage['llm_calls']} LLM calls, "
-                   f"{usage['input_tokens']} tokens in, {usage['output_tokens']} out"
+                   f"{usage['input_tokens']} tokens in, {usage['output_tokens']} out, {commands.cost_text(usage)}"
                    + (f"; {result['error']}" if result["error"] else ""), err=True)
         click.echo(result["output"])
     if result["status"] != "succeeded":

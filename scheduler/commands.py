@@ -63,11 +63,21 @@ def _run_on(client: Client, loaded: LoadedCrew, inputs, task, wait: float, quiet
 
 def summarize(status: dict[str, Any]) -> dict[str, Any]:
     agents = {a: {k: s.get(k) for k in ("status", "turn", "attempt", "hostname", "input_tokens", "output_tokens",
-                                          "error") if s.get(k) not in (None, "")}
+                                          "cost_usd", "unpriced_calls", "error") if s.get(k) not in (None, "")}
               for a, s in status["agents"].items()}
+    usage = {k: int(status.get(k) or 0) for k in ("input_tokens", "output_tokens", "llm_calls", "unpriced_calls")}
     return {"run_id": status["run_id"], "status": status.get("status"), "output": status.get("output", ""),
             "error": status.get("error") or None, "agents": agents,
-            "usage": {k: int(status.get(k) or 0) for k in ("input_tokens", "output_tokens", "llm_calls")}}
+            "usage": {**usage, "cost_usd": round(float(status.get("cost_usd") or 0), 6)}}
+
+
+def cost_text(data: dict[str, Any]) -> str:
+    """The estimated cost of a run or an agent; calls to models without a price make it unknown, never free."""
+    cost, unpriced = float(data.get("cost_usd") or 0), int(data.get("unpriced_calls") or 0)
+    if not unpriced:
+        return f"cost ${cost:.4f}"
+    missing = f"{unpriced} call{'s' if unpriced > 1 else ''} to models without a price"
+    return f"cost at least ${cost:.4f} ({missing})" if cost else f"cost unknown ({missing})"
 
 
 def write_outputs(result: dict[str, Any], crew_file: str, extra: str | None) -> None:
@@ -88,14 +98,13 @@ def write_outputs(result: dict[str, Any], crew_file: str, extra: str | None) -> 
 
 def format_status(data: dict[str, Any]) -> str:
     lines = [f"run {data['run_id']}  {data.get('name', '')}  {data.get('status')}",
-             f"tokens: {data.get('input_tokens') or 0} in, {data.get('output_tokens') or 0} out"
-             + (f", cost ${float(data['cost_usd']):.4f}" if data.get("cost_usd") else "")]
+             f"tokens: {data.get('input_tokens') or 0} in, {data.get('output_tokens') or 0} out, {cost_text(data)}"]
     if data.get("error"):
         lines.append(f"error: {data['error']}")
     for agent, s in data["agents"].items():
         tokens = f"{s.get('input_tokens') or 0}/{s.get('output_tokens') or 0} tok"
         turn = int(s.get("turn") or 0) + 1 if s.get("status") not in ("waiting", "skipped") else 0
-        cost = f"  ${float(s['cost_usd']):.4f}" if s.get("cost_usd") else ""
+        cost = f"  {cost_text(s)}" if s.get("cost_usd") or s.get("unpriced_calls") else ""
         lines.append(f"  {agent:<16} {s.get('status', '?'):<10} turns {turn:<3} {tokens}{cost}"
                      f"  {s.get('hostname', '')}" + (f"  {s['error']}" if s.get("error") else ""))
     if data.get("status") == "succeeded":

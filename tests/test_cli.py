@@ -63,6 +63,7 @@ def test_run_json_and_output_file_relative_to_the_crew(tmp_path):
     result = json.loads(proc.stdout)
     assert result["status"] == "succeeded" and result["output"] == "A on Task:\nabout owls"
     assert result["agents"]["a"]["status"] == "succeeded" and result["usage"]["llm_calls"] == 1
+    assert result["usage"]["cost_usd"] == 0 and result["usage"]["unpriced_calls"] == 0  # scripted is free
     assert (tmp_path / "out/deep/result.md").read_text() == "A on Task:\nabout owls\n"
 
 
@@ -77,6 +78,7 @@ def test_failed_run_exits_1_with_the_reason(tmp_path):
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert "agent a failed after 1 attempt: scripted: scripted crash" in proc.stderr
+    assert "0 LLM calls, 0 tokens in, 0 out, cost $0.0000;" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

@@ -76,8 +76,10 @@ def test_three_providers_in_one_crew(app, worker_processes, servers, tmp_path, r
     assert shown.exit_code == 0, shown.output
     lines = {line.split()[0]: line for line in shown.output.splitlines() if line.startswith("  ")}
     assert "2500/500 tok" in lines["researcher"] and "$0.0150" in lines["researcher"]  # 2500*3e-6 + 500*15e-6
-    assert "800/100 tok" in lines["outliner"]
+    # openai-compatible servers have no price: unknown, never shown as free; ollama runs locally, $0.
+    assert "800/100 tok" in lines["outliner"] and "cost unknown (1 call to models without a price)" in lines["outliner"]
     assert "400/50 tok" in lines["writer"]
+    assert "tokens: 3700 in, 650 out, cost at least $0.0150 (1 call to models without a price)" in shown.output
     assert "tokens: 3700 in, 650 out" in shown.output
 
     # The keys are in no Redis key or value, and in no log line of the worker.

@@ -185,7 +185,9 @@ class Ledger:
             pipe.hincrby(key, "input_tokens", input_tokens)
             pipe.hincrby(key, "output_tokens", output_tokens)
             pipe.hincrby(key, "llm_calls", 1)
-            if cost:
+            if cost is None:  # a model with no price: counted, so the cost is shown as unknown, not as free
+                pipe.hincrby(key, "unpriced_calls", 1)
+            elif cost:
                 pipe.hincrbyfloat(key, "cost_usd", cost)
         pipe.execute()
 
