@@ -84,11 +84,16 @@ def write_outputs(result: dict[str, Any], crew_file: str, extra: str | None) -> 
     """The final output to the crew's task.output_file (relative to the crew file) and to -o."""
     if result["status"] != "succeeded":
         return
+    from config import envref
     from config.loader import load_crew
     targets = []
-    output_file = load_crew(crew_file).crew.task.output_file
+    crew = load_crew(crew_file).crew
+    folder = Path(crew_file).resolve().parent
+    # This command writes the file, so an env: output_file is resolved here.
+    output_file = envref.resolve(crew.task.output_file, envref.environment(folder, crew.runtime.env_file),
+                                 key="task.output_file")
     if output_file:
-        targets.append(Path(crew_file).resolve().parent / output_file)
+        targets.append(folder / output_file)
     if extra:
         targets.append(Path(extra))
     for target in targets:

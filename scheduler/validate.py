@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from config import envref
 from config.errors import ConfigError, CycleError
 from config.loader import LoadedCrew, load_crew, suggest
 
@@ -56,6 +57,8 @@ def check_loaded(loaded: LoadedCrew) -> list[list[str]]:
         if provider is None:
             problems.append(loaded.error(("agents", i), f"agent {agent.id!r} has no LLM provider: set "
                                          "runtime.llm_provider or the agent's llm.provider"))
+        elif envref.is_ref(provider):
+            pass  # resolved on the worker, where its environment is
         elif provider not in known:
             problems.append(loaded.error(loc, f"unknown LLM provider {provider!r} (agent {agent.id!r}); "
                                          f"known: {', '.join(known)}", suggest(provider, known)))

@@ -113,3 +113,29 @@ def test_a_429_frees_the_worker_slot_while_it_waits(app, ledger, worker_processe
     # The other agent ran and finished on the same one-slot worker while the 429 waited.
     assert retry["ts"] < other_done["ts"] < resumed["ts"]
     assert status["agents"]["other"]["hostname"] == status["agents"]["limited"]["hostname"] == node
+
+
+def test_env_references_in_prompts_and_provider_are_resolved_on_the_worker(app, ledger, worker, tmp_path,
+                                                                            monkeypatch):
+    monkeypatch.setenv("CREWQ_T_PROVIDER", "openai-compatible")
+    monkeypatch.setenv("CREWQ_T_GOAL", "count the octopus's hearts")
+    monkeypatch.setenv("CREWQ_T_OUT", "answers/hearts.txt")
+    with FakeLLMServer() as openai:
+        openai.queue(Reply(body=openai_completion(text="three")))
+        path = write_crew(tmp_path, f"""
+            runtime: {{llm_provider: "env:CREWQ_T_PROVIDER", model: m, base_url: "{openai.url}/v1"}}
+            task: {{input: "env:CREWQ_T_TASK:-how many hearts?", output_file: "env:CREWQ_T_OUT"}}
+            agents:
+              - {{id: a, role: researcher, goal: "env:CREWQ_T_GOAL"}}
+            """)
+        status = run_crew(app, path)
+    assert status["status"] == "succeeded", status
+    sent = openai.received[0].body["messages"]
+    assert "Your goal: count the octopus's hearts" in sent[0]["content"]
+    assert sent[1]["content"] == "Task:\nhow many hearts?"
+    # The references themselves are what Redis holds.
+    stored = ledger.redis.get(ledger.keys.spec(status["run_id"]))
+    assert stored.count("env:CREWQ_T_GOAL") == 1 and "octopus's hearts" not in stored
+    from scheduler.commands import write_outputs
+    write_outputs({"status": "succeeded", "output": "three"}, str(path), None)
+    assert (tmp_path / "answers" / "hearts.txt").read_text() == "three\n"

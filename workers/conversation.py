@@ -4,6 +4,9 @@ reply and its tool results in the order the model asked. Nothing conversational 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
+
+from config.envref import resolve
 
 from .guards import ToolCallBudget
 from .ledger import Ledger
@@ -25,10 +28,12 @@ def upstream_outputs(ledger: Ledger, spec: RunSpec, agent_id: str) -> dict[str, 
 
 
 def rebuild(ledger: Ledger, spec: RunSpec, agent_id: str, attempt: int, turn: int,
-            tool_names: set[str]) -> Conversation:
-    """The messages the model sees at `turn` (turns before it are recorded and complete)."""
+            tool_names: set[str], env: Mapping[str, str] | None = None) -> Conversation:
+    """The messages the model sees at `turn` (turns before it are recorded and complete).
+    An `env:` task is resolved here, in the worker, from `env`."""
     agent = spec.crew.agent(agent_id)
-    messages = [Message(role="user", content=first_message(spec.task, upstream_outputs(ledger, spec, agent_id)))]
+    task = str(resolve(spec.task, env, key="task.input"))
+    messages = [Message(role="user", content=first_message(task, upstream_outputs(ledger, spec, agent_id)))]
     budget = ToolCallBudget(agent, tool_names)
     for t, raw in enumerate(ledger.replies(spec.run_id, agent_id, attempt, turn)):
         if raw is None:

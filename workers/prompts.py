@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Mapping
+
+from config.envref import resolve
 from config.schema import Agent
 
 ROLE_PROMPTS = {
@@ -18,13 +21,16 @@ ROLE_PROMPTS = {
 }
 
 
-def system_prompt(agent: Agent) -> str:
-    role = agent.role.strip()
+def system_prompt(agent: Agent, env: Mapping[str, str] | None = None) -> str:
+    """The agent's system prompt; `env:` references in role, goal and backstory are resolved from `env`."""
+    def text(field: str) -> str:
+        return str(resolve(getattr(agent, field) or "", env, key=f"agents.{agent.id}.{field}")).strip()
+    role = text("role")
     parts = [ROLE_PROMPTS.get(role.lower(), f"You are a {role}." if role else "You are a helpful agent.")]
-    if agent.goal:
-        parts.append(f"Your goal: {agent.goal.strip()}")
-    if agent.backstory:
-        parts.append(f"Background: {agent.backstory.strip()}")
+    if goal := text("goal"):
+        parts.append(f"Your goal: {goal}")
+    if backstory := text("backstory"):
+        parts.append(f"Background: {backstory}")
     if agent.tools:
         parts.append("Call tools when they help; you may call several at once. "
                      "When you are done, answer with your final output and no tool call.")

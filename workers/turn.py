@@ -86,7 +86,7 @@ class Turn:
                      host=self.task.request.hostname, retries=self.task.request.retries)
 
         tools = tools_for(spec, self.agent_id)
-        conversation = rebuild(ledger, spec, self.agent_id, self.attempt, self.turn, set(tools))
+        conversation = rebuild(ledger, spec, self.agent_id, self.attempt, self.turn, set(tools), environment(spec))
         raw = ledger.reply(self.run_id, self.agent_id, self.attempt, self.turn)
         if raw is None:
             raw = self.ask(conversation.messages, tools, deadline=self.deadline(started, run))
@@ -110,7 +110,7 @@ class Turn:
     def ask(self, messages, tools, deadline: float) -> dict:
         ledger, retries = self.ledger, self.task.request.retries
         call_key = f"{self.attempt}:{self.turn}:{retries}"
-        request = LLMRequest(system=system_prompt(self.agent), messages=messages,
+        request = LLMRequest(system=system_prompt(self.agent, environment(self.spec)), messages=messages,
                              tools=[t.schema() for t in tools.values()], timeout=deadline,
                              run_id=self.run_id, agent_id=self.agent_id,
                              call_index=ledger.call_index(self.run_id, self.agent_id, call_key))
