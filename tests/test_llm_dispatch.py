@@ -175,3 +175,23 @@ def test_the_scripted_provider_plays_exactly_as_written(redis, prefix):
                      redis=redis, prefix=prefix)
     reply = call_llm(configs, agent, LLMRequest(system="", messages=[], agent_id="a", call_index=6))
     assert reply.text == "done" and reply.provider == "scripted" and reply.usage.output_tokens == 3
+
+
+def test_tool_names_the_api_refuses_are_renamed_on_the_wire_and_back(primary):
+    # An MCP clash gives `calc.add`; MCP allows dots, Anthropic and OpenAI do not.
+    from workers.llm.types import ToolCall, ToolSchema
+    primary.queue(Reply(body=anthropic_message(tool_uses=[("tu_2", "calc__add", {"a": 1}), ("tu_3", "add", {})])))
+    schema = {"type": "object", "properties": {}}
+    request = LLMRequest(system="s", agent_id="writer", tools=[
+        ToolSchema(name="calc.add", description="MCP add", parameters=schema),
+        ToolSchema(name="add", description="ours", parameters=schema),
+        ToolSchema(name="weird name!", description="", parameters=schema)], messages=[
+        Message(role="user", content="hi"),
+        Message(role="assistant", tool_calls=[ToolCall(id="tu_1", name="calc.add", arguments={})]),
+        Message(role="tool", tool_call_id="tu_1", name="calc.add", content="2")])
+    reply = call_llm(chain(primary), AGENT, request)
+
+    sent = primary.received[0].body
+    assert [t["name"] for t in sent["tools"]] == ["calc__add", "add", "weird_name_"]
+    assert sent["messages"][1]["content"][0]["name"] == "calc__add"
+    assert [(c.name, c.arguments) for c in reply.tool_calls] == [("calc.add", {"a": 1}), ("add", {})]

@@ -161,6 +161,23 @@ def test_handshake_headers_and_pagination():
     assert fake.seen[-1]["verb"] == "DELETE" and fake.seen[-1]["session"] == "session-1"
 
 
+def test_a_server_on_the_2025_06_18_revision_is_spoken_to_in_it():
+    with FakeMcpHttp(version="2025-06-18") as fake:
+        session = session_on(fake)
+        assert [t["name"] for t in session.list_tools()] == ["alpha", "beta"]
+        result = session.call_tool("alpha", {"x": 2}, timeout=10)
+        session.close()
+    assert not result.is_error
+    init, *rest = [s for s in fake.seen if s["verb"] == "POST"]
+    assert rest and all(s["version"] == "2025-06-18" for s in rest)
+
+
+def test_a_server_on_an_unknown_revision_is_refused_by_name():
+    with FakeMcpHttp(version="2024-11-05") as fake:
+        with pytest.raises(ConfigError, match="MCP server 'fake'.*'2024-11-05'"):
+            mcp_tools(ToolSpec(name="mcp", extra={"server_name": "fake", "server_url": fake.url}))
+
+
 def test_sse_reply_skips_priming_and_notifications_and_answers_ping():
     with FakeMcpHttp(mode="sse") as fake:
         session = session_on(fake)

@@ -20,8 +20,9 @@ PAGES = {None: ([{"name": "alpha", "description": "first page",
 
 
 class FakeMcpHttp:
-    def __init__(self, mode: str = "json", extra_tools: list[str] = ()):
+    def __init__(self, mode: str = "json", extra_tools: list[str] = (), version: str | None = None):
         self.mode = mode  # json | sse | resume
+        self.version = version  # the protocol version the server picks (default: the client's offer)
         self.extra_tools = list(extra_tools)  # more tool names on the last page
         self.sessions: set[str] = set()
         self.seen: list[dict[str, Any]] = []  # {verb, method, session, version, last_event_id}
@@ -57,7 +58,7 @@ class FakeMcpHttp:
     def answer(self, msg: dict[str, Any]) -> dict[str, Any]:
         method, params = msg["method"], msg.get("params") or {}
         if method == "initialize":
-            return {"protocolVersion": params.get("protocolVersion"), "capabilities": {"tools": {}},
+            return {"protocolVersion": self.version or params.get("protocolVersion"), "capabilities": {"tools": {}},
                     "serverInfo": {"name": "fake-http", "version": "1"}}
         if method == "tools/list":
             tools, cursor = PAGES[params.get("cursor")]

@@ -27,6 +27,7 @@ from config.errors import ConfigError, ProviderError, TransientProviderError
 from config.schema import Agent
 
 from .breaker import Breaker, BreakerPolicy
+from .names import WireNames
 from .registry import create_provider
 from .types import LLMConfig, LLMReply, LLMRequest
 
@@ -39,6 +40,8 @@ def call_llm(configs: list[LLMConfig], agent: Agent, request: LLMRequest, *, red
     if not configs:
         raise ConfigError("no LLM configured", key=f"agents.{agent.id}.llm")
     policy = policy or BreakerPolicy()
+    names = WireNames([t.name for t in request.tools])
+    request = names.request(request)
     candidates = list(enumerate(configs))
     if exhausted:
         if len(configs) == 1:
@@ -71,7 +74,7 @@ def call_llm(configs: list[LLMConfig], agent: Agent, request: LLMRequest, *, red
             breaker.success()
         if index > 0:
             log.info("agent %s: answered by fallback %s", agent.id, _name(config))
-        return reply
+        return names.reply(reply)
     names = ", ".join(name for name, _ in skipped)
     raise TransientProviderError(f"every LLM of agent {agent.id!r} is unavailable (breaker open: {names})",
                                  retry_after=min(wait for _, wait in skipped), provider=configs[0].provider,
