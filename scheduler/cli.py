@@ -61,7 +61,12 @@ def main() -> None:
 @click.option("--concurrency", type=int, default=16, show_default=True, help="embedded worker threads")
 def run(file, inputs, task, as_json, output, timeout, concurrency):
     """Run a crew and print its final output, with live progress per agent."""
-    result = commands.run(file, _inputs(inputs), task, timeout, concurrency, quiet=as_json)
+    try:
+        result = commands.run(file, _inputs(inputs), task, timeout, concurrency, quiet=as_json)
+    except commands.Interrupted as stop:
+        click.echo(f"\ninterrupted: run {stop.run_id} " + ("cancelled" if stop.cancelled else
+                   f"goes on in the fleet (crewq status {stop.run_id}; crewq cancel {stop.run_id})"), err=True)
+        commands.exit_now(130)
     commands.write_outputs(result, file, output)
     if as_json:
         click.echo(json.dumps(result, indent=2, default=str))
@@ -71,8 +76,7 @@ def run(file, inputs, task, as_json, output, timeout, concurrency):
                    f"{usage['input_tokens']} tokens in, {usage['output_tokens']} out, {commands.cost_text(usage)}"
                    + (f"; {result['error']}" if result["error"] else ""), err=True)
         click.echo(result["output"])
-    if result["status"] != "succeeded":
-        sys.exit(1)
+    commands.exit_now(0 if result["status"] == "succeeded" else 1)
 
 
 @main.command()

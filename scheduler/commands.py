@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, NoReturn
 
 from config.errors import ConfigError, RunError
 from config.loader import LoadedCrew
@@ -17,6 +20,14 @@ from .embedded import embedded_fleet
 from .progress import Progress
 from .runs import Client, submit_loaded
 from .validate import check
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C while `crewq run` waited: the embedded run is cancelled; a fleet's run goes on."""
+
+    def __init__(self, run_id: str, cancelled: bool):
+        super().__init__(run_id)
+        self.run_id, self.cancelled = run_id, cancelled
+
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "config" / "templates"
 DEFAULT_WAIT = 3600.0
@@ -37,8 +48,29 @@ def run(file: str, inputs: dict[str, str], task: str | None, timeout: float | No
     settings = Settings.from_env()
     if settings.redis_url:
         return _run_on(Client(create_app(settings)), loaded, inputs, task, wait, quiet, cancel_on_exit=False)
-    with embedded_fleet(settings, concurrency=concurrency) as app:
-        return _run_on(Client(app), loaded, inputs, task, wait, quiet, cancel_on_exit=True)
+    before = set(threading.enumerate())
+    try:
+        with embedded_fleet(settings, concurrency=concurrency) as app:
+            return _run_on(Client(app), loaded, inputs, task, wait, quiet, cancel_on_exit=True)
+    finally:
+        _leftovers.extend(t for t in threading.enumerate() if t not in before and t.is_alive())
+
+
+# Threads an embedded run left behind, such as a cancelled run's turn still in its LLM call (daemon or
+# not: Python joins a ThreadPoolExecutor's threads at exit either way).
+_leftovers: list[threading.Thread] = []
+
+
+def exit_now(code: int) -> NoReturn:
+    """Exit with `code`. When a cancelled embedded run left a turn in flight (an LLM call that may take
+    minutes), the run is over and its Redis gone: exit without waiting for that thread."""
+    if not any(t.is_alive() for t in _leftovers):
+        sys.exit(code)
+    from workers import tracing
+    tracing.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _run_on(client: Client, loaded: LoadedCrew, inputs, task, wait: float, quiet: bool,
@@ -53,7 +85,7 @@ def _run_on(client: Client, loaded: LoadedCrew, inputs, task, wait: float, quiet
     except KeyboardInterrupt:
         if cancel_on_exit:
             client.cancel(run_id, "interrupted")
-        raise
+        raise Interrupted(run_id, cancelled=cancel_on_exit) from None
     status = client.status(run_id)
     if status.get("status") not in TERMINAL:
         client.cancel(run_id, f"timed out after {wait:g}s")

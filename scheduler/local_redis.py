@@ -71,7 +71,10 @@ class LocalRedis:
             self.process = subprocess.Popen(
                 [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                  "--dir", self._dir.name, "--daemonize", "no", "--loglevel", "warning", "--logfile", ""],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=_die_with_parent,
+                # Its own session: Ctrl-C in the terminal goes to crewq, which cancels the run in
+                # this Redis before stopping it (it still dies with its parent).
+                start_new_session=True)
             if self._wait_ready(timeout):
                 return self
             self.stop()

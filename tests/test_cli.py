@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -143,3 +144,40 @@ def test_tools_list_shows_builtins_and_a_crews_python_tool(tmp_path):
     names = {line.split()[0]: line for line in result.output.splitlines()}
     assert {"read_file", "web_search", "wikipedia", "http_request", "read_url", "echo"} <= set(names)
     assert "python tests.fakes.sample_tools:slow_echo" in names["echo"]
+
+
+SLOW = """
+    runtime: {llm_provider: scripted}
+    agents:
+      - {id: a, script: [{latency: 0.2s, tool_calls: [{name: list_files}]}, {latency: 30s, text: never}]}
+      - {id: b, depends_on: [a], script: [{text: x}]}
+    """
+
+
+def test_ctrl_c_cancels_the_embedded_run_and_says_so(tmp_path):
+    path = write_crew(tmp_path, SLOW.replace("{id: a,", "{id: a, tools: [list_files],"))
+    env = {k: v for k, v in os.environ.items() if k not in ("CREWQ_REDIS_URL", "REDIS_URL")}
+    # A terminal's Ctrl-C goes to the whole foreground process group: crewq and what it started.
+    proc = subprocess.Popen([sys.executable, "-m", "scheduler.cli", "run", str(path)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    seen = []
+    for line in proc.stderr:  # wait until a turn is in the middle of its tool calls' chord
+        seen.append(line)
+        if "running  turn 2" in line:
+            break
+    os.killpg(proc.pid, signal.SIGINT)
+    _, rest = proc.communicate(timeout=60)
+    err = "".join(seen) + rest
+    assert proc.returncode == 130, err
+    assert "interrupted: run " in err and err.rstrip().endswith("cancelled")
+    assert "Traceback" not in err and "Aborted!" not in err and "unreachable" not in err
+
+
+def test_a_run_past_its_timeout_is_cancelled_without_tracebacks(tmp_path):
+    path = write_crew(tmp_path, SLOW.replace("{id: a,", "{id: a, tools: [list_files],"))
+    env = {k: v for k, v in os.environ.items() if k not in ("CREWQ_REDIS_URL", "REDIS_URL")}
+    proc = subprocess.run([sys.executable, "-m", "scheduler.cli", "run", str(path), "--timeout", "3"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "cancelled: " in proc.stderr and "timed out after 3s" in proc.stderr
+    assert "Traceback" not in proc.stderr and "ERROR" not in proc.stderr, proc.stderr

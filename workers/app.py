@@ -10,6 +10,7 @@ from celery import Celery
 from config.errors import ConfigError
 from config.settings import Settings
 
+from . import logs
 from .backend import ALIAS
 from .ledger import Keys, Ledger
 
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None, *, name: str = "crewq") -> Cele
     # An attribute, not app.conf: `celery inspect conf` and Flower show the conf, and the
     # settings hold the Redis URL with its password.
     app.crewq_settings = settings
+    logs.quiet_revoked_chords()
     return app
 
 

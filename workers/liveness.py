@@ -15,6 +15,7 @@ import os
 import threading
 
 from celery import signals
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from .app import ADVANCE_TASK, TOOL_TASK, TURN_TASK, ledger_of, settings_of
 
@@ -87,10 +88,16 @@ def _on_received(sender=None, request=None, **_):
 def _on_postrun(sender=None, task_id=None, task=None, state=None, **_):
     if task is not None and task.name in TRACKED and state != "RETRY":
         # A retry keeps its record: the same task id comes back, possibly to another worker.
-        ledger_of(task.app).release(task_id)
+        try:
+            ledger_of(task.app).release(task_id)
+        except RedisConnectionError:  # the task said so already; a stale record is swept later
+            log.debug("could not release %s: Redis is unreachable", task_id)
 
 
 @signals.task_revoked.connect
 def _on_revoked(sender=None, request=None, **_):
-    if request is not None and request.name in TRACKED:
-        ledger_of(request.task.app).release(request.id)
+    # `request` is a worker Request, or the task's Context when it is revoked while running; the
+    # sender (the task) has the name and the app either way.
+    task_id = getattr(request, "id", None)
+    if sender is not None and getattr(sender, "name", None) in TRACKED and task_id:
+        ledger_of(sender.app).release(task_id)

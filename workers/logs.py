@@ -130,6 +130,23 @@ def install(level: str | int = "INFO", fmt: str | None = None, stream=None) -> N
     apply(root, _state["format"])
 
 
+class RevokedChordFilter(logging.Filter):
+    """Cancelling a run revokes its tasks, and Celery's Redis backend then logs every chord whose
+    header held one as an error with a traceback. The cancellation is in the run's events already:
+    drop those records, and only those."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "TaskRevokedError" not in record.getMessage()
+
+
+def quiet_revoked_chords() -> None:
+    """Install RevokedChordFilter on the loggers of Celery's chord bookkeeping (once)."""
+    for name in ("celery.backends.base", "celery.backends.redis"):
+        chords = logging.getLogger(name)
+        if not any(isinstance(f, RevokedChordFilter) for f in chords.filters):
+            chords.addFilter(RevokedChordFilter())
+
+
 @signals.after_setup_logger.connect(weak=False)
 @signals.after_setup_task_logger.connect(weak=False)
 def _celery_logging_ready(logger=None, **_) -> None:

@@ -10,6 +10,8 @@ import logging
 import time
 
 from celery import shared_task
+from celery.exceptions import Ignore
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from config.errors import ConfigError
 
@@ -24,7 +26,16 @@ log = logging.getLogger(__name__)
 
 @shared_task(name=TOOL_TASK, bind=True)
 def tool_call(self, run_id: str, agent_id: str, attempt: int, turn: int, index: int) -> dict:
-    ledger = ledger_of(self.app)
+    try:
+        return run_tool_call(self, run_id, agent_id, attempt, turn, index)
+    except RedisConnectionError as exc:  # as in agent_turn: the message stays unacked and comes back
+        log.warning("tool call %s/%s/%s/%s: Redis is unreachable (%s); it runs again once Redis is back",
+                    run_id, agent_id, turn, index, exc)
+        raise Ignore() from None
+
+
+def run_tool_call(task, run_id: str, agent_id: str, attempt: int, turn: int, index: int) -> dict:
+    ledger = ledger_of(task.app)
     done = ledger.results(run_id, agent_id, attempt, turn, index + 1)[index]
     if done is not None:
         return {"index": index, "is_error": bool(done.get("is_error")), "repeated": True}
@@ -32,10 +43,10 @@ def tool_call(self, run_id: str, agent_id: str, attempt: int, turn: int, index: 
     call = LLMReply.model_validate(ledger.reply(run_id, agent_id, attempt, turn)).tool_calls[index]
     key = f"{run_id}:{agent_id}:{attempt}:{turn}:{index}"
     started = time.time()
-    ledger.event(run_id, "tool_call", agent_id, turn=turn, index=index, name=call.name, host=self.request.hostname)
+    ledger.event(run_id, "tool_call", agent_id, turn=turn, index=index, name=call.name, host=task.request.hostname)
     run = ledger.run(run_id) if tracing.tracer() else {}
-    with tracing.tool_span(self.request, run, run_id, agent_id, attempt, turn, index, call.name,
-                           self.request.hostname) as span:
+    with tracing.tool_span(task.request, run, run_id, agent_id, attempt, turn, index, call.name,
+                           task.request.hostname) as span:
         # Whatever goes wrong becomes the call's result: a raised error would leave the chord's
         # next turn waiting for a header that never succeeds.
         try:
@@ -48,6 +59,8 @@ def tool_call(self, run_id: str, agent_id: str, attempt: int, turn: int, index: 
                 result = tool.execute(call.arguments, context)
         except ConfigError as exc:  # e.g. its MCP server is down on this worker
             result = ToolResult(f"tool {call.name!r} is not available: {exc}", is_error=True)
+        except RedisConnectionError:
+            raise
         except Exception as exc:
             log.exception("tool call %s/%s/%s/%s failed", run_id, agent_id, turn, index)
             result = ToolResult(f"tool {call.name!r} failed: internal error: {type(exc).__name__}: {exc}",

@@ -11,6 +11,7 @@ import time
 
 from celery import chord, group, shared_task
 from celery.exceptions import Ignore, Retry
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from config.errors import ConfigError, ProviderError, TransientProviderError
 
@@ -46,6 +47,12 @@ def agent_turn(self, run_id: str, agent_id: str, turn: int = 0, attempt: int = 0
             return result
     except (Retry, Ignore):
         raise
+    except RedisConnectionError as exc:
+        # Nothing can be recorded, and the message stays unacked in Redis: it comes back when Redis
+        # does (the supervisor's sweeps). One line, not a traceback per turn.
+        log.warning("turn %s/%s/%s: Redis is unreachable (%s); the turn runs again once it is back",
+                    run_id, agent_id, turn, exc)
+        raise Ignore() from None
     except ConfigError as exc:  # a mistake in the crew file (a tool that cannot be built, ...): say it plainly
         log.warning("turn %s/%s/%s: %s", run_id, agent_id, turn, exc)
         return turn_.fail(f"configuration error: {exc}", permanent=True)
