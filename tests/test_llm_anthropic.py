@@ -108,6 +108,14 @@ def test_x_should_retry_false_wins_over_a_5xx(server):
     assert not isinstance(caught.value, TransientProviderError)
 
 
+def test_x_should_retry_true_makes_a_400_transient(server):
+    server.queue(Reply(status=400, body=anthropic_error("invalid_request_error"),
+                       headers={"x-should-retry": "true", "retry-after-ms": "250"}))
+    with pytest.raises(TransientProviderError) as caught:
+        provider(server).complete(request())
+    assert caught.value.status == 400 and caught.value.retry_after == 0.25
+
+
 def test_the_api_key_never_appears_in_an_error(server):
     server.queue(Reply(status=400, body=anthropic_error("invalid_request_error", f"bad header x-api-key: {KEY}")))
     with pytest.raises(ProviderError) as caught:

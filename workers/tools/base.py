@@ -58,6 +58,8 @@ class Tool(ABC):
         self.spec = spec or ToolSpec(name=self.name)
         if self.spec.description:
             self.description = self.spec.description
+        if self.spec.extra.get("timeout") is not None:  # every tool: `extra.timeout` in seconds
+            self.timeout = float(self.spec.extra["timeout"])
 
     @abstractmethod
     def run(self, arguments: dict[str, Any], context: ToolContext) -> Any:

@@ -26,11 +26,6 @@ class NetTool(Tool):
     # A seam for tests (an httpx.MockTransport); None uses the real network through the guard.
     transport: httpx.BaseTransport | None = None
 
-    def __init__(self, spec: ToolSpec | None = None):
-        super().__init__(spec)
-        if self.spec.extra.get("timeout") is not None:
-            self.timeout = float(self.spec.extra["timeout"])
-
     @property
     def allow_private(self) -> bool:
         return self.spec.extra.get("allow_private") is True
