@@ -20,7 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from redis.exceptions import RedisError
 
 from workers.ledger import Ledger
-from workers.ledger.metrics import METRICS, metrics_key, parse_field
+from workers.ledger.metrics import METRICS, parse_field
 
 log = logging.getLogger(__name__)
 
@@ -43,19 +43,16 @@ class LedgerCollector:
             return
         yield GaugeMetricFamily("crewq_ledger_up", "1 if the ledger (Redis) answered this scrape", value=1)
         yield GaugeMetricFamily("crewq_runs_active", "Runs submitted and not yet ended", value=active)
-        if workers is not None:
-            yield GaugeMetricFamily("crewq_workers_alive", "Workers whose heartbeat is fresh", value=workers)
+        yield GaugeMetricFamily("crewq_workers_alive", "Workers whose heartbeat is fresh", value=workers)
         yield from families(raw)
 
-    def _read(self) -> tuple[dict[str, str], int, int | None]:
+    def _read(self) -> tuple[dict[str, str], int, int]:
         redis, keys = self.ledger.redis, self.ledger.keys
         pipe = redis.pipeline(transaction=False)
-        pipe.hgetall(metrics_key(keys))
-        pipe.scard(getattr(keys, "active", f"{keys.prefix}:active"))
+        pipe.hgetall(keys.metrics)
+        pipe.scard(keys.active)
         raw, active = pipe.execute()
-        workers = None
-        if hasattr(keys, "heartbeat"):  # workers' heartbeats (the supervisor's liveness keys)
-            workers = sum(1 for _ in redis.scan_iter(match=keys.heartbeat("*"), count=500))
+        workers = sum(1 for _ in redis.scan_iter(match=keys.heartbeat("*"), count=500))
         return raw, int(active), workers
 
 

@@ -7,7 +7,7 @@ import urllib.request
 from prometheus_client.parser import text_string_to_metric_families
 
 from scheduler.metrics import registry_for, serve_metrics
-from workers.ledger.metrics import field, metrics_key, parse_field
+from workers.ledger.metrics import field, parse_field
 
 from helpers import run_crew, write_crew
 
@@ -118,7 +118,7 @@ def test_a_run_on_a_worker_is_counted_and_served_over_http(worker, ledger, tmp_p
 
 
 def test_a_scrape_without_redis_reports_the_ledger_down(ledger):
-    ledger.redis.hset(metrics_key(ledger.keys), "crewq_turns_total|agent=a", 1)
+    ledger.redis.hset(ledger.keys.metrics, "crewq_turns_total|agent=a", 1)
     import redis
     from redis.backoff import NoBackoff
     from redis.retry import Retry

@@ -6,13 +6,17 @@
     {p}:worker:{host}                 string a worker's heartbeat (expires when it goes silent)
     {p}:supervisor:leader             string the active supervisor's token (expires when it dies)
     {p}:decision:{run}:{agent}:{n}    string the supervisor's decision on attempt n's failure
+    {p}:decision:{run}:{agent}:{n}:applied  string present once that decision has been carried out
     {p}:failures                      stream FailureReports from failed turns (the supervisor reads it)
     {p}:beat                          hash   beat entry → {last_run_at, total_run_count} (JSON)
+    {p}:metrics                       hash   crewq's Prometheus counters (workers.ledger.metrics)
+    {p}:breaker:{{provider:model}}:*  strings a circuit breaker's state (workers.llm.breaker)
     {p}:run:{run}                     hash   the run's status projection
     {p}:run:{run}:spec                string the crew spec by value, env: references unresolved
     {p}:run:{run}:events              stream the run's append-only event log (source of truth)
     {p}:run:{run}:wave:{n}            string "claimed:{task id}", then "advanced": `advance` acts once
     {p}:run:{run}:agent:{agent}       hash   per-agent state: status, attempt, output, usage, host
+    {p}:run:{run}:agent:{agent}:hosts set    every worker that ran one of its turns
     {p}:run:{run}:agent:{agent}:replies  hash  "{attempt}:{turn}" → the recorded LLM reply
     {p}:run:{run}:agent:{agent}:results  hash  "{attempt}:{turn}:{i}" → a recorded tool result
     {p}:run:{run}:agent:{agent}:calls    hash  "{attempt}:{turn}:{try}" → LLM call index
@@ -40,6 +44,14 @@ class Keys:
         return f"{self.prefix}:beat"
 
     @property
+    def metrics(self) -> str:
+        return f"{self.prefix}:metrics"
+
+    def breaker(self, name: str) -> str:
+        """The breaker's key base; the braces keep its keys in one Redis Cluster slot."""
+        return f"{self.prefix}:breaker:{{{name}}}"
+
+    @property
     def active(self) -> str:
         return f"{self.prefix}:active"
 
@@ -57,6 +69,9 @@ class Keys:
     def decision(self, run_id: str, agent_id: str, attempt: int) -> str:
         return f"{self.prefix}:decision:{run_id}:{agent_id}:{attempt}"
 
+    def applied(self, run_id: str, agent_id: str, attempt: int) -> str:
+        return f"{self.decision(run_id, agent_id, attempt)}:applied"
+
     def run(self, run_id: str) -> str:
         return f"{self.prefix}:run:{run_id}"
 
@@ -71,6 +86,9 @@ class Keys:
 
     def agent(self, run_id: str, agent_id: str) -> str:
         return f"{self.run(run_id)}:agent:{agent_id}"
+
+    def hosts(self, run_id: str, agent_id: str) -> str:
+        return f"{self.agent(run_id, agent_id)}:hosts"
 
     def replies(self, run_id: str, agent_id: str) -> str:
         return f"{self.agent(run_id, agent_id)}:replies"

@@ -65,10 +65,6 @@ METRICS = {m.name: m for m in (
 )}
 
 
-def metrics_key(keys: Keys) -> str:
-    return f"{keys.prefix}:metrics"
-
-
 def _escape(value: Any) -> str:
     text = "" if value is None else str(value)
     for char in "%,=|":
@@ -118,7 +114,7 @@ def _number(value: Any) -> float | None:
 
 def record(pipe, keys: Keys, type_: str, agent: str | None, data: dict[str, Any]) -> None:
     """Count one event (queued on the caller's pipeline; nothing is read)."""
-    key = metrics_key(keys)
+    key = keys.metrics
     _count(pipe, key, "crewq_events_total", type=type_)
     handler = _HANDLERS.get(type_)
     if handler is not None:

@@ -139,8 +139,8 @@ class Ledger:
         pipe = self.redis.pipeline(transaction=False)
         pipe.hsetnx(key, "started_at", time.time())
         pipe.hset(key, mapping={"status": "running", "hostname": hostname})
-        pipe.sadd(key + ":hosts", hostname)
-        pipe.expire(key + ":hosts", self.ttl)
+        pipe.sadd(self.keys.hosts(run_id, agent_id), hostname)
+        pipe.expire(self.keys.hosts(run_id, agent_id), self.ttl)
         pipe.execute()
 
     def settle_agent(self, run_id: str, agent_id: str, attempt: int, status: str, **fields: Any) -> bool:
@@ -176,7 +176,7 @@ class Ledger:
         return list(self.redis.smembers(self.keys.active))
 
     def hosts(self, run_id: str, agent_id: str) -> set[str]:
-        return self.redis.smembers(self.keys.agent(run_id, agent_id) + ":hosts")
+        return self.redis.smembers(self.keys.hosts(run_id, agent_id))
 
     def add_usage(self, run_id: str, agent_id: str, input_tokens: int, output_tokens: int,
                   cost: float | None = None) -> None:
@@ -304,10 +304,10 @@ class Ledger:
         return bool(new), json.loads(stored)
 
     def decision_applied(self, run_id: str, agent_id: str, attempt: int) -> bool:
-        return bool(self.redis.exists(self.keys.decision(run_id, agent_id, attempt) + ":applied"))
+        return bool(self.redis.exists(self.keys.applied(run_id, agent_id, attempt)))
 
     def set_decision_applied(self, run_id: str, agent_id: str, attempt: int) -> None:
-        self.redis.set(self.keys.decision(run_id, agent_id, attempt) + ":applied", 1, ex=self.ttl)
+        self.redis.set(self.keys.applied(run_id, agent_id, attempt), 1, ex=self.ttl)
 
     def delete_run(self, run_id: str) -> int:
         keys = list(self.redis.scan_iter(match=self.keys.run_pattern(run_id), count=500))

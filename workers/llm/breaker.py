@@ -30,6 +30,8 @@ from typing import Any, Literal
 
 from redis.exceptions import RedisError
 
+from ..ledger.keys import Keys
+
 log = logging.getLogger("crewq.llm.breaker")
 
 Decision = Literal["closed", "probe", "open"]
@@ -70,7 +72,7 @@ class Breaker:
                  policy: BreakerPolicy = BreakerPolicy()):
         self.redis, self.policy = redis, policy
         self.name = f"{provider}:{model or '-'}"
-        base = f"{prefix}:breaker:{{{self.name}}}"
+        base = Keys(prefix).breaker(self.name)
         self.keys = [f"{base}:failures", f"{base}:open", f"{base}:probe"]
 
     def allow(self) -> Decision:
