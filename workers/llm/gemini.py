@@ -33,7 +33,7 @@ import httpx
 
 from config.errors import ProviderError, TransientProviderError
 
-from .http import HTTPProvider
+from .http import HTTPProvider, squash
 from .openai import parse_arguments
 from .types import LLMReply, LLMRequest, Message, ToolCall, ToolSchema, Usage
 
@@ -112,7 +112,7 @@ class GeminiProvider(HTTPProvider):
 
     def _check_finish(self, finish: Any, message: Any, parts: list[Any]) -> None:
         """A reply with no call is an answer only if the model stopped by itself and said something."""
-        why = f" ({_squash(message)[:200]})" if isinstance(message, str) and message.strip() else ""
+        why = f" ({squash(message)[:200]})" if isinstance(message, str) and message.strip() else ""
         if finish in REFUSALS:
             raise self.fail(f"the model stopped without an answer (finishReason {finish}){why}", "refusal")
         if finish == "MAX_TOKENS":
@@ -268,7 +268,3 @@ def _usage(raw: Any) -> Usage:
     ints = {k: v for k, v in raw.items() if isinstance(v, int) and v >= 0}
     return Usage(input_tokens=ints.get("promptTokenCount", 0),
                  output_tokens=ints.get("candidatesTokenCount", 0) + ints.get("thoughtsTokenCount", 0))
-
-
-def _squash(text: str) -> str:
-    return " ".join(text.split())

@@ -101,6 +101,11 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
     return max(when.timestamp() - (time.time() if now is None else now), 0.0)
 
 
+def squash(text: Any) -> str:
+    """Text on one line, for quoting a provider's words in an error message."""
+    return " ".join(str(text).split())
+
+
 def is_retryable(status: int, headers: Mapping[str, str], kinds: set[str]) -> bool:
     if status in NEVER_RETRY_STATUSES or kinds & NEVER_RETRY_TYPES:
         return False

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from config.errors import ProviderError
 
-from .http import HTTPProvider
+from .http import HTTPProvider, squash
 from .types import LLMReply, LLMRequest, Message, ToolCall, ToolSchema, Usage
 
 
@@ -44,7 +44,7 @@ class OpenAIProvider(HTTPProvider):
         finish = choices[0].get("finish_reason")
         if not calls:
             if message.get("refusal") or finish == "content_filter":
-                raise self.fail(f"the model refused to answer: {_squash(message.get('refusal') or finish)}", "refusal")
+                raise self.fail(f"the model refused to answer: {squash(message.get('refusal') or finish)}", "refusal")
             if finish == "length":
                 raise self.fail(f"reply cut off at the token limit (finish_reason length, max_tokens="
                                 f"{self.config.max_tokens}); raise llm.max_tokens", "max_tokens")
@@ -100,7 +100,7 @@ def parse_arguments(raw: Any, tool: str, fail: Callable[[str, str], ProviderErro
         try:
             value = json.loads(raw)
         except ValueError:
-            raise fail(f"tool call {tool!r}: arguments are not valid JSON: {_squash(raw)[:80]!r}",
+            raise fail(f"tool call {tool!r}: arguments are not valid JSON: {squash(raw)[:80]!r}",
                        "malformed_tool_arguments") from None
     if not isinstance(value, dict):
         raise fail(f"tool call {tool!r}: arguments are a JSON {type(value).__name__}, expected an object",
@@ -143,9 +143,5 @@ def _usage(raw: Any) -> Usage:
 
 def _error_text(error: Any) -> str:
     if isinstance(error, dict):
-        return _squash(str(error.get("message") or error.get("type") or error))
-    return _squash(str(error))
-
-
-def _squash(text: Any) -> str:
-    return " ".join(str(text).split())
+        return squash(str(error.get("message") or error.get("type") or error))
+    return squash(str(error))
