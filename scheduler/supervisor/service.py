@@ -156,19 +156,19 @@ class Supervisor:
     def restart_stalled_runs(self) -> list[str]:
         """Runs quiet for `stall_after` with nothing in flight get their next step again (see `stall`)."""
         now, sent = time.time(), []
-        quiet = []
-        for run_id in self.ledger.active_runs():
-            last = self.ledger.last_event_at(run_id)
-            if last is not None and now - last > self.settings.stall_after and self.ledger.has_run(run_id) \
-                    and self.ledger.run_status(run_id) not in TERMINAL:
-                quiet.append(run_id)
+        last = self.ledger.last_events_at(list(self.ledger.active_runs()))
+        quiet = [run_id for run_id, at in last.items() if at is not None and now - at > self.settings.stall_after
+                 and self.ledger.has_run(run_id) and self.ledger.run_status(run_id) not in TERMINAL]
         if not quiet:
             return sent
         held = self.ledger.held()
         alive = self.ledger.alive({record["host"] for record in held.values()})
-        for run_id in quiet:
-            spec = self.ledger.spec(run_id)
-            if stall.in_flight(self.ledger, spec, self.settings.queues.all(), held, alive):
+        specs = [self.ledger.spec(run_id) for run_id in quiet]
+        messages = stall.waiting_messages(self.ledger, set().union(
+            *(stall.queues_of(spec, self.settings.queues.all()) for spec in specs)))
+        for spec in specs:
+            run_id = spec.run_id
+            if stall.in_flight(spec, held, alive, messages):
                 continue
             for what in stall.restart_stalled(self.app, self.ledger, spec):
                 self.ledger.event(run_id, "requeued", what.split()[0] if " turn " in what else None, what=what,

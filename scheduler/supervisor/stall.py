@@ -28,17 +28,28 @@ from ..emit import emit_wave
 log = logging.getLogger("crewq.supervisor")
 
 
-def in_flight(ledger: Ledger, spec: RunSpec, queues: list[str], held: dict, alive: set[str]) -> bool:
+def waiting_messages(ledger: Ledger, queues: set[str]) -> list[str]:
+    """Every message taken by a worker (kombu's `unacked` hash) or waiting in one of the queues, raw.
+    Celery's headers carry the arguments as text (argsrepr), so a run id shows in the raw message."""
+    pipe = ledger.redis.pipeline(transaction=False)
+    pipe.hvals("unacked")
+    for name in sorted(queues):
+        pipe.lrange(name, 0, -1)
+    taken, *queued = pipe.execute()
+    return taken + [raw for messages in queued for raw in messages]
+
+
+def queues_of(spec: RunSpec, queues: list[str]) -> set[str]:
+    """The queues the run's messages may wait in: crewq's own and its agents' `queue:`."""
+    return set(queues) | {a.queue for a in spec.crew.agents if a.queue}
+
+
+def in_flight(spec: RunSpec, held: dict, alive: set[str], messages: list[str]) -> bool:
     """Whether anything of this run is held by a live worker, taken, or waiting in a queue."""
     run_id = spec.run_id
     if any(r["args"][:1] == [run_id] and r["host"] in alive for r in held.values()):
         return True
-    redis = ledger.redis
-    # Celery's headers carry the arguments as text (argsrepr), so the run id shows in the raw message.
-    if any(run_id in raw for raw in redis.hvals("unacked")):
-        return True
-    names = set(queues) | {a.queue for a in spec.crew.agents if a.queue}
-    return any(run_id in raw for name in names for raw in redis.lrange(name, 0, -1))
+    return any(run_id in raw for raw in messages)
 
 
 def restart_stalled(app: Celery, ledger: Ledger, spec: RunSpec) -> list[str]:
