@@ -67,7 +67,7 @@ def test_several_function_calls_and_their_results_round_trip(server):
         {"functionCall": {"name": "weather", "args": {"city": "Paris"}}, "thoughtSignature": "sig-A"},
         {"functionCall": {"name": "weather", "args": {"city": "Oslo"}}}]}
     assert contents[2:] == [{"role": "user", "parts": [
-        {"functionResponse": {"name": "weather", "response": {"result": "mild"}}},
+        {"functionResponse": {"name": "weather", "response": {"output": "mild"}}},
         {"functionResponse": {"name": "weather", "response": {"error": "cold"}}}]}]
 
 
@@ -82,7 +82,7 @@ def test_ids_the_model_gives_go_back_with_calls_and_results(server):
     contents = server.received[1].body["contents"]
     assert contents[1]["parts"] == [{"functionCall": {"name": "now", "args": {}, "id": "fc-91"}}]
     assert contents[2]["parts"] == [{"functionResponse": {"name": "now", "id": "fc-91",
-                                                          "response": {"result": "12:00"}}}]
+                                                          "response": {"output": "12:00"}}}]
 
 
 def test_plain_text_with_usage_thoughts_left_out_of_the_text(server):

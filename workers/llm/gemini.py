@@ -5,8 +5,8 @@ the system prompt is `systemInstruction`; the history is `contents` of `user` an
 of `parts`; tools are one `{functionDeclarations: [...]}`. The model asks for tools with
 `functionCall` parts (several in one reply run at once; `id` may be absent, so we name them
 `gemini_<call_index>_<i>`), and every result of a turn goes back together in the next `user` turn as
-`functionResponse` parts, in the order asked: `{"result": ...}`, or `{"error": ...}` for a failed tool
-(the API reads `error` as the failure; any other key is passed to the model as the output).
+`functionResponse` parts, in the order asked: `{"output": ...}`, or `{"error": ...}` for a failed
+tool (the keys the API documents for a function's output and its error details).
 A `thoughtSignature` on a call is the model's own state (Gemini 3 requires it back): it is kept on
 the recorded call and sent back with it. Temperature and max_tokens go in `generationConfig`.
 
@@ -186,7 +186,7 @@ def wire_call(call: ToolCall) -> dict[str, Any]:
 
 def wire_result(result: Message, asked: list[ToolCall]) -> dict[str, Any]:
     name = result.name or next((c.name for c in asked if c.id == result.tool_call_id), "")
-    response = {"error": result.content} if result.is_error else {"result": result.content}
+    response = {"error": result.content} if result.is_error else {"output": result.content}
     part: dict[str, Any] = {"functionResponse": {"name": name, "response": response}}
     if result.tool_call_id and not result.tool_call_id.startswith("gemini_"):
         part["functionResponse"]["id"] = result.tool_call_id
