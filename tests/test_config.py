@@ -180,6 +180,21 @@ def test_env_file_must_stay_in_the_crew_folder(tmp_path):
     assert "runtime.env_file" in message and "outside the crew file's folder" in message
 
 
+@pytest.mark.parametrize("how", ["absolute", "symlink"])
+def test_env_file_cannot_leave_the_folder_by_an_absolute_path_or_a_link(tmp_path, how):
+    (tmp_path / "secrets.env").write_text("TOKEN=outside\n")
+    (tmp_path / "sub").mkdir()
+    name = str(tmp_path / "secrets.env") if how == "absolute" else "link.env"
+    if how == "symlink":
+        (tmp_path / "sub" / "link.env").symlink_to(tmp_path / "secrets.env")
+    message = error_of(tmp_path / "sub", f"""
+        runtime: {{llm_provider: scripted, env_file: "{name}"}}
+        agents:
+          - {{id: a, script: [{{text: x}}]}}
+        """)
+    assert "runtime.env_file" in message and "outside the crew file's folder" in message
+
+
 def test_malformed_env_reference(tmp_path):
     message = error_of(tmp_path, """
         runtime: {llm_provider: scripted, api_key: "env:1BAD"}
