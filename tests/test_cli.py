@@ -68,6 +68,21 @@ def test_run_json_and_output_file_relative_to_the_crew(tmp_path):
     assert (tmp_path / "out/deep/result.md").read_text() == "A on Task:\nabout owls\n"
 
 
+def test_run_task_replaces_the_crews_task_and_takes_inputs(tmp_path):
+    path = write_crew(tmp_path, """
+        runtime: {llm_provider: scripted}
+        task: {input: "about {topic}"}
+        agents:
+          - {id: a, script: [{text: "A on {input}"}]}
+        """)
+    env = {k: v for k, v in os.environ.items() if k not in ("CREWQ_REDIS_URL", "REDIS_URL")}
+    proc = subprocess.run([sys.executable, "-m", "scheduler.cli", "run", str(path), "--task", "list {n} {topic}",
+                           "-i", "topic=owls", "-i", "n=3", "--json"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["output"] == "A on Task:\nlist 3 owls"
+
+
 def test_failed_run_exits_1_with_the_reason(tmp_path):
     path = write_crew(tmp_path, """
         runtime: {llm_provider: scripted}
