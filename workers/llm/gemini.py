@@ -213,6 +213,7 @@ def gemini_schema(schema: Any, defs: dict[str, Any] | None = None, depth: int = 
         schema = {**_dict(target), **{k: v for k, v in schema.items() if k != "$ref"}}  # siblings win
         depth += 1
     out: dict[str, Any] = {}
+    allowed = ""
     for key, value in schema.items():
         if key == "properties" and isinstance(value, dict):  # property names are kept as they are
             out[key] = {name: gemini_schema(sub, defs, depth) for name, sub in value.items()}
@@ -220,15 +221,19 @@ def gemini_schema(schema: Any, defs: dict[str, Any] | None = None, depth: int = 
             out[key] = gemini_schema(value, defs, depth)
         elif key in ("anyOf", "oneOf") and isinstance(value, list):  # anyOf is the only union Gemini has
             out["anyOf"] = [gemini_schema(sub, defs, depth) for sub in value]
-        elif key in ("enum", "const"):  # Gemini's enum is a list of non-empty strings
+        elif key in ("enum", "const"):  # Gemini's enum is a list of non-empty strings, for strings only
             values = value if key == "enum" and isinstance(value, list) else [value]
             if None in values:
                 out["nullable"] = True
-            strings = [v if isinstance(v, str) else json.dumps(v) for v in values if v is not None and v != ""]
-            if strings:
-                out["enum"] = strings
+            values = [v for v in values if v is not None and v != ""]
+            if values and all(isinstance(v, str) for v in values):
+                out["enum"] = values
+            elif values:  # numbers or booleans: said in words; the tool's own schema check still holds
+                allowed = f"one of: {', '.join(json.dumps(v) for v in values)}"
         elif key in SCHEMA_FIELDS:
             out[key] = value
+    if allowed:
+        out["description"] = f"{out['description']} ({allowed})" if out.get("description") else allowed
     return _nullable(out)
 
 
