@@ -102,7 +102,11 @@ def load_schedules(crews_dir: str | Path, queue: str = "crewq.control") -> tuple
 class CrewScheduler(Scheduler):
     """Celery's scheduler with its state in Redis; an entry that names a crew file submits that file."""
 
-    sync_every_tasks = 1  # one HSET per firing: cheap, and a killed beat forgets nothing
+    def __init__(self, *args, **kwargs):
+        # One write per firing (cheap), so a beat killed right after a firing does not repeat it.
+        # A keyword, not a class attribute: Celery's __init__ sets it from beat_sync_every (0).
+        kwargs.setdefault("sync_every_tasks", 1)
+        super().__init__(*args, **kwargs)
 
     def setup_schedule(self):
         super().setup_schedule()

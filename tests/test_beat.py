@@ -121,23 +121,25 @@ def test_a_firing_submits_the_crew_file_with_its_inputs(worker, tmp_path):
     assert beat.configure(worker, tmp_path) == []
     scheduler = beat.CrewScheduler(app=worker, lazy=False)
     try:
-        entry = scheduler.schedule["crew:ticker.yaml"]
-        result = scheduler.apply_async(entry, advance=True)
-        status = Client(worker).wait(result.id, timeout=30)
+        ledger = beat.ledger_of(worker)
+        for count in (1, 2):
+            result = scheduler.apply_async(scheduler.schedule["crew:ticker.yaml"], advance=True)
+            status = Client(worker).wait(result.id, timeout=30)
+            # Written at each firing, not only at a clean close: a killed beat does not fire it again.
+            assert json.loads(ledger.redis.hget(ledger.keys.beat, "crew:ticker.yaml"))["total_run_count"] == count
         fired = scheduler.schedule["crew:ticker.yaml"]
-        assert fired.total_run_count == 1
+        assert fired.total_run_count == 2
     finally:
         scheduler.close()
     # relative paths start at the crew file's folder, the inputs fill the task
     assert status["output"] == "read: high water at noon; asked: Task:\nBrief on tides"
     # When it fired is in Redis as JSON (no pickled shelve file), and a restarted beat picks it up.
-    ledger = beat.ledger_of(worker)
     stored = json.loads(ledger.redis.hget(ledger.keys.beat, "crew:ticker.yaml"))
-    assert stored == {"last_run_at": fired.last_run_at.isoformat(), "total_run_count": 1}
+    assert stored == {"last_run_at": fired.last_run_at.isoformat(), "total_run_count": 2}
     assert not list(tmp_path.glob("*beat*"))
     restarted = beat.CrewScheduler(app=worker, lazy=False)
     again = restarted.schedule["crew:ticker.yaml"]
-    assert (again.last_run_at, again.total_run_count) == (fired.last_run_at, 1)
+    assert (again.last_run_at, again.total_run_count) == (fired.last_run_at, 2)
     restarted.close()
 
 
