@@ -55,6 +55,11 @@ class MissingEnvError(ConfigError):
         super().__init__(f"environment variable {var} is not set (referenced as env:{var})", key=key)
 
 
+class ToolServerUnavailable(ConfigError):
+    """A configured tool server (MCP) cannot be reached or started from this process. The crew file
+    may be right: a restart, or another worker, may succeed."""
+
+
 class ProviderError(CrewqError):
     """An LLM provider failed. Never carries the API key or the conversation."""
 

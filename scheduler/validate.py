@@ -48,7 +48,7 @@ def check_loaded(loaded: LoadedCrew) -> list[list[str]]:
     known = provider_names()
     for i, agent in enumerate(crew.agents):
         for k, fallback in enumerate(agent.llm.fallback if agent.llm else []):
-            if fallback.provider not in known:
+            if fallback.provider not in known and not envref.is_ref(fallback.provider):
                 problems.append(loaded.error(("agents", i, "llm", "fallback", k, "provider"),
                                              f"unknown LLM provider {fallback.provider!r} in agent {agent.id!r}'s "
                                              f"fallback; known: {', '.join(known)}", suggest(fallback.provider, known)))

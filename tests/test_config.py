@@ -113,6 +113,29 @@ def test_tool_settings_that_cannot_work_are_named_before_anything_runs(tmp_path)
     assert "crew.yaml:7: tools[3]: tool 'http_request': http_request credentials need extra.base_url" in message
 
 
+def test_a_tool_timeout_must_be_a_duration(tmp_path):
+    message = error_of(tmp_path, """
+        runtime: {llm_provider: scripted}
+        tools:
+          - {name: read_file, extra: {timeout: soon}}
+        agents:
+          - {id: a, tools: [read_file], script: [{text: x}]}
+        """)
+    assert "crew.yaml:4: tools[0]: tool 'read_file': timeout 'soon': bad duration 'soon'" in message
+
+
+def test_env_providers_are_left_to_the_worker(tmp_path):
+    path = write_crew(tmp_path, """
+        runtime: {llm_provider: "env:CREWQ_T_PRIMARY:-scripted"}
+        agents:
+          - id: a
+            script: [{text: x}]
+            llm: {fallback: [{provider: "env:CREWQ_T_FALLBACK", model: m}]}
+        """)
+    _, waves = check(path)
+    assert waves == [["a"]]
+
+
 def test_unknown_fallback_provider(tmp_path):
     message = error_of(tmp_path, """
         runtime: {llm_provider: scripted}

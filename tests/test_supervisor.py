@@ -74,6 +74,23 @@ def test_a_configuration_error_at_run_time_fails_at_once_without_restarts(app, l
     assert status["agents"]["a"]["attempt"] == "0" and status["agents"]["b"]["status"] == "skipped"
 
 
+def test_an_mcp_server_that_is_down_is_restarted_within_the_budget(app, ledger, worker, tmp_path):
+    # Unlike a mistake in the crew file, a server that is down may be up on the next attempt.
+    path = write_crew(tmp_path, """
+        runtime: {llm_provider: scripted}
+        tools:
+          - {name: mcp, extra: {server_name: docs, server_url: "http://127.0.0.1:9/mcp"}}
+        agents:
+          - {id: a, tools: [docs], max_restarts: 1, script: [{text: never}]}
+        """)
+    status = run_crew(app, path)
+    assert status["status"] == "failed"
+    assert "configuration error: tools.mcp: MCP server 'docs' (http://127.0.0.1:9/mcp) is not usable" in status["error"]
+    decisions = kinds(ledger, status["run_id"], "decision")
+    assert [d["action"] for d in decisions] == ["restart", "give_up"]
+    assert "restart budget spent" in decisions[-1]["reason"]
+
+
 def test_budget_spent_fails_the_run_naming_agent_attempts_and_error(app, ledger, worker, tmp_path):
     path = write_crew(tmp_path, """
         runtime: {llm_provider: scripted}

@@ -20,7 +20,7 @@ def test_the_schema_comes_from_the_type_hints_and_the_docstring():
 
 
 def test_a_tool_past_its_timeout_is_an_error_result():
-    tool = PythonTool(ToolSpec(name="echo", python="tests.fakes.sample_tools:slow_echo", extra={"timeout": 0.2}))
+    tool = PythonTool(ToolSpec(name="echo", python="tests.fakes.sample_tools:slow_echo", extra={"timeout": "200ms"}))
     assert tool.execute({"text": "quick", "delay": 0}, CONTEXT).content == "echo:quick"
     slow = tool.execute({"text": "late", "delay": 2}, CONTEXT)
     assert slow.is_error and slow.content == "echo timed out after 0.2s"

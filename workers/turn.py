@@ -13,7 +13,8 @@ from celery import chord, group, shared_task
 from celery.exceptions import Ignore, Retry
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from config.errors import ConfigError, ProviderError, TransientProviderError
+from config.errors import (ConfigError, MissingEnvError, ProviderError, ToolServerUnavailable,
+                           TransientProviderError)
 
 from . import tracing
 from .app import TOOL_TASK, TURN_TASK, ledger_of, settings_of, turn_signature
@@ -55,7 +56,9 @@ def agent_turn(self, run_id: str, agent_id: str, turn: int = 0, attempt: int = 0
         raise Ignore() from None
     except ConfigError as exc:  # a mistake in the crew file (a tool that cannot be built, ...): say it plainly
         log.warning("turn %s/%s/%s: %s", run_id, agent_id, turn, exc)
-        return turn_.fail(f"configuration error: {exc}", permanent=True)
+        # A server that is down, or a variable missing on this worker, may be there on a restart.
+        permanent = not isinstance(exc, (ToolServerUnavailable, MissingEnvError))
+        return turn_.fail(f"configuration error: {exc}", permanent=permanent)
     except Exception as exc:  # a bug must fail the agent visibly, never hang the chord
         log.exception("turn %s/%s/%s failed", run_id, agent_id, turn)
         return turn_.fail(f"internal error: {type(exc).__name__}: {exc}")

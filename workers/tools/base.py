@@ -16,7 +16,8 @@ from typing import Any, Mapping
 import jsonschema
 
 from config import envref
-from config.errors import CrewqError, ToolError
+from config.durations import parse_duration
+from config.errors import ConfigError, CrewqError, ToolError
 from config.schema import ToolSpec
 
 from ..llm.types import ToolSchema
@@ -58,8 +59,12 @@ class Tool(ABC):
         self.spec = spec or ToolSpec(name=self.name)
         if self.spec.description:
             self.description = self.spec.description
-        if self.spec.extra.get("timeout") is not None:  # every tool: `extra.timeout` in seconds
-            self.timeout = float(self.spec.extra["timeout"])
+        if self.spec.extra.get("timeout") is not None:  # every tool: `extra.timeout`, seconds or "30s"
+            try:
+                self.timeout = parse_duration(self.spec.extra["timeout"])
+            except ValueError as exc:  # env: included: a timeout is read when the tool is built
+                raise ConfigError(f"timeout {self.spec.extra['timeout']!r}: {exc}",
+                                  key=f"tools.{self.spec.name}.extra.timeout") from None
 
     @abstractmethod
     def run(self, arguments: dict[str, Any], context: ToolContext) -> Any:

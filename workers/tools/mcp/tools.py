@@ -26,7 +26,7 @@ from typing import Any, Mapping
 import jsonschema
 
 from config import envref
-from config.errors import ConfigError
+from config.errors import ConfigError, ToolServerUnavailable
 from config.schema import ToolSpec
 
 from ..base import Tool, ToolContext, ToolResult
@@ -80,7 +80,7 @@ class McpServer:
         except McpError as exc:
             self.drop()
             where = self.url or " ".join([self.command, *self.args])
-            raise ConfigError(f"MCP server {self.name!r} ({where}) is not usable: {exc}",
+            raise ToolServerUnavailable(f"MCP server {self.name!r} ({where}) is not usable: {exc}",
                               key=self.spec_key) from None
 
     def call(self, wire_name: str, arguments: dict[str, Any], timeout: float) -> ToolResult:
