@@ -295,3 +295,36 @@ def test_an_agent_with_a_queue_runs_on_the_workers_of_that_queue(app, worker, wo
     assert status["status"] == "succeeded"
     assert status["agents"]["heavy"]["hostname"] == gpu
     assert status["agents"]["local"]["hostname"] != gpu
+
+
+def test_a_redis_blip_in_a_turn_or_a_tool_call_sends_it_back_to_run_again(app, ledger, worker, tmp_path,
+                                                                          monkeypatch):
+    from workers.ledger.store import Ledger
+    real_reply, real_result = Ledger.record_reply, Ledger.record_result
+    blips = {"reply": 1, "result": 1}
+
+    def flaky(kind, real):
+        def method(self, *args, **kwargs):
+            if blips[kind]:
+                blips[kind] -= 1
+                raise redis.ConnectionError("Connection closed by server.")
+            return real(self, *args, **kwargs)
+        return method
+    monkeypatch.setattr(Ledger, "record_reply", flaky("reply", real_reply))
+    monkeypatch.setattr(Ledger, "record_result", flaky("result", real_result))
+    path = write_crew(tmp_path, """
+        runtime: {llm_provider: scripted}
+        agents:
+          - id: a
+            tools: [list_files]
+            script:
+              - {tool_calls: [{name: list_files}]}
+              - {text: "listed: {tool_results}"}
+        """)
+    status = run_crew(app, path)
+    assert blips == {"reply": 0, "result": 0}
+    assert status["status"] == "succeeded", status
+    assert status["output"].startswith("listed: ")
+    # Sent back by the worker itself: no failure, no decision, and no stall repair was needed.
+    assert not [e for e in ledger.events(status["run_id"], count=None)
+                if e["type"] in ("agent_failed", "decision", "requeued")]

@@ -10,7 +10,7 @@ import logging
 import time
 
 from celery import shared_task
-from celery.exceptions import Ignore
+from celery.exceptions import Reject
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from config.errors import ConfigError
@@ -28,10 +28,10 @@ log = logging.getLogger(__name__)
 def tool_call(self, run_id: str, agent_id: str, attempt: int, turn: int, index: int) -> dict:
     try:
         return run_tool_call(self, run_id, agent_id, attempt, turn, index)
-    except RedisConnectionError as exc:  # as in agent_turn: the message stays unacked and comes back
+    except RedisConnectionError as exc:  # as in agent_turn: the message goes back and the call runs again
         log.warning("tool call %s/%s/%s/%s: Redis is unreachable (%s); it runs again once Redis is back",
                     run_id, agent_id, turn, index, exc)
-        raise Ignore() from None
+        raise Reject(exc, requeue=True) from None
 
 
 def run_tool_call(task, run_id: str, agent_id: str, attempt: int, turn: int, index: int) -> dict:

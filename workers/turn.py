@@ -10,7 +10,7 @@ import logging
 import time
 
 from celery import chord, group, shared_task
-from celery.exceptions import Ignore, Retry
+from celery.exceptions import Ignore, Reject, Retry
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from config.errors import (ConfigError, MissingEnvError, ProviderError, ToolServerUnavailable,
@@ -49,11 +49,12 @@ def agent_turn(self, run_id: str, agent_id: str, turn: int = 0, attempt: int = 0
     except (Retry, Ignore):
         raise
     except RedisConnectionError as exc:
-        # Nothing can be recorded, and the message stays unacked in Redis: it comes back when Redis
-        # does (the supervisor's sweeps). One line, not a traceback per turn.
+        # Nothing could be recorded. The message goes back to its queue (or, with Redis down, stays in
+        # kombu's unacked hash until the supervisor's sweep): the turn runs again and resumes from the
+        # ledger. One line, not a traceback per turn.
         log.warning("turn %s/%s/%s: Redis is unreachable (%s); the turn runs again once it is back",
                     run_id, agent_id, turn, exc)
-        raise Ignore() from None
+        raise Reject(exc, requeue=True) from None
     except ConfigError as exc:  # a mistake in the crew file (a tool that cannot be built, ...): say it plainly
         log.warning("turn %s/%s/%s: %s", run_id, agent_id, turn, exc)
         # A server that is down, or a variable missing on this worker, may be there on a restart.
