@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator, NoReturn
@@ -48,25 +47,27 @@ def run(file: str, inputs: dict[str, str], task: str | None, timeout: float | No
     settings = Settings.from_env()
     if settings.redis_url:
         return _run_on(Client(create_app(settings)), loaded, inputs, task, wait, quiet, cancel_on_exit=False)
-    before = set(threading.enumerate())
-    try:
-        with embedded_fleet(settings, concurrency=concurrency) as app:
+    with embedded_fleet(settings, concurrency=concurrency) as app:
+        try:
             return _run_on(Client(app), loaded, inputs, task, wait, quiet, cancel_on_exit=True)
-    finally:
-        _leftovers.extend(t for t in threading.enumerate() if t not in before and t.is_alive())
+        finally:
+            _embedded.append(app)
 
 
-# Threads an embedded run left behind, such as a cancelled run's turn still in its LLM call (daemon or
-# not: Python joins a ThreadPoolExecutor's threads at exit either way).
-_leftovers: list[threading.Thread] = []
+# The embedded apps of this process's runs: one that left a task running (a cancelled run's turn in
+# its LLM call) makes `exit_now` exit without waiting for that thread.
+_embedded: list = []
 
 
 def exit_now(code: int) -> NoReturn:
-    """Exit with `code`. When a cancelled embedded run left a turn in flight (an LLM call that may take
-    minutes), the run is over and its Redis gone: exit without waiting for that thread."""
-    if not any(t.is_alive() for t in _leftovers):
+    """Exit with `code`. When an embedded run left a turn in flight (an LLM call that may take
+    minutes), the run is over and its Redis gone: exit without waiting for that thread (Python
+    joins a ThreadPoolExecutor's threads at exit, daemon or not)."""
+    if not any(getattr(app, "crewq_left_running", False) for app in _embedded):
         sys.exit(code)
     from workers import tracing
+    from workers.tools.mcp import forget_servers
+    forget_servers()  # MCP stdio children and HTTP sessions, which atexit would have closed
     tracing.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -16,6 +16,7 @@ from typing import Iterator
 
 from celery import Celery
 from celery.contrib.testing.worker import start_worker
+from celery.worker import state as worker_state
 
 from config.settings import Settings
 from workers.app import create_app, settings_of
@@ -49,6 +50,9 @@ def in_process_worker(app: Celery, concurrency: int = 16, loglevel: str = "WARNI
             raise exc.__context__ from None
     finally:
         stop_heartbeat(hostname)  # the worker's liveness thread lives in this process too
+        # A task still executing (Celery's own registry of them) outlives the worker: `crewq run`
+        # then exits without waiting for its thread.
+        app.crewq_left_running = bool(worker_state.active_requests)
 
 
 @contextmanager
