@@ -136,6 +136,20 @@ def test_env_references_in_prompts_and_provider_are_resolved_on_the_worker(app, 
     # The references themselves are what Redis holds.
     stored = ledger.redis.get(ledger.keys.spec(status["run_id"]))
     assert stored.count("env:CREWQ_T_GOAL") == 1 and "octopus's hearts" not in stored
+    # An input is text, never a reference: `{q}` filled with "env:..." does not read the worker's env.
+    with FakeLLMServer() as openai:
+        openai.queue(Reply(body=openai_completion(text="ok")))
+        path2 = write_crew(tmp_path, f"""
+            runtime: {{llm_provider: openai-compatible, model: m, base_url: "{openai.url}/v1"}}
+            task: {{input: "{{q}}"}}
+            agents:
+              - {{id: a}}
+            """, name="inputs.yaml")
+        from config.loader import load_crew
+        from scheduler.runs import Client, submit_loaded
+        run_id = submit_loaded(app, load_crew(path2), {"q": "env:CREWQ_T_GOAL"})
+        assert Client(app).wait(run_id, timeout=30)["status"] == "succeeded"
+    assert openai.received[0].body["messages"][1]["content"] == "Task:\nenv:CREWQ_T_GOAL"
     from scheduler.commands import write_outputs
     write_outputs({"status": "succeeded", "output": "three"}, str(path), None)
     assert (tmp_path / "answers" / "hearts.txt").read_text() == "three\n"

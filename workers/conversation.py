@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
-from config.envref import resolve
+from config.envref import is_ref, resolve
 
 from .guards import ToolCallBudget
 from .ledger import Ledger
@@ -30,9 +30,13 @@ def upstream_outputs(ledger: Ledger, spec: RunSpec, agent_id: str) -> dict[str, 
 def rebuild(ledger: Ledger, spec: RunSpec, agent_id: str, attempt: int, turn: int,
             tool_names: set[str], env: Mapping[str, str] | None = None) -> Conversation:
     """The messages the model sees at `turn` (turns before it are recorded and complete).
-    An `env:` task is resolved here, in the worker, from `env`."""
+    A crew whose `task.input` is an `env:` reference has it resolved here, in the worker, from `env`."""
     agent = spec.crew.agent(agent_id)
-    task = str(resolve(spec.task, env, key="task.input"))
+    task = spec.task
+    # Only the crew file's own reference: a submitted input or --task that reads "env:..." is text,
+    # or anyone who may submit could read the workers' environment.
+    if is_ref(spec.crew.task.input) and task == spec.crew.task.input:
+        task = str(resolve(task, env, key="task.input"))
     messages = [Message(role="user", content=first_message(task, upstream_outputs(ledger, spec, agent_id)))]
     budget = ToolCallBudget(agent, tool_names)
     for t, raw in enumerate(ledger.replies(spec.run_id, agent_id, attempt, turn)):
