@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None, *, name: str = "crewq") -> Cele
     # An attribute, not app.conf: `celery inspect conf` and Flower show the conf, and the
     # settings hold the Redis URL with its password.
     app.crewq_settings = settings
-    logs.quiet_revoked_chords()
+    logs.quiet_expected_noise()
     return app
 
 

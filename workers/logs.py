@@ -27,6 +27,8 @@ from contextvars import ContextVar
 from typing import Iterator
 
 from celery import signals
+from celery.exceptions import Reject
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 # task name → how many leading arguments are (run_id, agent_id)
 TASK_IDS = {"crewq.agent_turn": 2, "crewq.tool_call": 2, "crewq.advance": 1}
@@ -139,12 +141,24 @@ class RevokedChordFilter(logging.Filter):
         return "TaskRevokedError" not in record.getMessage()
 
 
-def quiet_revoked_chords() -> None:
-    """Install RevokedChordFilter on the loggers of Celery's chord bookkeeping (once)."""
-    for name in ("celery.backends.base", "celery.backends.redis"):
-        chords = logging.getLogger(name)
-        if not any(isinstance(f, RevokedChordFilter) for f in chords.filters):
-            chords.addFilter(RevokedChordFilter())
+class RejectedOnRedisOutageFilter(logging.Filter):
+    """A turn or tool call that lost Redis rejects its message back to the queue after logging one
+    line of its own; Celery would add a traceback for the Reject. Keep its line, drop the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, Reject) and isinstance(exc.reason, RedisConnectionError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_expected_noise() -> None:
+    """Install the filters above on Celery's loggers (once)."""
+    for name, kind in (("celery.backends.base", RevokedChordFilter), ("celery.backends.redis", RevokedChordFilter),
+                       ("celery.app.trace", RejectedOnRedisOutageFilter)):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, kind) for f in logger.filters):
+            logger.addFilter(kind())
 
 
 @signals.after_setup_logger.connect(weak=False)
