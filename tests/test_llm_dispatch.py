@@ -185,13 +185,14 @@ def test_tool_names_the_api_refuses_are_renamed_on_the_wire_and_back(primary):
     request = LLMRequest(system="s", agent_id="writer", tools=[
         ToolSchema(name="calc.add", description="MCP add", parameters=schema),
         ToolSchema(name="add", description="ours", parameters=schema),
-        ToolSchema(name="weird name!", description="", parameters=schema)], messages=[
+        ToolSchema(name="weird name!", description="", parameters=schema),
+        ToolSchema(name="3d-render", description="", parameters=schema)], messages=[
         Message(role="user", content="hi"),
         Message(role="assistant", tool_calls=[ToolCall(id="tu_1", name="calc.add", arguments={})]),
         Message(role="tool", tool_call_id="tu_1", name="calc.add", content="2")])
     reply = call_llm(chain(primary), AGENT, request)
 
     sent = primary.received[0].body
-    assert [t["name"] for t in sent["tools"]] == ["calc__add", "add", "weird_name_"]
+    assert [t["name"] for t in sent["tools"]] == ["calc__add", "add", "weird_name_", "_3d-render"]
     assert sent["messages"][1]["content"][0]["name"] == "calc__add"
     assert [(c.name, c.arguments) for c in reply.tool_calls] == [("calc.add", {"a": 1}), ("add", {})]

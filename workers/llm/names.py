@@ -2,8 +2,9 @@
 
 crewq's tool names come from crew files and MCP servers. The MCP spec allows dots in tool names,
 and a name clash gives an MCP tool the name `server_name.tool`; Anthropic's and OpenAI's APIs
-accept only `^[a-zA-Z0-9_-]{1,64}$` and refuse the whole request otherwise. So each request says
-such a name in that alphabet (`.` becomes `__`, anything else `_`, cut to 64, made unique) and the
+accept only `^[a-zA-Z0-9_-]{1,64}$` (Gemini also wants a letter or `_` first) and refuse the whole
+request otherwise. So each request says such a name in that alphabet (`.` becomes `__`, anything
+else `_`, `_` in front of a leading digit or dash, cut to 64, made unique) and the
 reply's tool calls are mapped back: the ledger, the events and the tools only see the real names.
 """
 
@@ -13,7 +14,7 @@ import re
 
 from .types import LLMReply, LLMRequest
 
-VALID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+VALID = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 MAX = 64
 
 
@@ -29,7 +30,8 @@ class WireNames:
 
     @staticmethod
     def _fresh(name: str, taken: set[str]) -> str:
-        base = re.sub(r"[^A-Za-z0-9_-]", "_", name.replace(".", "__"))[:MAX] or "tool"
+        base = re.sub(r"[^A-Za-z0-9_-]", "_", name.replace(".", "__"))
+        base = (base if re.match(r"[A-Za-z_]", base) else "_" + base)[:MAX]
         wire, n = base, 2
         while wire in taken:
             suffix = f"_{n}"
