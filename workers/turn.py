@@ -97,7 +97,8 @@ class Turn:
                      host=self.task.request.hostname, retries=self.task.request.retries)
 
         tools = tools_for(spec, self.agent_id)
-        conversation = rebuild(ledger, spec, self.agent_id, self.attempt, self.turn, set(tools), environment(spec))
+        self.env = environment(spec)  # once per turn: the crew's .env may be read from disk
+        conversation = rebuild(ledger, spec, self.agent_id, self.attempt, self.turn, set(tools), self.env)
         raw = ledger.reply(self.run_id, self.agent_id, self.attempt, self.turn)
         if raw is None:
             raw = self.ask(conversation.messages, tools, deadline=self.deadline(started, run))
@@ -121,13 +122,13 @@ class Turn:
     def ask(self, messages, tools, deadline: float) -> dict:
         ledger, retries = self.ledger, self.task.request.retries
         call_key = f"{self.attempt}:{self.turn}:{retries}"
-        request = LLMRequest(system=system_prompt(self.agent, environment(self.spec)), messages=messages,
+        request = LLMRequest(system=system_prompt(self.agent, self.env), messages=messages,
                              tools=[t.schema() for t in tools.values()], timeout=deadline,
                              run_id=self.run_id, agent_id=self.agent_id,
                              call_index=ledger.call_index(self.run_id, self.agent_id, call_key))
         began = time.time()
         try:
-            chain = llm_chain(self.spec.crew, self.agent, environment(self.spec))
+            chain = llm_chain(self.spec.crew, self.agent, self.env)
             # Once the primary's retries are used up, the fallbacks (if any) get their turn.
             exhausted = retries >= self.agent.max_retries and len(chain) > 1
             with tracing.child_span("llm_call", **{"crewq.retries": retries}) as span:
