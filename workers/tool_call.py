@@ -68,7 +68,9 @@ def run_tool_call(task, run_id: str, agent_id: str, attempt: int, turn: int, ind
         if span is not None:
             span.set_attribute("crewq.tool.is_error", result.is_error)
     finished = time.time()
-    ledger.record_result(run_id, agent_id, attempt, turn, index, result.to_json())
-    ledger.event(run_id, "tool_result", agent_id, turn=turn, index=index, name=call.name,
+    pipe = ledger.redis.pipeline(transaction=False)  # the result and its event in one round trip
+    ledger.record_result(run_id, agent_id, attempt, turn, index, result.to_json(), pipe=pipe)
+    ledger.event(run_id, "tool_result", agent_id, pipe=pipe, turn=turn, index=index, name=call.name,
                  is_error=result.is_error, started_at=started, finished_at=finished, chars=len(result.content))
+    pipe.execute()
     return {"index": index, "is_error": result.is_error}

@@ -88,11 +88,9 @@ class Turn:
         now = time.time()
         if spec.crew.task.max_duration and now - float(run.get("started_at") or now) > spec.crew.task.max_duration:
             return self.fail(f"the run's max_duration ({spec.crew.task.max_duration:g}s) is exceeded")
-        ledger.start_agent(self.run_id, self.agent_id, self.task.request.hostname or "?")
-        started = float(ledger.agent(self.run_id, self.agent_id).get("started_at") or now)
+        started = ledger.start_turn(self.run_id, self.agent_id, self.task.request.hostname or "?", self.turn)
         if agent.timeout and now - started > agent.timeout:
             return self.fail(f"agent timeout ({agent.timeout:g}s) exceeded")
-        ledger.update_agent(self.run_id, self.agent_id, turn=self.turn)
         ledger.event(self.run_id, "turn_started", self.agent_id, turn=self.turn, attempt=self.attempt,
                      host=self.task.request.hostname, retries=self.task.request.retries)
 
@@ -154,11 +152,14 @@ class Turn:
                                           reply.model_dump(mode="json"))
         if won:
             cost = estimate_cost(reply.provider, reply.model, reply.usage)
-            ledger.add_usage(self.run_id, self.agent_id, reply.usage.input_tokens, reply.usage.output_tokens, cost)
-            ledger.event(self.run_id, "llm_call", self.agent_id, turn=self.turn, provider=reply.provider,
+            pipe = ledger.redis.pipeline(transaction=False)  # usage and event in one round trip
+            ledger.add_usage(self.run_id, self.agent_id, reply.usage.input_tokens, reply.usage.output_tokens, cost,
+                             pipe=pipe)
+            ledger.event(self.run_id, "llm_call", self.agent_id, pipe=pipe, turn=self.turn, provider=reply.provider,
                          model=reply.model, input_tokens=reply.usage.input_tokens,
                          output_tokens=reply.usage.output_tokens, cost_usd=cost,
                          seconds=round(time.time() - began, 3), tool_calls=[c.name for c in reply.tool_calls])
+            pipe.execute()
         return stored
 
     def call_tools(self, reply: LLMReply, budget) -> dict:

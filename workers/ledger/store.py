@@ -134,14 +134,17 @@ class Ledger:
         pipe.expire(key, self.ttl)
         pipe.execute()
 
-    def start_agent(self, run_id: str, agent_id: str, hostname: str) -> None:
+    def start_turn(self, run_id: str, agent_id: str, hostname: str, turn: int) -> float:
+        """Mark the agent running this turn on `hostname`; returns when the agent started (one round trip)."""
         key = self.keys.agent(run_id, agent_id)
         pipe = self.redis.pipeline(transaction=False)
         pipe.hsetnx(key, "started_at", time.time())
-        pipe.hset(key, mapping={"status": "running", "hostname": hostname})
+        pipe.hset(key, mapping={"status": "running", "hostname": hostname, "turn": turn})
+        pipe.expire(key, self.ttl)
         pipe.sadd(self.keys.hosts(run_id, agent_id), hostname)
         pipe.expire(self.keys.hosts(run_id, agent_id), self.ttl)
-        pipe.execute()
+        pipe.hget(key, "started_at")
+        return float(pipe.execute()[-1])
 
     def settle_agent(self, run_id: str, agent_id: str, attempt: int, status: str, **fields: Any) -> bool:
         """Succeed or fail one attempt, once: False if the attempt is stale or already settled."""
@@ -179,8 +182,9 @@ class Ledger:
         return self.redis.smembers(self.keys.hosts(run_id, agent_id))
 
     def add_usage(self, run_id: str, agent_id: str, input_tokens: int, output_tokens: int,
-                  cost: float | None = None) -> None:
-        pipe = self.redis.pipeline(transaction=False)
+                  cost: float | None = None, pipe=None) -> None:
+        """Count one LLM call's tokens and cost; with `pipe`, only queue the writes on it."""
+        own, pipe = pipe is None, pipe or self.redis.pipeline(transaction=False)
         for key in (self.keys.agent(run_id, agent_id), self.keys.run(run_id)):
             pipe.hincrby(key, "input_tokens", input_tokens)
             pipe.hincrby(key, "output_tokens", output_tokens)
@@ -189,7 +193,8 @@ class Ledger:
                 pipe.hincrby(key, "unpriced_calls", 1)
             elif cost:
                 pipe.hincrbyfloat(key, "cost_usd", cost)
-        pipe.execute()
+        if own:
+            pipe.execute()
 
     # -- turns: recorded once, read back by whoever comes next -----------------------------------
 
@@ -213,12 +218,14 @@ class Ledger:
         raws = self.redis.hmget(self.keys.replies(run_id, agent_id), [f"{attempt}:{t}" for t in range(turns)])
         return [json.loads(r) if r else None for r in raws]
 
-    def record_result(self, run_id: str, agent_id: str, attempt: int, turn: int, index: int, result: dict) -> bool:
+    def record_result(self, run_id: str, agent_id: str, attempt: int, turn: int, index: int, result: dict,
+                      pipe=None) -> bool | None:
+        """Store a tool result unless one is there (True if this one was stored); with `pipe`, only queue it."""
         key = self.keys.results(run_id, agent_id)
-        pipe = self.redis.pipeline(transaction=False)
+        own, pipe = pipe is None, pipe or self.redis.pipeline(transaction=False)
         pipe.hsetnx(key, f"{attempt}:{turn}:{index}", json.dumps(result))
         pipe.expire(key, self.ttl)
-        return bool(pipe.execute()[0])
+        return bool(pipe.execute()[0]) if own else None
 
     def results(self, run_id: str, agent_id: str, attempt: int, turn: int, count: int) -> list[dict | None]:
         if count <= 0:
@@ -239,15 +246,16 @@ class Ledger:
 
     # -- events and failure reports -------------------------------------------------------------
 
-    def event(self, run_id: str, type_: str, agent: str | None = None, **data: Any) -> str:
+    def event(self, run_id: str, type_: str, agent: str | None = None, *, pipe=None, **data: Any) -> str | None:
+        """Append an event (and count it in the metrics); with `pipe`, only queue it there (returns None)."""
         key = self.keys.events(run_id)
         fields = {"type": type_, "agent": agent or "", "ts": f"{time.time():.6f}",
                   "data": json.dumps(data, default=str)}
-        pipe = self.redis.pipeline(transaction=False)
+        own, pipe = pipe is None, pipe or self.redis.pipeline(transaction=False)
         pipe.xadd(key, fields)
         pipe.expire(key, self.ttl)
         metrics.record(pipe, self.keys, type_, agent, data)
-        return pipe.execute()[0]
+        return pipe.execute()[0] if own else None
 
     def events(self, run_id: str, after: str = "0-0", block_ms: int | None = None,
                count: int | None = 500) -> list[dict[str, Any]]:
