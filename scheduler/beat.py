@@ -120,15 +120,14 @@ class CrewScheduler(Scheduler):
             entry.total_run_count = int(stored["total_run_count"])
 
     def sync(self):
+        # Entries are only ever added or updated: a crew that failed to load while beat restarted
+        # keeps its last firing for when it is fixed (a removed crew leaves one small field behind).
         redis, key = self._store()
-        pipe = redis.pipeline()
-        pipe.delete(key)
         state = {name: json.dumps({"last_run_at": entry.last_run_at.isoformat(),
                                    "total_run_count": entry.total_run_count})
                  for name, entry in self.data.items() if entry.last_run_at is not None}
         if state:
-            pipe.hset(key, mapping=state)
-        pipe.execute()
+            redis.hset(key, mapping=state)
 
     def _store(self):
         ledger = ledger_of(self.app)

@@ -119,9 +119,11 @@ def test_a_firing_submits_the_crew_file_with_its_inputs(worker, tmp_path):
     (tmp_path / "notes" / "n.md").write_text("high water at noon", encoding="utf-8")
     write_crew(tmp_path, SCHEDULED, "ticker.yaml")
     assert beat.configure(worker, tmp_path) == []
+    ledger = beat.ledger_of(worker)
+    broken = json.dumps({"last_run_at": "2026-01-01T07:00:00+00:00", "total_run_count": 9})
+    ledger.redis.hset(ledger.keys.beat, "crew:broken.yaml", broken)  # a crew that does not load right now
     scheduler = beat.CrewScheduler(app=worker, lazy=False)
     try:
-        ledger = beat.ledger_of(worker)
         for count in (1, 2):
             result = scheduler.apply_async(scheduler.schedule["crew:ticker.yaml"], advance=True)
             status = Client(worker).wait(result.id, timeout=30)
@@ -141,6 +143,7 @@ def test_a_firing_submits_the_crew_file_with_its_inputs(worker, tmp_path):
     again = restarted.schedule["crew:ticker.yaml"]
     assert (again.last_run_at, again.total_run_count) == (fired.last_run_at, 2)
     restarted.close()
+    assert ledger.redis.hget(ledger.keys.beat, "crew:broken.yaml") == broken  # kept for when it is fixed
 
 
 def test_plain_celery_beat_entries_submit_by_value(worker, tmp_path):
