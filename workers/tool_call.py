@@ -36,11 +36,11 @@ def tool_call(self, run_id: str, agent_id: str, attempt: int, turn: int, index: 
 
 def run_tool_call(task, run_id: str, agent_id: str, attempt: int, turn: int, index: int) -> dict:
     ledger = ledger_of(task.app)
-    done = ledger.results(run_id, agent_id, attempt, turn, index + 1)[index]
+    done, reply = ledger.tool_call_state(run_id, agent_id, attempt, turn, index)
     if done is not None:
         return {"index": index, "is_error": bool(done.get("is_error")), "repeated": True}
     spec = ledger.spec(run_id)
-    call = LLMReply.model_validate(ledger.reply(run_id, agent_id, attempt, turn)).tool_calls[index]
+    call = LLMReply.model_validate(reply).tool_calls[index]
     key = f"{run_id}:{agent_id}:{attempt}:{turn}:{index}"
     started = time.time()
     ledger.event(run_id, "tool_call", agent_id, turn=turn, index=index, name=call.name, host=task.request.hostname)

@@ -74,10 +74,9 @@ class Turn:
         ledger = self.ledger
         spec = self.spec = ledger.spec(self.run_id)
         agent = self.agent = spec.crew.agent(self.agent_id)
-        run = ledger.run(self.run_id)
+        run, state = ledger.run_and_agent(self.run_id, self.agent_id)
         if run.get("status") in TERMINAL:
             return envelope("skipped", self.agent_id, self.attempt, error=f"run {run['status']}")
-        state = ledger.agent(self.run_id, self.agent_id)
         if int(state.get("attempt", 0)) != self.attempt:
             return envelope("skipped", self.agent_id, self.attempt, error="superseded by a newer attempt")
         if state.get("status") == "succeeded":  # a redelivery after the agent finished
@@ -88,11 +87,10 @@ class Turn:
         now = time.time()
         if spec.crew.task.max_duration and now - float(run.get("started_at") or now) > spec.crew.task.max_duration:
             return self.fail(f"the run's max_duration ({spec.crew.task.max_duration:g}s) is exceeded")
-        started = ledger.start_turn(self.run_id, self.agent_id, self.task.request.hostname or "?", self.turn)
+        started = ledger.start_turn(self.run_id, self.agent_id, self.task.request.hostname or "?", self.turn,
+                                    attempt=self.attempt, retries=self.task.request.retries)
         if agent.timeout and now - started > agent.timeout:
             return self.fail(f"agent timeout ({agent.timeout:g}s) exceeded")
-        ledger.event(self.run_id, "turn_started", self.agent_id, turn=self.turn, attempt=self.attempt,
-                     host=self.task.request.hostname, retries=self.task.request.retries)
 
         tools = tools_for(spec, self.agent_id)
         self.env = environment(spec)  # once per turn: the crew's .env may be read from disk

@@ -37,6 +37,16 @@ redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1
 """
 
+# The index of one LLM call, given once per call key and the same ever after (atomic, one round trip).
+_CALL_INDEX = """
+local found = redis.call('HGET', KEYS[1], ARGV[1])
+if found then return tonumber(found) end
+local n = redis.call('HINCRBY', KEYS[1], '_next', 1) - 1
+redis.call('HSET', KEYS[1], ARGV[1], n)
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return n
+"""
+
 
 class Ledger:
     def __init__(self, client: redis.Redis, keys: Keys | None = None, retention: float = 7 * 86400):
@@ -45,6 +55,7 @@ class Ledger:
         self.ttl = max(1, int(retention))
         self._finish = client.register_script(_FINISH)
         self._settle = client.register_script(_SETTLE)
+        self._call_index = client.register_script(_CALL_INDEX)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "crewq", retention: float = 7 * 86400) -> "Ledger":
@@ -134,8 +145,17 @@ class Ledger:
         pipe.expire(key, self.ttl)
         pipe.execute()
 
-    def start_turn(self, run_id: str, agent_id: str, hostname: str, turn: int) -> float:
-        """Mark the agent running this turn on `hostname`; returns when the agent started (one round trip)."""
+    def run_and_agent(self, run_id: str, agent_id: str) -> tuple[dict[str, str], dict[str, str]]:
+        """The run's hash and one agent's, in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(self.keys.run(run_id))
+        pipe.hgetall(self.keys.agent(run_id, agent_id))
+        run, agent = pipe.execute()
+        return run, agent
+
+    def start_turn(self, run_id: str, agent_id: str, hostname: str, turn: int, **event: Any) -> float:
+        """Mark the agent running this turn on `hostname` and append its `turn_started` event (fields
+        `event`); returns when the agent started. One round trip."""
         key = self.keys.agent(run_id, agent_id)
         pipe = self.redis.pipeline(transaction=False)
         pipe.hsetnx(key, "started_at", time.time())
@@ -143,6 +163,7 @@ class Ledger:
         pipe.expire(key, self.ttl)
         pipe.sadd(self.keys.hosts(run_id, agent_id), hostname)
         pipe.expire(self.keys.hosts(run_id, agent_id), self.ttl)
+        self.event(run_id, "turn_started", agent_id, pipe=pipe, turn=turn, host=hostname, **event)
         pipe.hget(key, "started_at")
         return float(pipe.execute()[-1])
 
@@ -212,6 +233,15 @@ class Ledger:
         raw = self.redis.hget(self.keys.replies(run_id, agent_id), f"{attempt}:{turn}")
         return json.loads(raw) if raw else None
 
+    def tool_call_state(self, run_id: str, agent_id: str, attempt: int, turn: int,
+                        index: int) -> tuple[dict | None, dict | None]:
+        """A tool call's recorded result (None if not yet) and its turn's reply, in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hget(self.keys.results(run_id, agent_id), f"{attempt}:{turn}:{index}")
+        pipe.hget(self.keys.replies(run_id, agent_id), f"{attempt}:{turn}")
+        result, reply = pipe.execute()
+        return (json.loads(result) if result else None), (json.loads(reply) if reply else None)
+
     def replies(self, run_id: str, agent_id: str, attempt: int, turns: int) -> list[dict | None]:
         if turns <= 0:
             return []
@@ -236,13 +266,7 @@ class Ledger:
 
     def call_index(self, run_id: str, agent_id: str, call_key: str) -> int:
         """A stable index for one LLM call (the same on a redelivery), counting the agent's calls."""
-        key = self.keys.calls(run_id, agent_id)
-        found = self.redis.hget(key, call_key)
-        if found is None:
-            self.redis.hsetnx(key, call_key, self.redis.hincrby(key, "_next", 1) - 1)
-            self.redis.expire(key, self.ttl)
-            found = self.redis.hget(key, call_key)
-        return int(found)
+        return int(self._call_index(keys=[self.keys.calls(run_id, agent_id)], args=[call_key, self.ttl]))
 
     # -- events and failure reports -------------------------------------------------------------
 
