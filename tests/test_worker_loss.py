@@ -174,6 +174,40 @@ with Connection(sys.argv[1]) as connection:
 """
 
 
+def test_a_redelivered_message_taken_at_once_keeps_its_new_holders_record(app, ledger, redis_url, tmp_path,
+                                                                        monkeypatch):
+    # The race the SIGKILL test once hit: the restored message is taken and recorded by a live
+    # worker before the supervisor has removed the dead holder's record.
+    from kombu.transport.redis import QoS
+
+    from scheduler.supervisor.redeliver import Redeliverer
+    path = write_crew(tmp_path, """
+        runtime: {llm_provider: scripted}
+        agents:
+          - {id: a, script: [{text: "a done"}]}
+        """)
+    submit_loaded(app, load_crew(path))  # no worker: the turn waits in its queue
+    taker = subprocess.run([sys.executable, "-c", TAKE_AND_DIE, redis_url, "crewq.turns"],
+                           capture_output=True, text=True, timeout=30)
+    task_id = taker.stdout.strip()
+    ledger.hold(task_id, "crewq.agent_turn", ["r", "a", 0, 0], "dead@host#1")  # no heartbeat: dead
+    real_restore = QoS.restore_by_tag
+
+    def restore_then_taken_at_once(self, tag, client=None, leftmost=False):
+        real_restore(self, tag, client=client, leftmost=leftmost)
+        ledger.beat("live@host#2", 30)
+        ledger.hold(task_id, "crewq.agent_turn", ["r", "a", 0, 0], "live@host#2")
+    monkeypatch.setattr(QoS, "restore_by_tag", restore_then_taken_at_once)
+
+    redeliverer = Redeliverer(app, ledger, grace=2.0)
+    try:
+        swept = redeliverer.sweep(time.time())
+    finally:
+        redeliverer.close()
+    assert [(o.task_id, o.dead_worker) for o in swept] == [(task_id, "dead@host#1")]
+    assert ledger.held()[task_id]["host"] == "live@host#2"
+
+
 def test_a_message_taken_by_a_worker_that_died_before_recording_it(app, ledger, supervisor, worker_processes,
                                                                     redis_url, tmp_path):
     path = write_crew(tmp_path, """

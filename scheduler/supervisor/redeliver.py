@@ -101,9 +101,12 @@ class Redeliverer:
 
     def redeliver(self, orphan: Orphan) -> None:
         channel = self._channel()
+        # The dead holder's record goes first: once restored, the message may be taken and recorded
+        # by a live worker at once, and removing the record after that would orphan it a second time.
+        # (Should we die between the two, the unheld message is restored by the next sweep.)
+        self.ledger.take(orphan.task_id)
         # Right-pushed, so it is the next message taken from its queue (workers BRPOP).
         channel.qos.restore_by_tag(orphan.tag, client=channel.client)
-        self.ledger.take(orphan.task_id)
 
     def sweep(self, now: float) -> list[Orphan]:
         done = []
