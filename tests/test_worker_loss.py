@@ -208,6 +208,31 @@ def test_a_redelivered_message_taken_at_once_keeps_its_new_holders_record(app, l
     assert ledger.held()[task_id]["host"] == "live@host#2"
 
 
+def test_a_finished_task_awaiting_its_ack_is_not_redelivered(app, ledger, redis_url, tmp_path):
+    # Celery acks a message just after the task's postrun released its record: for that moment the
+    # message is taken and unheld, like one whose worker died before recording it.
+    from scheduler.supervisor.redeliver import Redeliverer
+    path = write_crew(tmp_path, """
+        runtime: {llm_provider: scripted}
+        agents:
+          - {id: a, script: [{text: "a done"}]}
+        """)
+    submit_loaded(app, load_crew(path))  # no worker: the turn waits in its queue
+    taker = subprocess.run([sys.executable, "-c", TAKE_AND_DIE, redis_url, "crewq.turns"],
+                           capture_output=True, text=True, timeout=30)
+    task_id, taken_at = taker.stdout.strip(), time.time()
+    ledger.release(task_id)
+    ledger.redis.hset(ledger.keys.released, task_id, taken_at + 2.0)  # it finished 2 s after it was taken
+    redeliverer = Redeliverer(app, ledger, grace=2.0)
+    try:
+        assert redeliverer.sweep(taken_at + 2.5) == []  # finished 0.5 s ago: its ack is on its way
+        # Still unacked long after it finished: its worker died before acking, so it goes back.
+        assert [o.task_id for o in redeliverer.sweep(taken_at + 5.0)] == [task_id]
+    finally:
+        redeliverer.close()
+    assert ledger.redis.hget(ledger.keys.released, task_id) is None  # forgotten once old
+
+
 def test_a_message_taken_by_a_worker_that_died_before_recording_it(app, ledger, supervisor, worker_processes,
                                                                     redis_url, tmp_path):
     path = write_crew(tmp_path, """

@@ -6,8 +6,9 @@ timeout (1 h by default). The supervisor knows sooner, from the workers' heartbe
 
 - a message whose task a worker holds (`workers.liveness`) goes back once that worker is dead;
 - a message no worker holds, taken more than `grace` seconds ago, goes back too: its worker died
-  between taking it and recording it (or between finishing it and acking it: running it again
-  is harmless, every task is safe twice).
+  between taking it and recording it, or finished it more than `grace` ago and died before acking
+  it (running it again is harmless, every task is safe twice). A task finished within `grace` is
+  left alone: Celery acks just after the worker releases its record.
 
 The message itself goes back, with kombu's own restore, so it keeps its task id. That is what
 Celery 5.7's chord bookkeeping expects of a redelivery: a header task counts once however often it
@@ -74,6 +75,7 @@ class Redeliverer:
     def orphans(self, now: float) -> Iterator[Orphan]:
         channel = self._channel()
         client = channel.client
+        released = self.ledger.released(older_than=now - self.grace)  # also forgets the old ones
         taken = client.zrange(channel.unacked_index_key, 0, -1, withscores=True)
         if not taken:
             return
@@ -93,6 +95,8 @@ class Redeliverer:
                 continue  # running, or waiting for its countdown, on a live worker
             if record is None and now - since < self.grace:
                 continue  # just taken: its worker records it in a moment
+            if record is None and task_id in released:
+                continue  # just finished: its worker acks it in a moment
             args = _args(payload)
             if name == ADVANCE_TASK:
                 args = args[1:]  # the chord header's results: not needed to describe it

@@ -3,6 +3,7 @@
     {p}:runs                          zset   run ids by creation time
     {p}:active                        set    runs not yet ended (the supervisor sweeps them)
     {p}:inflight                      hash   task id → {name, args, host, since} of tasks a worker holds
+    {p}:released                      hash   task id → when its worker finished it (its ack follows)
     {p}:worker:{host}                 string a worker's heartbeat (expires when it goes silent)
     {p}:supervisor:leader             string the active supervisor's token (expires when it dies)
     {p}:decision:{run}:{agent}:{n}    string the supervisor's decision on attempt n's failure
@@ -58,6 +59,10 @@ class Keys:
     @property
     def inflight(self) -> str:
         return f"{self.prefix}:inflight"
+
+    @property
+    def released(self) -> str:
+        return f"{self.prefix}:released"
 
     @property
     def leader(self) -> str:

@@ -310,7 +310,22 @@ class Ledger:
         self.redis.hset(self.keys.inflight, task_id, record)
 
     def release(self, task_id: str) -> None:
-        self.redis.hdel(self.keys.inflight, task_id)
+        """The task has finished. Celery acks its message just after, so the message may still sit in
+        kombu's `unacked` hash for a moment: the time it finished is kept, so that the supervisor does
+        not mistake it for a message whose worker died before recording it."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hdel(self.keys.inflight, task_id)
+        pipe.hset(self.keys.released, task_id, time.time())
+        pipe.execute()
+
+    def released(self, older_than: float) -> dict[str, float]:
+        """When each task was released; entries from before `older_than` are forgotten (their acks
+        have long landed, or their worker died before acking, and then they are orphans)."""
+        found = {task_id: float(at) for task_id, at in self.redis.hgetall(self.keys.released).items()}
+        old = [task_id for task_id, at in found.items() if at < older_than]
+        if old:
+            self.redis.hdel(self.keys.released, *old)
+        return {task_id: at for task_id, at in found.items() if at >= older_than}
 
     def held(self) -> dict[str, dict[str, Any]]:
         return {task_id: json.loads(raw) for task_id, raw in self.redis.hgetall(self.keys.inflight).items()}
