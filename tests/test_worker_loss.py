@@ -174,6 +174,21 @@ with Connection(sys.argv[1]) as connection:
 """
 
 
+def take_a_turn_and_die(app, redis_url: str, tmp_path) -> str:
+    """Submit a one-agent crew with no worker running, and have TAKE_AND_DIE take its first turn's
+    message into kombu's unacked hash. Returns that task's id."""
+    path = write_crew(tmp_path, """
+        runtime: {llm_provider: scripted}
+        agents:
+          - {id: a, script: [{text: "a done"}]}
+        """)
+    submit_loaded(app, load_crew(path))
+    taker = subprocess.run([sys.executable, "-c", TAKE_AND_DIE, redis_url, "crewq.turns"],
+                           capture_output=True, text=True, timeout=30)
+    assert taker.returncode == 0, taker.stderr
+    return taker.stdout.strip()
+
+
 def test_a_redelivered_message_taken_at_once_keeps_its_new_holders_record(app, ledger, redis_url, tmp_path,
                                                                         monkeypatch):
     # The race the SIGKILL test once hit: the restored message is taken and recorded by a live
@@ -181,15 +196,7 @@ def test_a_redelivered_message_taken_at_once_keeps_its_new_holders_record(app, l
     from kombu.transport.redis import QoS
 
     from scheduler.supervisor.redeliver import Redeliverer
-    path = write_crew(tmp_path, """
-        runtime: {llm_provider: scripted}
-        agents:
-          - {id: a, script: [{text: "a done"}]}
-        """)
-    submit_loaded(app, load_crew(path))  # no worker: the turn waits in its queue
-    taker = subprocess.run([sys.executable, "-c", TAKE_AND_DIE, redis_url, "crewq.turns"],
-                           capture_output=True, text=True, timeout=30)
-    task_id = taker.stdout.strip()
+    task_id = take_a_turn_and_die(app, redis_url, tmp_path)
     ledger.hold(task_id, "crewq.agent_turn", ["r", "a", 0, 0], "dead@host#1")  # no heartbeat: dead
     real_restore = QoS.restore_by_tag
 
@@ -212,15 +219,7 @@ def test_a_finished_task_awaiting_its_ack_is_not_redelivered(app, ledger, redis_
     # Celery acks a message just after the task's postrun released its record: for that moment the
     # message is taken and unheld, like one whose worker died before recording it.
     from scheduler.supervisor.redeliver import Redeliverer
-    path = write_crew(tmp_path, """
-        runtime: {llm_provider: scripted}
-        agents:
-          - {id: a, script: [{text: "a done"}]}
-        """)
-    submit_loaded(app, load_crew(path))  # no worker: the turn waits in its queue
-    taker = subprocess.run([sys.executable, "-c", TAKE_AND_DIE, redis_url, "crewq.turns"],
-                           capture_output=True, text=True, timeout=30)
-    task_id, taken_at = taker.stdout.strip(), time.time()
+    task_id, taken_at = take_a_turn_and_die(app, redis_url, tmp_path), time.time()
     ledger.release(task_id)
     ledger.redis.hset(ledger.keys.released, task_id, taken_at + 2.0)  # it finished 2 s after it was taken
     redeliverer = Redeliverer(app, ledger, grace=2.0)
