@@ -310,6 +310,9 @@ def test_a_redis_blip_in_a_turn_or_a_tool_call_sends_it_back_to_run_again(app, l
                 raise redis.ConnectionError("Connection closed by server.")
             return real(self, *args, **kwargs)
         return method
+    import workers.app
+    pauses = []
+    monkeypatch.setattr(workers.app, "pause", pauses.append)
     monkeypatch.setattr(Ledger, "record_reply", flaky("reply", real_reply))
     monkeypatch.setattr(Ledger, "record_result", flaky("result", real_result))
     path = write_crew(tmp_path, """
@@ -323,6 +326,7 @@ def test_a_redis_blip_in_a_turn_or_a_tool_call_sends_it_back_to_run_again(app, l
         """)
     status = run_crew(app, path)
     assert blips == {"reply": 0, "result": 0}
+    assert pauses == [workers.app.OUTAGE_PAUSE] * 2  # each paused before its message went back
     assert status["status"] == "succeeded", status
     assert status["output"].startswith("listed: ")
     # Sent back by the worker itself: no failure, no decision, and no stall repair was needed.

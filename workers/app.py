@@ -5,7 +5,10 @@
 
 from __future__ import annotations
 
+import time
+
 from celery import Celery
+from celery.exceptions import Reject
 
 from config.errors import ConfigError
 from config.settings import Settings
@@ -88,3 +91,17 @@ def ledger_of(app: Celery) -> Ledger:
 
 def keys_of(app: Celery) -> Keys:
     return ledger_of(app).keys
+
+
+# A turn or tool call that lost Redis pauses this long before its message goes back to the queue,
+# so that a flaky Redis is not hammered by the same message in a tight loop.
+OUTAGE_PAUSE = 1.0
+
+
+def requeue_after_outage(exc: Exception) -> Reject:
+    """The exception that sends the current task's message back to its queue, after a short pause."""
+    pause(OUTAGE_PAUSE)
+    return Reject(exc, requeue=True)
+
+
+pause = time.sleep  # a seam: tests record the pause instead of waiting it out

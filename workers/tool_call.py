@@ -10,13 +10,12 @@ import logging
 import time
 
 from celery import shared_task
-from celery.exceptions import Reject
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from config.errors import ConfigError
 
 from . import tracing
-from .app import TOOL_TASK, ledger_of
+from .app import TOOL_TASK, ledger_of, requeue_after_outage
 from .llm.types import LLMReply
 from .resources import environment, tools_for
 from .tools.base import ToolContext, ToolResult
@@ -31,7 +30,7 @@ def tool_call(self, run_id: str, agent_id: str, attempt: int, turn: int, index: 
     except RedisConnectionError as exc:  # as in agent_turn: the message goes back and the call runs again
         log.warning("tool call %s/%s/%s/%s: Redis is unreachable (%s); it runs again once Redis is back",
                     run_id, agent_id, turn, index, exc)
-        raise Reject(exc, requeue=True) from None
+        raise requeue_after_outage(exc) from None
 
 
 def run_tool_call(task, run_id: str, agent_id: str, attempt: int, turn: int, index: int) -> dict:

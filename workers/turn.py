@@ -10,14 +10,14 @@ import logging
 import time
 
 from celery import chord, group, shared_task
-from celery.exceptions import Ignore, Reject, Retry
+from celery.exceptions import Ignore, Retry
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from config.errors import (ConfigError, MissingEnvError, ProviderError, ToolServerUnavailable,
                            TransientProviderError)
 
 from . import tracing
-from .app import TOOL_TASK, TURN_TASK, ledger_of, settings_of, turn_signature
+from .app import TOOL_TASK, TURN_TASK, ledger_of, requeue_after_outage, settings_of, turn_signature
 from .conversation import rebuild
 from .ledger import TERMINAL, Ledger
 from .llm.chain import llm_chain
@@ -54,7 +54,7 @@ def agent_turn(self, run_id: str, agent_id: str, turn: int = 0, attempt: int = 0
         # ledger. One line, not a traceback per turn.
         log.warning("turn %s/%s/%s: Redis is unreachable (%s); the turn runs again once it is back",
                     run_id, agent_id, turn, exc)
-        raise Reject(exc, requeue=True) from None
+        raise requeue_after_outage(exc) from None
     except ConfigError as exc:  # a mistake in the crew file (a tool that cannot be built, ...): say it plainly
         log.warning("turn %s/%s/%s: %s", run_id, agent_id, turn, exc)
         # A server that is down, or a variable missing on this worker, may be there on a restart.
