@@ -18,7 +18,7 @@ COPY config ./config
 COPY workers ./workers
 COPY scheduler ./scheduler
 RUN pip install . \
- && mkdir -p /crews /data/outputs /data/beat \
+ && mkdir -p /crews /data/outputs \
  && chown -R crewq:crewq /data
 
 USER crewq

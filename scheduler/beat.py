@@ -13,7 +13,8 @@ the crew (tools' base_dir, env_file) start at the crew file's folder, so workers
 see the crews folder at the same path (one shared volume in docker-compose.yml).
 
 Each entry is also a plain Celery beat entry sending `crewq.submit` with the crew's YAML text, so
-`celery beat` without our scheduler still submits (relative paths then start at the worker's folder).
+an entry copied into another app's `beat_schedule` still submits (relative paths then start at the
+worker's folder).
 
 When each schedule last fired is kept in Redis as JSON (`{prefix}:beat`), not in Celery's default
 shelve file: a shelve is pickle, and crewq accepts JSON only. Beat then needs no volume of its own,
@@ -158,5 +159,4 @@ def configure(app: Celery, crews_dir: str | Path) -> list[str]:
     """Put the crews' schedules on the app (`beat_schedule`); returns the problems found."""
     entries, problems = load_schedules(crews_dir, settings_of(app).queues.control)
     app.conf.beat_schedule = entries
-    app.conf.beat_scheduler = f"{__name__}:CrewScheduler"
     return problems

@@ -86,4 +86,4 @@ def beat(crews_dir, max_interval, list_only, loglevel):
     if not app.conf.beat_schedule:
         log.warning("beat: no crew under %s has a schedule", crews_dir)
     # When each schedule last fired lives in Redis (scheduler/beat.py), so no schedule file.
-    app.Beat(max_interval=max_interval, loglevel=loglevel.upper(), scheduler=app.conf.beat_scheduler).run()
+    app.Beat(max_interval=max_interval, loglevel=loglevel.upper()).run()  # the app names its scheduler

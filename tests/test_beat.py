@@ -155,3 +155,12 @@ def test_plain_celery_beat_entries_submit_by_value(worker, tmp_path):
     worker.send_task(entry["task"], args=entry["args"], kwargs=entry["kwargs"], queue=entry["options"]["queue"])
     status = wait_for_run(Client(worker), "ticker")
     assert status["output"] == "read: ; asked: Task:\nBrief on tides"
+
+
+def test_any_beat_of_the_app_keeps_its_state_as_json_not_pickle(worker):
+    # `celery -A workers.celery_app beat` as much as `crewq beat`: Celery's default scheduler is a
+    # pickled shelve file.
+    from celery.beat import PersistentScheduler, Service
+    command_line_beat = worker.Beat()
+    scheduler = Service(worker, scheduler_cls=command_line_beat.scheduler_cls).get_scheduler(lazy=True)
+    assert isinstance(scheduler, beat.CrewScheduler) and not isinstance(scheduler, PersistentScheduler)

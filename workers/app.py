@@ -60,6 +60,10 @@ def create_app(settings: Settings | None = None, *, name: str = "crewq") -> Cele
         task_routes={TURN_TASK: {"queue": q.turns}, TOOL_TASK: {"queue": q.tools},
                      ADVANCE_TASK: {"queue": q.control}, SUBMIT_TASK: {"queue": q.control}},
         worker_hijack_root_logger=False,
+        # Celery's default beat scheduler keeps its state in a shelve file, which is pickle; crewq's
+        # keeps it in Redis as JSON, also for `celery -A workers.celery_app beat`. (A name: only
+        # beat loads it.)
+        beat_scheduler="scheduler.beat:CrewScheduler",
     )
     # An attribute, not app.conf: `celery inspect conf` and Flower show the conf, and the
     # settings hold the Redis URL with its password.

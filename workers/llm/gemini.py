@@ -35,7 +35,7 @@ from config.errors import ProviderError, TransientProviderError
 
 from .http import HTTPProvider, squash
 from .openai import parse_arguments
-from .types import LLMReply, LLMRequest, Message, ToolCall, ToolSchema, Usage
+from .types import LLMReply, LLMRequest, Message, ToolCall, ToolSchema, Usage, in_asked_order
 
 # The fields of Gemini's `Schema` (a subset of OpenAPI 3.0; ai.google.dev/api/caching#Schema). The API
 # parses `parameters` as that message, so any other key ($schema, additionalProperties, $defs, allOf, not,
@@ -154,9 +154,7 @@ def wire_contents(history: list[Message]) -> list[dict[str, Any]]:
 
     def flush() -> None:
         if results:
-            order = {c.id: i for i, c in enumerate(asked)}
-            ordered = sorted(results, key=lambda r: order.get(r.tool_call_id, len(order)))
-            contents.append({"role": "user", "parts": [wire_result(r, asked) for r in ordered]})
+            contents.append({"role": "user", "parts": [wire_result(r, asked) for r in in_asked_order(results, asked)]})
             results.clear()
 
     for message in history:

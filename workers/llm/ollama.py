@@ -15,7 +15,7 @@ from typing import Any
 
 from .http import HTTPProvider
 from .openai import parse_arguments, wire_tools
-from .types import LLMReply, LLMRequest, Message, ToolCall, Usage
+from .types import LLMReply, LLMRequest, Message, ToolCall, Usage, in_asked_order
 
 
 class OllamaProvider(HTTPProvider):
@@ -77,12 +77,11 @@ class OllamaProvider(HTTPProvider):
 def asked_order(history: list[Message]) -> list[Message]:
     """Each run of tool results sorted as the assistant asked: here results match calls by position."""
     out: list[Message] = []
-    asked: list[str] = []
+    asked: list[ToolCall] = []
     results: list[Message] = []
 
     def flush() -> None:
-        out.extend(sorted(results, key=lambda r: asked.index(r.tool_call_id)
-                          if r.tool_call_id in asked else len(asked)))
+        out.extend(in_asked_order(results, asked))
         results.clear()
 
     for message in history:
@@ -91,7 +90,7 @@ def asked_order(history: list[Message]) -> list[Message]:
             continue
         flush()
         if message.role == "assistant":
-            asked = [c.id for c in message.tool_calls]
+            asked = list(message.tool_calls)
         out.append(message)
     flush()
     return out

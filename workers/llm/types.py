@@ -28,6 +28,12 @@ class Message(BaseModel):
     is_error: bool = False  # tool only
 
 
+
+def in_asked_order(results: list[Message], asked: list[ToolCall]) -> list[Message]:
+    """Tool results in the order the model asked for the calls (results of unknown calls last)."""
+    order = {c.id: i for i, c in enumerate(asked)}
+    return sorted(results, key=lambda r: order.get(r.tool_call_id, len(order)))
+
 class ToolSchema(BaseModel):
     """What the model is told about a tool: the full JSON Schema of its parameters."""
     name: str
