@@ -14,6 +14,7 @@ RUN groupadd --system --gid 10001 crewq \
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY crewq ./crewq
 COPY config ./config
 COPY workers ./workers
 COPY scheduler ./scheduler

@@ -25,10 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scheduler.local_redis import LocalRedis, free_port  # noqa: E402
-from scheduler.runs import Client  # noqa: E402
-from config.settings import Settings  # noqa: E402
-from workers.app import create_app  # noqa: E402
+from crewq.scheduler.local_redis import LocalRedis, free_port  # noqa: E402
+from crewq.scheduler.runs import Client  # noqa: E402
+from crewq.config.settings import Settings  # noqa: E402
+from crewq.workers.app import create_app  # noqa: E402
 
 USER, PASSWORD = "admin", "screenshot-only"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -65,11 +65,11 @@ def main() -> None:
         try:
             for name, queues in (("llm", "crewq.turns"), ("tools", "crewq.tools,crewq.control")):
                 procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "scheduler.cli", "worker", "-Q", queues, "-c", "8", "-n", f"{name}@%h",
+                    [sys.executable, "-m", "crewq", "worker", "-Q", queues, "-c", "8", "-n", f"{name}@%h",
                      "-l", "WARNING"], env=env, cwd=ROOT, stdout=logs, stderr=subprocess.STDOUT, start_new_session=True))
             port = free_port()
             procs.append(subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "workers.celery_app", "flower", f"--port={port}",
+                [sys.executable, "-m", "celery", "-A", "crewq.workers.celery_app", "flower", f"--port={port}",
                  "--address=127.0.0.1", f"--basic-auth={USER}:{PASSWORD}"],
                 env=env, cwd=ROOT, stdout=logs, stderr=subprocess.STDOUT, start_new_session=True))
             app = create_app(Settings(redis_url=server.url))

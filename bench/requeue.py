@@ -25,12 +25,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from config.loader import load_crew_text  # noqa: E402
-from config.settings import Settings  # noqa: E402
-from scheduler.local_redis import LocalRedis  # noqa: E402
-from scheduler.runs import Client, submit_loaded  # noqa: E402
-from scheduler.supervisor import SupervisorThread  # noqa: E402
-from workers.app import create_app  # noqa: E402
+from crewq.config.loader import load_crew_text  # noqa: E402
+from crewq.config.settings import Settings  # noqa: E402
+from crewq.scheduler.local_redis import LocalRedis  # noqa: E402
+from crewq.scheduler.runs import Client, submit_loaded  # noqa: E402
+from crewq.scheduler.supervisor import SupervisorThread  # noqa: E402
+from crewq.workers.app import create_app  # noqa: E402
 
 CREW = """
 runtime: {name: requeue-bench, llm_provider: scripted}
@@ -42,7 +42,7 @@ agents:
 
 def start_worker(name: str, url: str, logdir: str) -> subprocess.Popen:
     log = open(os.path.join(logdir, f"{name}.log"), "ab")
-    return subprocess.Popen([sys.executable, "-m", "scheduler.cli", "worker", "-n", name, "-c", "4", "-l", "WARNING"],
+    return subprocess.Popen([sys.executable, "-m", "crewq", "worker", "-n", name, "-c", "4", "-l", "WARNING"],
                             env={**os.environ, "CREWQ_REDIS_URL": url}, cwd=ROOT, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
 

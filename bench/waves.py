@@ -18,12 +18,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from config.loader import load_crew_text  # noqa: E402
-from config.settings import Settings  # noqa: E402
-from scheduler.embedded import in_process_worker  # noqa: E402
-from scheduler.local_redis import LocalRedis  # noqa: E402
-from scheduler.runs import Client, submit_loaded  # noqa: E402
-from workers.app import create_app  # noqa: E402
+from crewq.config.loader import load_crew_text  # noqa: E402
+from crewq.config.settings import Settings  # noqa: E402
+from crewq.scheduler.embedded import in_process_worker  # noqa: E402
+from crewq.scheduler.local_redis import LocalRedis  # noqa: E402
+from crewq.scheduler.runs import Client, submit_loaded  # noqa: E402
+from crewq.workers.app import create_app  # noqa: E402
 
 LATENCY, WAVES, WIDTH, TURNS = 0.2, 4, 2, 2
 

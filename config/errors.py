@@ -15,6 +15,9 @@ catch one without swallowing the others. Retry signals are Celery's own (`Retry`
 
 from __future__ import annotations
 
+__all__ = ["CrewqError", "ConfigError", "CycleError", "MissingEnvError", "ToolServerUnavailable",
+           "ProviderError", "TransientProviderError", "ToolError", "RunError"]
+
 
 class CrewqError(Exception):
     """Root of every crewq exception."""

@@ -2,7 +2,7 @@
 
 Every error names the file, the line and the key path (`agents[1].depends_on[0]`), and a typo gets
 the nearest valid key. Checks that need the workers (tools, providers) or the planner (cycles) run
-in `scheduler.validate`, with the same `LoadedCrew.error()` to place them.
+in `crewq.scheduler.validate`, with the same `LoadedCrew.error()` to place them.
 """
 
 from __future__ import annotations

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from workers.app import ADVANCE_TASK, ledger_of
-from workers.ledger import TERMINAL, Ledger
-from workers.runspec import RunSpec
+from crewq.workers.app import ADVANCE_TASK, ledger_of
+from crewq.workers.ledger import TERMINAL, Ledger
+from crewq.workers.runspec import RunSpec
 
 from .emit import emit_wave
 

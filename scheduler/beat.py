@@ -33,10 +33,10 @@ from typing import Any
 from celery import Celery
 from celery.beat import Scheduler, SchedulingError
 
-from config.errors import ConfigError
-from config.loader import load_crew
-from config.schema import Schedule, parse_cron
-from workers.app import SUBMIT_TASK, ledger_of, settings_of
+from crewq.config.errors import ConfigError
+from crewq.config.loader import load_crew
+from crewq.config.schema import Schedule, parse_cron
+from crewq.workers.app import SUBMIT_TASK, ledger_of, settings_of
 
 log = logging.getLogger(__name__)
 

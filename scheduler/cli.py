@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from config.errors import ConfigError, CrewqError, RunError
-from config.schema import json_schema
+from crewq.config.errors import ConfigError, CrewqError, RunError
+from crewq.config.schema import json_schema
 
 from . import commands
 
@@ -153,7 +153,7 @@ def tools():
 @click.argument("file", type=click.Path(dir_okay=False), required=False)
 def tools_list(file):
     """List the built-in tools, and with FILE, the crew's custom and MCP tools (servers are contacted)."""
-    from workers.tools.listing import list_tools
+    from crewq.workers.tools.listing import list_tools
     rows = list_tools(file)
     width = max((len(r.name) for r in rows), default=4)
     for row in rows:
@@ -169,7 +169,3 @@ def schema():
 # Commands of the fleet (supervisor, beat, ...) live in their own modules and register on `main`.
 from . import cli_fleet  # noqa: E402,F401
 
-
-if __name__ == "__main__":
-    from scheduler.cli import main as entry  # the module the fleet commands registered on, not __main__
-    entry()

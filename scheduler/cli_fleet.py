@@ -65,7 +65,7 @@ import click as _click  # noqa: E402
 def beat(crews_dir, max_interval, list_only, loglevel):
     """Run Celery beat over the schedules of every crew under --crews-dir: each firing submits a run.
     Run one beat per fleet (two would submit every run twice)."""
-    from config.settings import Settings
+    from crewq.config.settings import Settings
     from . import beat as beats
     if list_only:
         entries, problems = beats.load_schedules(crews_dir, Settings.from_env().queues.control)
@@ -74,13 +74,13 @@ def beat(crews_dir, max_interval, list_only, loglevel):
         for problem in problems:
             _click.echo(f"skipped: {problem}", err=True)
         return
-    from workers import logs
+    from crewq.workers import logs
 
     from . import commands
     logs.enable()  # crewq's log format (CREWQ_LOG_FORMAT=json for JSON lines) once beat sets up logging
     app = commands.client().app
     problems = beats.configure(app, crews_dir)
-    log = _beat_logging.getLogger("scheduler.beat")
+    log = _beat_logging.getLogger("crewq.scheduler.beat")
     for problem in problems:
         log.warning("beat: skipped %s", problem)
     if not app.conf.beat_schedule:

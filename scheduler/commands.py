@@ -8,12 +8,12 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, NoReturn
 
-from config.errors import ConfigError, RunError
-from config.loader import LoadedCrew
-from config.settings import Settings
+from crewq.config.errors import ConfigError, RunError
+from crewq.config.loader import LoadedCrew
+from crewq.config.settings import Settings
 
-from workers.app import create_app, settings_of
-from workers.ledger import TERMINAL
+from crewq.workers.app import create_app, settings_of
+from crewq.workers.ledger import TERMINAL
 
 from .embedded import embedded_fleet
 from .progress import Progress
@@ -65,8 +65,8 @@ def exit_now(code: int) -> NoReturn:
     joins a ThreadPoolExecutor's threads at exit, daemon or not)."""
     if not any(getattr(app, "crewq_left_running", False) for app in _embedded):
         sys.exit(code)
-    from workers import tracing
-    from workers.tools.mcp import forget_servers
+    from crewq.workers import tracing
+    from crewq.workers.tools.mcp import forget_servers
     forget_servers()  # MCP stdio children and HTTP sessions, which atexit would have closed
     tracing.shutdown()
     sys.stdout.flush()
@@ -117,8 +117,8 @@ def write_outputs(result: dict[str, Any], crew_file: str, extra: str | None) -> 
     """The final output to the crew's task.output_file (relative to the crew file) and to -o."""
     if result["status"] != "succeeded":
         return
-    from config import envref
-    from config.loader import load_crew
+    from crewq.config import envref
+    from crewq.config.loader import load_crew
     targets = []
     crew = load_crew(crew_file).crew
     folder = Path(crew_file).resolve().parent
@@ -186,7 +186,7 @@ def init(directory: Path) -> Iterator[str]:
 def worker(queues: str | None, pool: str, concurrency: int, hostname: str | None, loglevel: str) -> None:
     import os
 
-    from workers import logs
+    from crewq.workers import logs
     settings = Settings.from_env()
     app = create_app(settings)
     logs.enable()  # run_id and agent_id on every line of a task; CREWQ_LOG_FORMAT=json for JSON lines

@@ -18,9 +18,9 @@ from celery import Celery
 from celery.contrib.testing.worker import start_worker
 from celery.worker import state as worker_state
 
-from config.settings import Settings
-from workers.app import create_app, settings_of
-from workers.liveness import stop_heartbeat
+from crewq.config.settings import Settings
+from crewq.workers.app import create_app, settings_of
+from crewq.workers.liveness import stop_heartbeat
 
 from .local_redis import LocalRedis
 from .supervisor import SupervisorThread

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from celery import Celery, chord, group
 
-from workers.app import ADVANCE_TASK, ledger_of, turn_signature
-from workers.runspec import RunSpec
+from crewq.workers.app import ADVANCE_TASK, ledger_of, turn_signature
+from crewq.workers.runspec import RunSpec
 
 
 def emit_wave(app: Celery, spec: RunSpec, wave: int, agents: list[str] | None = None,

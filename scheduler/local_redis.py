@@ -19,7 +19,7 @@ from pathlib import Path
 
 import redis
 
-from config.errors import CrewqError
+from crewq.config.errors import CrewqError
 
 _PR_SET_PDEATHSIG = 1
 

@@ -3,7 +3,7 @@
     server = serve_metrics(ledger, port=9808)     # GET http://host:9808/metrics
     server.shutdown()
 
-The counters are written by every worker (`workers.ledger.metrics.record`, inside each event's
+The counters are written by every worker (`crewq.workers.ledger.metrics.record`, inside each event's
 pipeline), so one scrape of one supervisor sees the whole fleet, and nothing is lost when a process
 restarts. Besides the counters, two gauges are read live: runs not yet ended, and workers whose
 heartbeat is fresh.
@@ -19,8 +19,8 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from redis.exceptions import RedisError
 
-from workers.ledger import Ledger
-from workers.ledger.metrics import METRICS, parse_field
+from crewq.workers.ledger import Ledger
+from crewq.workers.ledger.metrics import METRICS, parse_field
 
 log = logging.getLogger(__name__)
 

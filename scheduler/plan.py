@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from config.errors import CycleError
-from config.schema import Crew
+from crewq.config.errors import CycleError
+from crewq.config.schema import Crew
 
 
 def waves(crew: Crew) -> list[list[str]]:

@@ -1,6 +1,6 @@
 """The client API: submit a crew, read a run's status and events, wait for it, cancel it.
 
-    from scheduler.runs import Client
+    from crewq.scheduler.runs import Client
     client = Client.from_env()               # CREWQ_REDIS_URL
     run_id = client.submit("crew.yaml", inputs={"topic": "tides"})
     result = client.wait(run_id, timeout=600)  # follows the run's event stream
@@ -15,14 +15,14 @@ from typing import Any, Callable, Iterator
 
 from celery import Celery
 
-from config.errors import RunError
-from config.loader import LoadedCrew, load_crew_text
-from config.settings import Settings
+from crewq.config.errors import RunError
+from crewq.config.loader import LoadedCrew, load_crew_text
+from crewq.config.settings import Settings
 
-from workers import tracing
-from workers.app import create_app, ledger_of
-from workers.ledger import TERMINAL
-from workers.runspec import RunSpec
+from crewq.workers import tracing
+from crewq.workers.app import create_app, ledger_of
+from crewq.workers.ledger import TERMINAL
+from crewq.workers.runspec import RunSpec
 
 from .emit import emit_wave
 from .validate import check, check_loaded, render_task
@@ -138,3 +138,15 @@ class Client:
         self.ledger.event(run_id, "run_resumed", agents=again, wave=first)
         emit_wave(self.app, spec, first, agents=[a for a in spec.waves[first] if a in again])
         return again
+
+
+def run(crew: str | Path, inputs: dict[str, str] | None = None, *, task: str | None = None,
+        timeout: float | None = None) -> dict[str, Any]:
+    """Run a crew file to its end, for scripts and notebooks: on the fleet when CREWQ_REDIS_URL is
+    set, else on the embedded default (a private Redis, an in-process worker and supervisor).
+    Returns the run's summary (`crewq run --json`'s shape); raises RunError unless it succeeded."""
+    from .commands import run as run_command
+    summary = run_command(str(crew), dict(inputs or {}), task, timeout, concurrency=16, quiet=True)
+    if summary["status"] != "succeeded":
+        raise RunError(summary.get("error") or summary["status"], run_id=summary["run_id"], status=summary["status"])
+    return summary

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from config.loader import load_crew_text
-from workers.app import SUBMIT_TASK
+from crewq.config.loader import load_crew_text
+from crewq.workers.app import SUBMIT_TASK
 
 from .runs import submit_loaded
 

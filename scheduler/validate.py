@@ -6,12 +6,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from config import envref
-from config.errors import ConfigError, CycleError
-from config.loader import LoadedCrew, load_crew, suggest
+from crewq.config import envref
+from crewq.config.errors import ConfigError, CycleError
+from crewq.config.loader import LoadedCrew, load_crew, suggest
 
-from workers.llm.registry import provider_names
-from workers.tools.registry import config_problem, unknown_tools
+from crewq.workers.llm.registry import provider_names
+from crewq.workers.tools.registry import config_problem, unknown_tools
 
 from . import plan
 

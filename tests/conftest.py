@@ -15,14 +15,18 @@ from pathlib import Path
 import pytest
 import redis
 
-from config.settings import Settings
-from scheduler.embedded import in_process_worker
-from scheduler.local_redis import LocalRedis
-from scheduler.supervisor import SupervisorThread
-from workers.app import create_app, ledger_of
+from crewq.config.settings import Settings
+from crewq.scheduler.embedded import in_process_worker
+from crewq.scheduler.local_redis import LocalRedis
+from crewq.scheduler.supervisor import SupervisorThread
+from crewq.workers.app import create_app, ledger_of
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = socket.gethostname()
+# The tests' own modules (fakes, helpers) are found from tests/, in worker subprocesses too; crewq
+# itself is always the installed package (`./dev test` runs `python -P`, so the repository root is
+# not on sys.path and `config`, `workers`, `scheduler` are never top-level names).
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "tests"), os.environ.get("PYTHONPATH")) if p)
 
 
 # -- no live network ------------------------------------------------------------------------------
@@ -126,7 +130,7 @@ class WorkerProcesses:
         node = f"{name}@{HOST}"
         log = open(self.logdir / f"{name}.log", "ab")
         self.procs[node] = subprocess.Popen(
-            [sys.executable, "-m", "scheduler.cli", "worker", "-n", node, "-c", str(concurrency), "-P", pool,
+            [sys.executable, "-m", "crewq", "worker", "-n", node, "-c", str(concurrency), "-P", pool,
              "-l", loglevel] + (["-Q", queues] if queues else []),
             env={**os.environ, "CREWQ_REDIS_URL": self.redis_url, **FAST_ENV, **(env or {})}, cwd=ROOT,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

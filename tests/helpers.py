@@ -5,8 +5,8 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from config.loader import load_crew
-from scheduler.runs import Client, submit_loaded
+from crewq.config.loader import load_crew
+from crewq.scheduler.runs import Client, submit_loaded
 
 
 def write_crew(folder: Path, text: str, name: str = "crew.yaml") -> Path:

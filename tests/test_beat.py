@@ -10,11 +10,11 @@ import pytest
 from celery.schedules import crontab
 from click.testing import CliRunner
 
-from config.errors import ConfigError
-from config.loader import load_crew_text
-from scheduler import beat
-from scheduler.cli import main
-from scheduler.runs import Client
+from crewq.config.errors import ConfigError
+from crewq.config.loader import load_crew_text
+from crewq.scheduler import beat
+from crewq.scheduler.cli import main
+from crewq.scheduler.runs import Client
 
 from helpers import write_crew
 
@@ -158,7 +158,7 @@ def test_plain_celery_beat_entries_submit_by_value(worker, tmp_path):
 
 
 def test_any_beat_of_the_app_keeps_its_state_as_json_not_pickle(worker):
-    # `celery -A workers.celery_app beat` as much as `crewq beat`: Celery's default scheduler is a
+    # `celery -A crewq.workers.celery_app beat` as much as `crewq beat`: Celery's default scheduler is a
     # pickled shelve file.
     from celery.beat import PersistentScheduler, Service
     command_line_beat = worker.Beat()

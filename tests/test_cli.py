@@ -11,7 +11,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from scheduler.cli import main
+from crewq.scheduler.cli import main
 
 from helpers import write_crew
 
@@ -37,7 +37,7 @@ def test_demo_on_the_embedded_default_twice_leaves_nothing_behind(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("CREWQ_REDIS_URL", "REDIS_URL")}
     for _ in range(2):
         out = tmp_path / "explainer.md"
-        proc = subprocess.run([sys.executable, "-m", "scheduler.cli", "run", "config/crews/demo.yaml",
+        proc = subprocess.run([sys.executable, "-m", "crewq", "run", "config/crews/demo.yaml",
                                "--input", "topic=tides", "-o", str(out)],
                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr
@@ -58,7 +58,7 @@ def test_run_json_and_output_file_relative_to_the_crew(tmp_path):
           - {id: a, script: [{text: "A on {input}"}]}
         """)
     env = {k: v for k, v in os.environ.items() if k not in ("CREWQ_REDIS_URL", "REDIS_URL")}
-    proc = subprocess.run([sys.executable, "-m", "scheduler.cli", "run", str(path), "-i", "topic=owls", "--json"],
+    proc = subprocess.run([sys.executable, "-m", "crewq", "run", str(path), "-i", "topic=owls", "--json"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
@@ -76,7 +76,7 @@ def test_run_task_replaces_the_crews_task_and_takes_inputs(tmp_path):
           - {id: a, script: [{text: "A on {input}"}]}
         """)
     env = {k: v for k, v in os.environ.items() if k not in ("CREWQ_REDIS_URL", "REDIS_URL")}
-    proc = subprocess.run([sys.executable, "-m", "scheduler.cli", "run", str(path), "--task", "list {n} {topic}",
+    proc = subprocess.run([sys.executable, "-m", "crewq", "run", str(path), "--task", "list {n} {topic}",
                            "-i", "topic=owls", "-i", "n=3", "--json"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -90,7 +90,7 @@ def test_failed_run_exits_1_with_the_reason(tmp_path):
           - {id: a, max_restarts: 0, script: [{error: crash}]}
         """)
     env = {k: v for k, v in os.environ.items() if k not in ("CREWQ_REDIS_URL", "REDIS_URL")}
-    proc = subprocess.run([sys.executable, "-m", "scheduler.cli", "run", str(path)],
+    proc = subprocess.run([sys.executable, "-m", "crewq", "run", str(path)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert "agent a failed after 1 attempt: scripted: scripted crash" in proc.stderr
@@ -150,7 +150,7 @@ def test_tools_list_shows_builtins_and_a_crews_python_tool(tmp_path):
     path = write_crew(tmp_path, """
         runtime: {llm_provider: scripted}
         tools:
-          - {name: echo, python: "tests.fakes.sample_tools:slow_echo"}
+          - {name: echo, python: "fakes.sample_tools:slow_echo"}
         agents:
           - {id: a, tools: [echo], script: [{text: x}]}
         """)
@@ -158,7 +158,7 @@ def test_tools_list_shows_builtins_and_a_crews_python_tool(tmp_path):
     assert result.exit_code == 0, result.output
     names = {line.split()[0]: line for line in result.output.splitlines()}
     assert {"read_file", "web_search", "wikipedia", "http_request", "read_url", "echo"} <= set(names)
-    assert "python tests.fakes.sample_tools:slow_echo" in names["echo"]
+    assert "python fakes.sample_tools:slow_echo" in names["echo"]
 
 
 SLOW = """
@@ -173,7 +173,7 @@ def test_ctrl_c_cancels_the_embedded_run_and_says_so(tmp_path):
     path = write_crew(tmp_path, SLOW.replace("{id: a,", "{id: a, tools: [list_files],"))
     env = {k: v for k, v in os.environ.items() if k not in ("CREWQ_REDIS_URL", "REDIS_URL")}
     # A terminal's Ctrl-C goes to the whole foreground process group: crewq and what it started.
-    proc = subprocess.Popen([sys.executable, "-m", "scheduler.cli", "run", str(path)], cwd=ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "crewq", "run", str(path)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     seen = []
     for line in proc.stderr:  # wait until a turn is in the middle of its tool calls' chord
@@ -191,7 +191,7 @@ def test_ctrl_c_cancels_the_embedded_run_and_says_so(tmp_path):
 def test_a_run_past_its_timeout_is_cancelled_without_tracebacks(tmp_path):
     path = write_crew(tmp_path, SLOW.replace("{id: a,", "{id: a, tools: [list_files],"))
     env = {k: v for k, v in os.environ.items() if k not in ("CREWQ_REDIS_URL", "REDIS_URL")}
-    proc = subprocess.run([sys.executable, "-m", "scheduler.cli", "run", str(path), "--timeout", "3"],
+    proc = subprocess.run([sys.executable, "-m", "crewq", "run", str(path), "--timeout", "3"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert "cancelled: " in proc.stderr and "timed out after 3s" in proc.stderr

@@ -8,12 +8,12 @@ import textwrap
 import pytest
 from click.testing import CliRunner
 
-from config.durations import parse_duration
-from config.envref import resolve
-from config.errors import ConfigError, CycleError, MissingEnvError
-from config.loader import load_crew, load_crew_text
-from scheduler.cli import main
-from scheduler.validate import check
+from crewq.config.durations import parse_duration
+from crewq.config.envref import resolve
+from crewq.config.errors import ConfigError, CycleError, MissingEnvError
+from crewq.config.loader import load_crew, load_crew_text
+from crewq.scheduler.cli import main
+from crewq.scheduler.validate import check
 
 from helpers import write_crew
 

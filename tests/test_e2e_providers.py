@@ -7,7 +7,7 @@ import redis
 from click.testing import CliRunner
 from fakes.llm_servers import FakeLLMServer, Reply, anthropic_error, anthropic_message, ollama_chat, openai_completion
 
-from scheduler.cli import main
+from crewq.scheduler.cli import main
 
 from helpers import run_crew, write_crew
 
@@ -145,11 +145,11 @@ def test_env_references_in_prompts_and_provider_are_resolved_on_the_worker(app, 
             agents:
               - {{id: a}}
             """, name="inputs.yaml")
-        from config.loader import load_crew
-        from scheduler.runs import Client, submit_loaded
+        from crewq.config.loader import load_crew
+        from crewq.scheduler.runs import Client, submit_loaded
         run_id = submit_loaded(app, load_crew(path2), {"q": "env:CREWQ_T_GOAL"})
         assert Client(app).wait(run_id, timeout=30)["status"] == "succeeded"
     assert openai.received[0].body["messages"][1]["content"] == "Task:\nenv:CREWQ_T_GOAL"
-    from scheduler.commands import write_outputs
+    from crewq.scheduler.commands import write_outputs
     write_outputs({"status": "succeeded", "output": "three"}, str(path), None)
     assert (tmp_path / "answers" / "hearts.txt").read_text() == "three\n"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 from helpers import run_crew, write_crew
-from tests.fakes.tool_servers import FakeApis
+from fakes.tool_servers import FakeApis
 
-from workers.tools.mcp import forget_servers
+from crewq.workers.tools.mcp import forget_servers
 
 SERVER_SCRIPT = str(Path(__file__).parent / "fakes" / "mcp_server.py")
 
@@ -75,13 +75,13 @@ def test_a_tool_that_cannot_be_built_where_it_is_called_is_a_tool_error(app, led
                                                                          monkeypatch):
     # The turn's worker built the toolbox; the tool call's worker cannot (its MCP server is down
     # from there). The call must come back as a tool error, not leave the next turn waiting.
-    import workers.tool_call
-    from config.errors import ConfigError
+    import crewq.workers.tool_call
+    from crewq.config.errors import ConfigError
 
     def unavailable(spec, agent_id):
         raise ConfigError("MCP server 'calc' (http://127.0.0.1:9/mcp) is not usable: connection refused",
                           key="tools.mcp")
-    monkeypatch.setattr(workers.tool_call, "tools_for", unavailable)
+    monkeypatch.setattr(crewq.workers.tool_call, "tools_for", unavailable)
     path = write_crew(tmp_path, """
         runtime: {llm_provider: scripted}
         agents:

@@ -28,10 +28,10 @@ import pytest
 import redis
 import yaml
 
-from config.settings import Settings
-from scheduler.local_redis import find_redis_server, free_port
-from scheduler.runs import Client
-from workers.app import create_app
+from crewq.config.settings import Settings
+from crewq.scheduler.local_redis import find_redis_server, free_port
+from crewq.scheduler.runs import Client
+from crewq.workers.app import create_app
 
 import conftest
 
@@ -273,7 +273,7 @@ def test_the_compose_fleet_runs_crews_from_flower_and_beat(tmp_path):
     (tmp_path / "crews").mkdir()
     (tmp_path / "crews" / "ticker.yaml").write_text(TICKER, encoding="utf-8")
     (tmp_path / "redis").mkdir()
-    from scheduler.cli import main
+    from crewq.scheduler.cli import main
     has_supervisor = "supervisor" in main.commands  # the lead's `crewq supervisor` (issue 4)
 
     fleet.start("redis", ["--port", str(fleet.redis_port), "--bind", "127.0.0.1", "--dir", str(tmp_path / "redis")])

@@ -8,7 +8,7 @@ import logging
 
 from celery import signals
 
-from workers import logs
+from crewq.workers import logs
 
 
 class FakeTask:

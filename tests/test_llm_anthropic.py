@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from tests.fakes.llm_servers import FakeLLMServer, Reply, anthropic_error, anthropic_message
+from fakes.llm_servers import FakeLLMServer, Reply, anthropic_error, anthropic_message
 
-from config.errors import ProviderError, TransientProviderError
-from workers.llm.anthropic import AnthropicProvider
-from workers.llm.types import LLMConfig, LLMRequest, Message, ToolCall, ToolSchema
+from crewq.config.errors import ProviderError, TransientProviderError
+from crewq.workers.llm.anthropic import AnthropicProvider
+from crewq.workers.llm.types import LLMConfig, LLMRequest, Message, ToolCall, ToolSchema
 
 KEY = "sk-ant-test-0123456789"
 
@@ -155,7 +155,7 @@ def test_tool_use_stop_without_a_tool_use_block_is_malformed(server):
 
 
 def test_history_with_text_after_tool_results_keeps_results_first():
-    from workers.llm.anthropic import wire_messages
+    from crewq.workers.llm.anthropic import wire_messages
     history = [Message(role="user", content="go"),
                Message(role="assistant", tool_calls=[ToolCall(id="a", name="x"), ToolCall(id="b", name="y")]),
                Message(role="tool", tool_call_id="b", content="B"),

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from config.errors import ConfigError, MissingEnvError
-from config.loader import load_crew_text
-from workers.llm.chain import llm_chain
+from crewq.config.errors import ConfigError, MissingEnvError
+from crewq.config.loader import load_crew_text
+from crewq.workers.llm.chain import llm_chain
 
 CREW = """
 runtime:

@@ -9,13 +9,13 @@ import redis as redis_lib
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from config.errors import ProviderError, TransientProviderError
-from config.schema import Agent
-from tests.fakes.llm_servers import (FakeLLMServer, Reply, anthropic_error, anthropic_message,
+from crewq.config.errors import ProviderError, TransientProviderError
+from crewq.config.schema import Agent
+from fakes.llm_servers import (FakeLLMServer, Reply, anthropic_error, anthropic_message,
                                      openai_completion)
-from workers.llm.breaker import Breaker, BreakerPolicy
-from workers.llm.dispatch import call_llm
-from workers.llm.types import LLMConfig, LLMRequest, Message
+from crewq.workers.llm.breaker import Breaker, BreakerPolicy
+from crewq.workers.llm.dispatch import call_llm
+from crewq.workers.llm.types import LLMConfig, LLMRequest, Message
 
 POLICY = BreakerPolicy(threshold=3, cooldown=30.0)
 OVERLOADED = Reply(status=529, body=anthropic_error("overloaded_error", "Overloaded"))
@@ -179,7 +179,7 @@ def test_the_scripted_provider_plays_exactly_as_written(redis, prefix):
 
 def test_tool_names_the_api_refuses_are_renamed_on_the_wire_and_back(primary):
     # An MCP clash gives `calc.add`; MCP allows dots, Anthropic and OpenAI do not.
-    from workers.llm.types import ToolCall, ToolSchema
+    from crewq.workers.llm.types import ToolCall, ToolSchema
     primary.queue(Reply(body=anthropic_message(tool_uses=[("tu_2", "calc__add", {"a": 1}), ("tu_3", "add", {})])))
     schema = {"type": "object", "properties": {}}
     request = LLMRequest(system="s", agent_id="writer", tools=[

@@ -7,12 +7,12 @@ import socket
 
 import pytest
 
-from config.errors import ProviderError, TransientProviderError
-from tests.fakes.llm_servers import FakeLLMServer, Reply, openai_completion
-from workers.llm.anthropic import AnthropicProvider
-from workers.llm.http import parse_retry_after
-from workers.llm.openai import OpenAIProvider
-from workers.llm.types import LLMConfig, LLMRequest, Message
+from crewq.config.errors import ProviderError, TransientProviderError
+from fakes.llm_servers import FakeLLMServer, Reply, openai_completion
+from crewq.workers.llm.anthropic import AnthropicProvider
+from crewq.workers.llm.http import parse_retry_after
+from crewq.workers.llm.openai import OpenAIProvider
+from crewq.workers.llm.types import LLMConfig, LLMRequest, Message
 
 KEY = "sk-test-secret-42424242"
 HTML = ("<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from config.errors import ProviderError, TransientProviderError
-from tests.fakes.llm_servers import FakeLLMServer, Reply, ollama_chat
-from workers.llm.ollama import OllamaProvider
-from workers.llm.types import LLMConfig, LLMRequest, Message, ToolSchema
+from crewq.config.errors import ProviderError, TransientProviderError
+from fakes.llm_servers import FakeLLMServer, Reply, ollama_chat
+from crewq.workers.llm.ollama import OllamaProvider
+from crewq.workers.llm.types import LLMConfig, LLMRequest, Message, ToolSchema
 
 
 @pytest.fixture

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from config.errors import ProviderError, TransientProviderError
-from tests.fakes.llm_servers import FakeLLMServer, Reply, openai_completion, openai_error
-from workers.llm.openai import OpenAIProvider
-from workers.llm.types import LLMConfig, LLMRequest, Message, ToolSchema
+from crewq.config.errors import ProviderError, TransientProviderError
+from fakes.llm_servers import FakeLLMServer, Reply, openai_completion, openai_error
+from crewq.workers.llm.openai import OpenAIProvider
+from crewq.workers.llm.types import LLMConfig, LLMRequest, Message, ToolSchema
 
 KEY = "sk-proj-test-abcdef123456"
 

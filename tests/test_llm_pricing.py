@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from workers.llm import pricing
-from workers.llm.pricing import estimate_cost
-from workers.llm.retry import countdown
-from workers.llm.types import Usage
+from crewq.workers.llm import pricing
+from crewq.workers.llm.pricing import estimate_cost
+from crewq.workers.llm.retry import countdown
+from crewq.workers.llm.types import Usage
 
 MILLION = Usage(input_tokens=1_000_000, output_tokens=1_000_000)
 

@@ -7,14 +7,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.fakes.mcp_fake_http import FakeMcpHttp
+from fakes.mcp_fake_http import FakeMcpHttp
 
-from config.errors import ConfigError
-from config.schema import ToolSpec
-from workers.tools.base import ToolContext
-from workers.tools.mcp import forget_servers, mcp_tools
-from workers.tools.mcp.http import HttpTransport
-from workers.tools.mcp.session import McpSession
+from crewq.config.errors import ConfigError
+from crewq.config.schema import ToolSpec
+from crewq.workers.tools.base import ToolContext
+from crewq.workers.tools.mcp import forget_servers, mcp_tools
+from crewq.workers.tools.mcp.http import HttpTransport
+from crewq.workers.tools.mcp.session import McpSession
 
 SERVER_SCRIPT = str(Path(__file__).parent / "fakes" / "mcp_server.py")
 CONTEXT = ToolContext(run_id="run", agent_id="agent", idempotency_key="k")

@@ -6,8 +6,8 @@ import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from scheduler.metrics import registry_for, serve_metrics
-from workers.ledger.metrics import field, parse_field
+from crewq.scheduler.metrics import registry_for, serve_metrics
+from crewq.workers.ledger.metrics import field, parse_field
 
 from helpers import run_crew, write_crew
 

@@ -13,7 +13,7 @@ FOUR_TOOLS_CREW = """
 runtime: {name: fan, llm_provider: scripted}
 task: {input: "the original task"}
 tools:
-  - {name: echo, python: "tests.fakes.sample_tools:slow_echo"}
+  - {name: echo, python: "fakes.sample_tools:slow_echo"}
 agents:
   - id: a
     script: [{text: "A-out"}]
@@ -75,7 +75,7 @@ def test_secrets_never_enter_redis(app, ledger, worker, tmp_path, monkeypatch, r
     path = write_crew(tmp_path, """
         runtime: {llm_provider: scripted, api_key: "env:CREWQ_TEST_SECRET"}
         tools:
-          - {name: keylen, python: "tests.fakes.sample_tools:key_length", api_key: "env:CREWQ_TEST_SECRET"}
+          - {name: keylen, python: "fakes.sample_tools:key_length", api_key: "env:CREWQ_TEST_SECRET"}
         agents:
           - id: a
             tools: [keylen]
@@ -191,7 +191,7 @@ def test_duplicate_and_total_tool_call_limits_tell_the_model(app, ledger, worker
     path = write_crew(tmp_path, """
         runtime: {llm_provider: scripted}
         tools:
-          - {name: echo, python: "tests.fakes.sample_tools:slow_echo"}
+          - {name: echo, python: "fakes.sample_tools:slow_echo"}
         agents:
           - id: a
             tools: [echo]
@@ -239,7 +239,7 @@ def test_bad_tool_arguments_go_back_to_the_model(app, worker, tmp_path):
     path = write_crew(tmp_path, """
         runtime: {llm_provider: scripted}
         tools:
-          - {name: echo, python: "tests.fakes.sample_tools:slow_echo"}
+          - {name: echo, python: "fakes.sample_tools:slow_echo"}
         agents:
           - id: a
             tools: [echo]
@@ -299,7 +299,7 @@ def test_an_agent_with_a_queue_runs_on_the_workers_of_that_queue(app, worker, wo
 
 def test_a_redis_blip_in_a_turn_or_a_tool_call_sends_it_back_to_run_again(app, ledger, worker, tmp_path,
                                                                           monkeypatch):
-    from workers.ledger.store import Ledger
+    from crewq.workers.ledger.store import Ledger
     real_reply, real_result = Ledger.record_reply, Ledger.record_result
     blips = {"reply": 1, "result": 1}
 
@@ -310,9 +310,9 @@ def test_a_redis_blip_in_a_turn_or_a_tool_call_sends_it_back_to_run_again(app, l
                 raise redis.ConnectionError("Connection closed by server.")
             return real(self, *args, **kwargs)
         return method
-    import workers.app
+    import crewq.workers.app
     pauses = []
-    monkeypatch.setattr(workers.app, "pause", pauses.append)
+    monkeypatch.setattr(crewq.workers.app, "pause", pauses.append)
     monkeypatch.setattr(Ledger, "record_reply", flaky("reply", real_reply))
     monkeypatch.setattr(Ledger, "record_result", flaky("result", real_result))
     path = write_crew(tmp_path, """
@@ -326,7 +326,7 @@ def test_a_redis_blip_in_a_turn_or_a_tool_call_sends_it_back_to_run_again(app, l
         """)
     status = run_crew(app, path)
     assert blips == {"reply": 0, "result": 0}
-    assert pauses == [workers.app.OUTAGE_PAUSE] * 2  # each paused before its message went back
+    assert pauses == [crewq.workers.app.OUTAGE_PAUSE] * 2  # each paused before its message went back
     assert status["status"] == "succeeded", status
     assert status["output"].startswith("listed: ")
     # Sent back by the worker itself: no failure, no decision, and no stall repair was needed.

@@ -11,11 +11,11 @@ import time
 
 import pytest
 
-from config.loader import load_crew
-from scheduler.embedded import in_process_worker
-from scheduler.runs import Client, submit_loaded
-from scheduler.supervisor import Supervisor, SupervisorThread
-from scheduler.supervisor.service import GROUP
+from crewq.config.loader import load_crew
+from crewq.scheduler.embedded import in_process_worker
+from crewq.scheduler.runs import Client, submit_loaded
+from crewq.scheduler.supervisor import Supervisor, SupervisorThread
+from crewq.scheduler.supervisor.service import GROUP
 
 from conftest import FAST_ENV, HOST, ROOT
 from helpers import run_crew, write_crew
@@ -58,14 +58,14 @@ def test_a_configuration_error_at_run_time_fails_at_once_without_restarts(app, l
     path = write_crew(tmp_path, """
         runtime: {llm_provider: scripted}
         tools:
-          - {name: shout, python: "tests.fakes.nowhere:shout"}
+          - {name: shout, python: "fakes.nowhere:shout"}
         agents:
           - {id: a, tools: [shout], script: [{text: never}]}
           - {id: b, depends_on: [a], script: [{text: x}]}
         """)
     status = run_crew(app, path)
     assert status["status"] == "failed"
-    assert "configuration error: tools.shout.python: python tool 'tests.fakes.nowhere:shout' cannot be imported" \
+    assert "configuration error: tools.shout.python: python tool 'fakes.nowhere:shout' cannot be imported" \
         in status["error"]
     assert "internal error" not in status["error"] and "Traceback" not in status["error"]
     decisions = kinds(ledger, status["run_id"], "decision")
@@ -143,7 +143,7 @@ def test_rest_for_one_reruns_the_downstream_agents_that_had_started(app, ledger,
     ledger.update_agent(run_id, "c", status="running", started_at=time.time())
     ledger.claim_wave(run_id, 1, "an-earlier-advance")
     ledger.wave_advanced(run_id, 1)
-    from workers.turn import report_failure
+    from crewq.workers.turn import report_failure
     report_failure(ledger, run_id, "a", 0, 0, "a found its input wrong")
 
     with in_process_worker(app, concurrency=4, hostname=f"late@{HOST}"):
@@ -202,7 +202,7 @@ def test_a_pending_report_is_handled_by_the_next_supervisor(app, ledger, tmp_pat
 
 def start_supervisor(redis_url, name, logdir):
     log = open(logdir / f"{name}.log", "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "scheduler.cli", "supervisor", "--name", name, "-l", "INFO"],
+    proc = subprocess.Popen([sys.executable, "-m", "crewq", "supervisor", "--name", name, "-l", "INFO"],
                             env={**os.environ, "CREWQ_REDIS_URL": redis_url, **FAST_ENV}, cwd=ROOT,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     log.close()

@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from config.schema import ToolSpec
-from workers.tools.base import ToolContext
-from workers.tools.files import ListFiles, ReadFile, WriteFile
+from crewq.config.schema import ToolSpec
+from crewq.workers.tools.base import ToolContext
+from crewq.workers.tools.files import ListFiles, ReadFile, WriteFile
 
 
 @pytest.fixture

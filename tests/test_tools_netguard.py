@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from tests.fakes.tool_servers import FakeApis
+from fakes.tool_servers import FakeApis
 
-from config.errors import ToolError
-from config.schema import ToolSpec
-from workers.tools import netguard
-from workers.tools.base import ToolContext
-from workers.tools.http_request import HttpRequest
-from workers.tools.read_url import ReadUrl
-from workers.tools.web_search import WebSearch
-from workers.tools.wikipedia import Wikipedia
+from crewq.config.errors import ToolError
+from crewq.config.schema import ToolSpec
+from crewq.workers.tools import netguard
+from crewq.workers.tools.base import ToolContext
+from crewq.workers.tools.http_request import HttpRequest
+from crewq.workers.tools.read_url import ReadUrl
+from crewq.workers.tools.web_search import WebSearch
+from crewq.workers.tools.wikipedia import Wikipedia
 
 PUBLIC = "93.184.216.34"  # a global address: only ever "resolved" here, never connected to
 

@@ -6,21 +6,21 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-from tests.fakes.mcp_fake_http import FakeMcpHttp
+from fakes.mcp_fake_http import FakeMcpHttp
 
-from config.errors import ConfigError
-from config.loader import load_crew_text
-from config.schema import ToolSpec
-from workers.tools.base import ToolContext
-from workers.tools.listing import ToolRow, list_tools
-from workers.tools.mcp import McpTool, forget_servers
-from workers.tools.registry import build_tools, builtin_names, toolbox, unknown_tools
+from crewq.config.errors import ConfigError
+from crewq.config.loader import load_crew_text
+from crewq.config.schema import ToolSpec
+from crewq.workers.tools.base import ToolContext
+from crewq.workers.tools.listing import ToolRow, list_tools
+from crewq.workers.tools.mcp import McpTool, forget_servers
+from crewq.workers.tools.registry import build_tools, builtin_names, toolbox, unknown_tools
 
 CONTEXT = ToolContext(run_id="run", agent_id="agent", idempotency_key="k")
 BUILTINS = {"read_file", "write_file", "list_files", "web_search", "wikipedia", "http_request", "read_url", "mcp"}
 
 PLUGIN = '''
-from workers.tools.base import Tool
+from crewq.workers.tools.base import Tool
 
 
 class Whisper(Tool):

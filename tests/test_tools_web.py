@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from tests.fakes.tool_servers import FakeApis
+from fakes.tool_servers import FakeApis
 
-from config.errors import ConfigError
-from config.schema import ToolSpec
-from workers.tools.base import ToolContext
-from workers.tools.http_request import HttpRequest
-from workers.tools.read_url import ReadUrl, readable_text
-from workers.tools.registry import build_tools
-from workers.tools.web_search import WebSearch
-from workers.tools.wikipedia import Wikipedia
+from crewq.config.errors import ConfigError
+from crewq.config.schema import ToolSpec
+from crewq.workers.tools.base import ToolContext
+from crewq.workers.tools.http_request import HttpRequest
+from crewq.workers.tools.read_url import ReadUrl, readable_text
+from crewq.workers.tools.registry import build_tools
+from crewq.workers.tools.web_search import WebSearch
+from crewq.workers.tools.wikipedia import Wikipedia
 
 ENV = {"BRAVE_KEY": "brave-key", "TAVILY_KEY": "tavily-key", "API_TOKEN": "tok-123", "Q_KEY": "qk"}
 

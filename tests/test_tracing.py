@@ -11,9 +11,9 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-from config.loader import load_crew
-from scheduler.runs import Client, submit_loaded
-from workers import tracing
+from crewq.config.loader import load_crew
+from crewq.scheduler.runs import Client, submit_loaded
+from crewq.workers import tracing
 
 from helpers import write_crew
 
@@ -21,7 +21,7 @@ CREW = """
     runtime: {name: traced, llm_provider: scripted}
     task: {input: "the secret word is {word}"}
     tools:
-      - {name: echo, python: "tests.fakes.sample_tools:slow_echo"}
+      - {name: echo, python: "fakes.sample_tools:slow_echo"}
     agents:
       - id: researcher
         tools: [echo]

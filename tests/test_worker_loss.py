@@ -10,9 +10,9 @@ import sys
 import threading
 import time
 
-from config.loader import load_crew
-from scheduler.runs import Client, submit_loaded
-from workers.app import ADVANCE_TASK
+from crewq.config.loader import load_crew
+from crewq.scheduler.runs import Client, submit_loaded
+from crewq.workers.app import ADVANCE_TASK
 
 from helpers import write_crew
 
@@ -26,7 +26,7 @@ def test_sigkill_of_a_worker_mid_turn(app, ledger, supervisor, worker_processes,
     path = write_crew(tmp_path, """
         runtime: {llm_provider: scripted}
         tools:
-          - {name: echo, python: "tests.fakes.sample_tools:slow_echo"}
+          - {name: echo, python: "fakes.sample_tools:slow_echo"}
         agents:
           - id: a
             tools: [echo]
@@ -65,7 +65,7 @@ def test_a_killed_pool_child_is_redelivered_at_once(app, ledger, supervisor, wor
     path = write_crew(tmp_path, f"""
         runtime: {{llm_provider: scripted}}
         tools:
-          - {{name: wait, python: "tests.fakes.sample_tools:pid_then_wait"}}
+          - {{name: wait, python: "fakes.sample_tools:pid_then_wait"}}
         agents:
           - id: a
             tools: [wait]
@@ -110,7 +110,7 @@ def chaos_crew(tmp_path, i: int):
     return load_crew(write_crew(tmp_path, f"""
         runtime: {{llm_provider: scripted}}
         tools:
-          - {{name: echo, python: "tests.fakes.sample_tools:slow_echo"}}
+          - {{name: echo, python: "fakes.sample_tools:slow_echo"}}
         agents:
           - id: a
             tools: [echo]
@@ -195,7 +195,7 @@ def test_a_redelivered_message_taken_at_once_keeps_its_new_holders_record(app, l
     # worker before the supervisor has removed the dead holder's record.
     from kombu.transport.redis import QoS
 
-    from scheduler.supervisor.redeliver import Redeliverer
+    from crewq.scheduler.supervisor.redeliver import Redeliverer
     task_id = take_a_turn_and_die(app, redis_url, tmp_path)
     ledger.hold(task_id, "crewq.agent_turn", ["r", "a", 0, 0], "dead@host#1")  # no heartbeat: dead
     real_restore = QoS.restore_by_tag
@@ -218,7 +218,7 @@ def test_a_redelivered_message_taken_at_once_keeps_its_new_holders_record(app, l
 def test_a_finished_task_awaiting_its_ack_is_not_redelivered(app, ledger, redis_url, tmp_path):
     # Celery acks a message just after the task's postrun released its record: for that moment the
     # message is taken and unheld, like one whose worker died before recording it.
-    from scheduler.supervisor.redeliver import Redeliverer
+    from crewq.scheduler.supervisor.redeliver import Redeliverer
     task_id, taken_at = take_a_turn_and_die(app, redis_url, tmp_path), time.time()
     ledger.release(task_id)
     ledger.redis.hset(ledger.keys.released, task_id, taken_at + 2.0)  # it finished 2 s after it was taken
@@ -267,7 +267,7 @@ def stored_result(app, task_id: str, timeout: float = 30):
 def test_a_redelivered_advance_sends_the_wave_its_first_delivery_claimed(app, ledger, tmp_path):
     """`advance` claimed wave 0 and died before sending wave 1: its redelivery (same task id) sends it,
     any other `advance` of that wave does not."""
-    from scheduler.embedded import in_process_worker
+    from crewq.scheduler.embedded import in_process_worker
     path = write_crew(tmp_path, """
         runtime: {llm_provider: scripted}
         agents:
@@ -294,7 +294,7 @@ def test_a_redelivered_advance_sends_the_wave_its_first_delivery_claimed(app, le
 def test_a_message_lost_before_kombu_recorded_it_is_sent_again_from_the_ledger(app, ledger, supervisor, tmp_path):
     """A worker killed between BRPOP and kombu's `unacked` write loses the message outright: the run
     goes quiet with nothing in flight, and the supervisor sends its next step again."""
-    from scheduler.embedded import in_process_worker
+    from crewq.scheduler.embedded import in_process_worker
     path = write_crew(tmp_path, """
         runtime: {llm_provider: scripted}
         agents:

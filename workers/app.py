@@ -1,6 +1,6 @@
 """The Celery app, configured by the rules in DESIGN.md. Built by `create_app`, never at import time.
 
-`workers.celery_app` holds a module-level app for `celery -A workers.celery_app` command lines.
+`crewq.workers.celery_app` holds a module-level app for `celery -A crewq.workers.celery_app` command lines.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import time
 from celery import Celery
 from celery.exceptions import Reject
 
-from config.errors import ConfigError
-from config.settings import Settings
+from crewq.config.errors import ConfigError
+from crewq.config.settings import Settings
 
 from . import logs
 from .backend import ALIAS
@@ -23,8 +23,8 @@ ADVANCE_TASK = "crewq.advance"
 SUBMIT_TASK = "crewq.submit"
 
 # Task modules reach the workers by name; `scheduler` is imported by the worker, not by us.
-TASK_MODULES = ["workers.turn", "workers.tool_call", "workers.liveness", "scheduler.advance",
-                "scheduler.submit_task"]
+TASK_MODULES = ["crewq.workers.turn", "crewq.workers.tool_call", "crewq.workers.liveness", "crewq.scheduler.advance",
+                "crewq.scheduler.submit_task"]
 
 
 def create_app(settings: Settings | None = None, *, name: str = "crewq") -> Celery:
@@ -34,7 +34,7 @@ def create_app(settings: Settings | None = None, *, name: str = "crewq") -> Cele
                           "or use `crewq run`, which starts a private Redis")
     app = Celery(name, broker=settings.redis_url, backend=f"{ALIAS}+{settings.redis_url}",
                  include=TASK_MODULES, set_as_current=False)
-    app.loader.override_backends = {ALIAS: "workers.backend:EventStreamRedisBackend"}
+    app.loader.override_backends = {ALIAS: "crewq.workers.backend:EventStreamRedisBackend"}
     transport = {"visibility_timeout": int(settings.visibility_timeout)}
     q = settings.queues
     app.conf.update(
@@ -61,9 +61,9 @@ def create_app(settings: Settings | None = None, *, name: str = "crewq") -> Cele
                      ADVANCE_TASK: {"queue": q.control}, SUBMIT_TASK: {"queue": q.control}},
         worker_hijack_root_logger=False,
         # Celery's default beat scheduler keeps its state in a shelve file, which is pickle; crewq's
-        # keeps it in Redis as JSON, also for `celery -A workers.celery_app beat`. (A name: only
+        # keeps it in Redis as JSON, also for `celery -A crewq.workers.celery_app beat`. (A name: only
         # beat loads it.)
-        beat_scheduler="scheduler.beat:CrewScheduler",
+        beat_scheduler="crewq.scheduler.beat:CrewScheduler",
     )
     # An attribute, not app.conf: `celery inspect conf` and Flower show the conf, and the
     # settings hold the Redis URL with its password.

@@ -1,4 +1,4 @@
-"""A module-level app for Celery's own command lines: `celery -A workers.celery_app worker`.
+"""A module-level app for Celery's own command lines: `celery -A crewq.workers.celery_app worker`.
 
 Importing this module reads the environment and needs CREWQ_REDIS_URL (or REDIS_URL).
 """

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
-from config.envref import is_ref, resolve
+from crewq.config.envref import is_ref, resolve
 
 from .guards import ToolCallBudget
 from .ledger import Ledger

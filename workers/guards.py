@@ -9,7 +9,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 
-from config.schema import Agent
+from crewq.config.schema import Agent
 
 from .llm.types import ToolCall
 

@@ -3,7 +3,7 @@
 Every worker process writes a heartbeat key with a short TTL; every turn, tool call and advance a
 worker receives is recorded in the ledger's `inflight` hash until it finishes. When a heartbeat
 expires, the supervisor gives the messages that worker had taken back to their queues
-(`scheduler.supervisor.redeliver`), long before Redis's visibility timeout would. (Our own
+(`crewq.scheduler.supervisor.redeliver`), long before Redis's visibility timeout would. (Our own
 heartbeat, not Celery's event heartbeats: the supervisor then needs no event consumer, and the
 record ties a task id to the worker incarnation that holds it.)
 """

@@ -7,7 +7,7 @@ httpx's, Celery's "succeeded" line) carries `run_id` and `agent_id`, taken from 
 Lines outside a task get "-".
 
     CREWQ_LOG_FORMAT=json    one JSON object a line: ts, level, logger, message, run_id, agent_id, task, task_id
-    CREWQ_LOG_FORMAT=text    (default) 2025-01-01 12:00:00,000 INFO workers.turn [run=ab12 agent=writer] ...
+    CREWQ_LOG_FORMAT=text    (default) 2025-01-01 12:00:00,000 INFO crewq.workers.turn [run=ab12 agent=writer] ...
 
 `enable()` makes a Celery worker or beat use this format (it applies when Celery sets up its
 logging); `install()` sets up the root logger of any other process the same way. Importing this

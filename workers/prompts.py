@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from config.envref import resolve
-from config.schema import Agent
+from crewq.config.envref import resolve
+from crewq.config.schema import Agent
 
 ROLE_PROMPTS = {
     "planner": "You are a planner. Break the task into clear, ordered steps, name what each step needs, "

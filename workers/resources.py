@@ -9,8 +9,8 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
-from config import envref
-from config.errors import ConfigError
+from crewq.config import envref
+from crewq.config.errors import ConfigError
 
 from .runspec import RunSpec
 from .tools.base import Tool

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from config.schema import Crew
+from crewq.config.schema import Crew
 
 
 class RunSpec(BaseModel):

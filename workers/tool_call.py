@@ -12,7 +12,7 @@ import time
 from celery import shared_task
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from config.errors import ConfigError
+from crewq.config.errors import ConfigError
 
 from . import tracing
 from .app import TOOL_TASK, ledger_of, requeue_after_outage

@@ -13,7 +13,7 @@ from celery import chord, group, shared_task
 from celery.exceptions import Ignore, Retry
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from config.errors import (ConfigError, MissingEnvError, ProviderError, ToolServerUnavailable,
+from crewq.config.errors import (ConfigError, MissingEnvError, ProviderError, ToolServerUnavailable,
                            TransientProviderError)
 
 from . import tracing

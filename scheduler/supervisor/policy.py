@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from config.settings import Settings
-from workers.runspec import RunSpec
+from crewq.config.settings import Settings
+from crewq.workers.runspec import RunSpec
 
 from ..advance import downstream
 

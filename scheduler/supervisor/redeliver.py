@@ -4,7 +4,7 @@ kombu's Redis transport keeps every message a worker has taken in an `unacked` h
 acked (the time it was taken in `unacked_index`), and puts it back only after the visibility
 timeout (1 h by default). The supervisor knows sooner, from the workers' heartbeats:
 
-- a message whose task a worker holds (`workers.liveness`) goes back once that worker is dead;
+- a message whose task a worker holds (`crewq.workers.liveness`) goes back once that worker is dead;
 - a message no worker holds, taken more than `grace` seconds ago, goes back too: its worker died
   between taking it and recording it, or finished it more than `grace` ago and died before acking
   it (running it again is harmless, every task is safe twice). A task finished within `grace` is
@@ -25,8 +25,8 @@ from typing import Iterator
 
 from celery import Celery
 
-from workers.app import ADVANCE_TASK, TOOL_TASK, TURN_TASK
-from workers.ledger import Ledger
+from crewq.workers.app import ADVANCE_TASK, TOOL_TASK, TURN_TASK
+from crewq.workers.ledger import Ledger
 
 log = logging.getLogger("crewq.supervisor")
 # Only these are safe to run twice; `crewq.submit` would start a second run, so it is left to Celery.

@@ -10,8 +10,8 @@ import json
 
 from celery import Celery
 
-from workers.ledger import TERMINAL, Ledger
-from workers.runspec import RunSpec
+from crewq.workers.ledger import TERMINAL, Ledger
+from crewq.workers.runspec import RunSpec
 
 from ..advance import fail_run
 from ..emit import emit_wave

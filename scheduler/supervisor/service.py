@@ -18,9 +18,9 @@ import time
 import redis
 from celery import Celery
 
-from workers.app import ledger_of, settings_of
-from workers.ledger import TERMINAL
-from workers.turn import report_failure
+from crewq.workers.app import ledger_of, settings_of
+from crewq.workers.ledger import TERMINAL
+from crewq.workers.turn import report_failure
 
 from ..advance import fail_run
 from . import repair, stall

@@ -19,9 +19,9 @@ import logging
 
 from celery import Celery, chord, group
 
-from workers.app import ADVANCE_TASK, turn_signature
-from workers.ledger import TERMINAL, Ledger
-from workers.runspec import RunSpec
+from crewq.workers.app import ADVANCE_TASK, turn_signature
+from crewq.workers.ledger import TERMINAL, Ledger
+from crewq.workers.runspec import RunSpec
 
 from ..emit import emit_wave
 

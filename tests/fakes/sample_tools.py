@@ -1,4 +1,4 @@
-"""Custom tools for the tests, loaded by crew files as `python: tests.fakes.sample_tools:NAME`."""
+"""Custom tools for the tests, loaded by crew files as `python: fakes.sample_tools:NAME`."""
 
 from __future__ import annotations
 

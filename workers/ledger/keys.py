@@ -10,7 +10,7 @@
     {p}:decision:{run}:{agent}:{n}:applied  string present once that decision has been carried out
     {p}:failures                      stream FailureReports from failed turns (the supervisor reads it)
     {p}:beat                          hash   beat entry → {last_run_at, total_run_count} (JSON)
-    {p}:metrics                       hash   crewq's Prometheus counters (workers.ledger.metrics)
+    {p}:metrics                       hash   crewq's Prometheus counters (crewq.workers.ledger.metrics)
     {p}:breaker:{{provider:model}}:*  strings a circuit breaker's state (workers.llm.breaker)
     {p}:run:{run}                     hash   the run's status projection
     {p}:run:{run}:spec                string the crew spec by value, env: references unresolved

@@ -6,7 +6,7 @@
 
 A field is one sample of a counter, or one part of a histogram: `<name>_sum`, `<name>_count` and
 `<name>_bucket` with an `le` label (cumulative, as Prometheus wants them). `METRICS` names every
-metric, its kind, help text and labels; `scheduler.metrics` turns the hash into metric families.
+metric, its kind, help text and labels; `crewq.scheduler.metrics` turns the hash into metric families.
 
 Labels stay few and bounded: provider, model, tool, status, policy, action, agent id. Never a run id
 (one series per run would grow without end), never text from a conversation.

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Callable, Mapping
 
-from config.envref import resolve
-from config.errors import ConfigError
-from config.schema import Agent, Crew, LLMFallback, LLMOverride
+from crewq.config.envref import resolve
+from crewq.config.errors import ConfigError
+from crewq.config.schema import Agent, Crew, LLMFallback, LLMOverride
 
 from .registry import provider_names
 from .types import LLMConfig

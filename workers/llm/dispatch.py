@@ -23,8 +23,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from config.errors import ConfigError, ProviderError, TransientProviderError
-from config.schema import Agent
+from crewq.config.errors import ConfigError, ProviderError, TransientProviderError
+from crewq.config.schema import Agent
 
 from .breaker import Breaker, BreakerPolicy
 from .names import WireNames

@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 
-from config.errors import ProviderError, TransientProviderError
+from crewq.config.errors import ProviderError, TransientProviderError
 
 from .http import HTTPProvider, squash
 from .openai import parse_arguments

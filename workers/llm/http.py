@@ -1,6 +1,6 @@
 """What every HTTP provider shares: one pooled client, timeouts, error mapping, retry-after parsing.
 
-How a failure becomes a crewq error (`config.errors`):
+How a failure becomes a crewq error (`crewq.config.errors`):
 
     httpx / HTTP outcome                         crewq error                       error_type
     ConnectTimeout, ReadTimeout, WriteTimeout  → TransientProviderError            timeout
@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from config.errors import ProviderError, TransientProviderError
+from crewq.config.errors import ProviderError, TransientProviderError
 
 from .base import Provider
 from .types import LLMConfig, LLMRequest

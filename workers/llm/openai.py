@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
-from config.errors import ProviderError
+from crewq.config.errors import ProviderError
 
 from .http import HTTPProvider, squash
 from .types import LLMReply, LLMRequest, Message, ToolCall, ToolSchema, Usage

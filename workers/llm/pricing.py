@@ -27,7 +27,7 @@ import threading
 from pathlib import Path
 from typing import Mapping
 
-from config.errors import ConfigError
+from crewq.config.errors import ConfigError
 
 from .types import Usage
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from config.errors import ConfigError
-from config.schema import Agent
+from crewq.config.errors import ConfigError
+from crewq.config.schema import Agent
 
 from .anthropic import AnthropicProvider
 from .base import Provider

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import time
 
-from config.errors import ProviderError, TransientProviderError
-from config.schema import ScriptError, ScriptStep
+from crewq.config.errors import ProviderError, TransientProviderError
+from crewq.config.schema import ScriptError, ScriptStep
 
 from .base import Provider
 from .types import LLMConfig, LLMReply, LLMRequest, ToolCall, Usage

@@ -15,10 +15,10 @@ from typing import Any, Mapping
 
 import jsonschema
 
-from config import envref
-from config.durations import parse_duration
-from config.errors import ConfigError, CrewqError, ToolError
-from config.schema import ToolSpec
+from crewq.config import envref
+from crewq.config.durations import parse_duration
+from crewq.config.errors import ConfigError, CrewqError, ToolError
+from crewq.config.schema import ToolSpec
 
 from ..llm.types import ToolSchema
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from config.errors import ToolError
+from crewq.config.errors import ToolError
 
 from .base import Tool, ToolContext
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from config.errors import ConfigError, ToolError
+from crewq.config.errors import ConfigError, ToolError
 
 from .base import ToolContext
 from .netguard import Fetched

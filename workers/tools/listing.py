@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from config import envref
-from config.loader import load_crew
-from config.schema import ToolSpec
+from crewq.config import envref
+from crewq.config.loader import load_crew
+from crewq.config.schema import ToolSpec
 
 from .mcp import McpTool
 from .registry import builtin_names, build_tools, source_of

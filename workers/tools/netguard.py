@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Mapping
 import httpcore
 import httpx
 
-from config.errors import ToolError
+from crewq.config.errors import ToolError
 
 Resolver = Callable[[str, int], list[str]]
 

@@ -11,13 +11,14 @@ from typing import Any, Mapping
 
 import httpx
 
-from config.errors import ToolError
-from config.schema import ToolSpec
+from crewq._version import __version__
+from crewq.config.errors import ToolError
+from crewq.config.schema import ToolSpec
 
 from . import netguard
 from .base import Tool, ToolContext
 
-USER_AGENT = "crewq/0.1 (multi-agent crews on Celery; https://github.com/crewq/crewq)"
+USER_AGENT = f"crewq/{__version__} (multi-agent crews on Celery; https://github.com/crewq/crewq)"
 
 
 class NetTool(Tool):

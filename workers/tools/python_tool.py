@@ -13,8 +13,8 @@ from typing import Any, Callable
 
 from pydantic import ConfigDict, ValidationError, create_model
 
-from config.errors import ConfigError, ToolError
-from config.schema import ToolSpec
+from crewq.config.errors import ConfigError, ToolError
+from crewq.config.schema import ToolSpec
 
 from .base import Tool, ToolContext
 

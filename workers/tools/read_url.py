@@ -11,7 +11,7 @@ from typing import Any
 
 from bs4 import BeautifulSoup
 
-from config.errors import ToolError
+from crewq.config.errors import ToolError
 
 from .base import ToolContext
 from .nettool import NetTool

@@ -15,9 +15,9 @@ import inspect
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Callable, Mapping
 
-from config.errors import ConfigError
-from config.loader import suggest
-from config.schema import Agent, Crew, ToolSpec
+from crewq.config.errors import ConfigError
+from crewq.config.loader import suggest
+from crewq.config.schema import Agent, Crew, ToolSpec
 
 from .base import Tool
 from .files import ListFiles, ReadFile, WriteFile

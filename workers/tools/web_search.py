@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from config.errors import ConfigError, ToolError
+from crewq.config.errors import ConfigError, ToolError
 
 from .base import ToolContext
 from .nettool import NetTool

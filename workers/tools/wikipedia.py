@@ -16,7 +16,7 @@ import re
 from typing import Any
 from urllib.parse import quote
 
-from config.errors import ToolError
+from crewq.config.errors import ToolError
 
 from .base import ToolContext
 from .nettool import NetTool

@@ -14,7 +14,7 @@ import itertools
 import threading
 from typing import Any
 
-from config.errors import ToolError
+from crewq.config.errors import ToolError
 
 METHOD_NOT_FOUND = -32601
 _MISSING = object()

@@ -11,11 +11,13 @@ import json
 import threading
 from typing import Any, Protocol
 
+from crewq._version import __version__
+
 from ..base import ToolResult
 from .jsonrpc import McpError, SessionExpired
 
 PROTOCOL_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26")  # newest first; we offer the first
-CLIENT_INFO = {"name": "crewq", "version": "0.1.0"}
+CLIENT_INFO = {"name": "crewq", "version": __version__}
 MAX_PAGES = 100
 
 

@@ -25,9 +25,9 @@ from typing import Any, Mapping
 
 import jsonschema
 
-from config import envref
-from config.errors import ConfigError, ToolServerUnavailable
-from config.schema import ToolSpec
+from crewq.config import envref
+from crewq.config.errors import ConfigError, ToolServerUnavailable
+from crewq.config.schema import ToolSpec
 
 from ..base import Tool, ToolContext, ToolResult
 from .http import HttpTransport
