@@ -1,0 +1,45 @@
+"""`crewq`, the command line, assembled in one place: each command lives in a module of this
+package by what it acts on (a crew file, a run, the fleet's processes) and is added here."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from crewq.config.errors import ConfigError, CrewqError, RunError
+
+from . import crew, fleet, runs
+
+
+class CrewqGroup(click.Group):
+    """User mistakes and failed runs end with a one-line message and an exit code, not a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            click.echo(f"crewq: error: {exc}", err=True)
+            sys.exit(2)
+        except RunError as exc:
+            click.echo(f"crewq: {exc}", err=True)
+            sys.exit(1)
+        except (CrewqError, LookupError) as exc:
+            click.echo(f"crewq: error: {exc.args[0] if exc.args else exc}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=CrewqGroup)
+@click.version_option(package_name="crewq")
+def main() -> None:
+    """Multi-agent LLM crews on a Celery worker fleet over Redis.
+
+    With CREWQ_REDIS_URL (or REDIS_URL) set, commands talk to that fleet. Without it, `crewq run`
+    starts a private Redis and an in-process worker, and stops them when the run ends.
+    """
+
+
+for command in (crew.run, crew.submit, runs.status, runs.events, runs.cancel, runs.resume,
+                crew.validate, crew.plan, crew.init, crew.schema,
+                fleet.worker, fleet.supervisor, fleet.beat, fleet.tools):
+    main.add_command(command)

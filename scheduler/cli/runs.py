@@ -1,0 +1,47 @@
+"""Commands on a run: status, events, cancel, resume."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from .. import commands
+
+
+@click.command()
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True)
+def status(run_id, as_json):
+    """A run's status, per agent: state, turns, tokens, host."""
+    data = commands.client().status(run_id)
+    click.echo(json.dumps(data, indent=2, default=str) if as_json else commands.format_status(data))
+
+
+@click.command()
+@click.argument("run_id")
+@click.option("--follow", "-f", is_flag=True, help="keep printing until the run finishes")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object a line")
+def events(run_id, follow, as_json):
+    """A run's event log (the source of truth for its status)."""
+    client = commands.client()
+    if not client.ledger.has_run(run_id):
+        raise LookupError(f"run {run_id} not found (unknown, or expired)")
+    for event in client.events(run_id, follow=follow):
+        click.echo(json.dumps(event, default=str) if as_json else commands.format_event(event))
+
+
+@click.command()
+@click.argument("run_id")
+def cancel(run_id):
+    """Cancel a run: revoke its in-flight tasks and mark it cancelled."""
+    done = commands.client().cancel(run_id)
+    click.echo(f"run {run_id} cancelled" if done else f"run {run_id} had already ended")
+
+
+@click.command()
+@click.argument("run_id")
+def resume(run_id):
+    """Continue a failed or cancelled run from the agents that completed."""
+    again = commands.client().resume(run_id)
+    click.echo(f"run {run_id} resumed: {', '.join(again)} run again")
