@@ -1,10 +1,11 @@
 """The statuses of a run and of an agent, as stored in the ledger and shown by `status --json`.
 
-    run:    running ──► succeeded | failed | cancelled          (a resumed run is running again)
-    agent:  pending ──► running ──► succeeded | failed | skipped | cancelled
-                           ▲  └──► (restart by policy) ──┘
+    run:    queued ──► running ──► succeeded | failed | cancelled     (a resumed run is running again)
+    agent:  waiting ──► running ──► succeeded | failed | skipped | cancelled
+                           ▲  └──► (restart by policy: waiting again) ──┘
 
-str enums: each member *is* its string, so Redis, JSON and Lua see the same values.
+str enums: each member *is* its string, so Redis, JSON and Lua see the same values (the ledger's
+Lua scripts get them as arguments, never spelled out).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from enum import Enum
 
 
 class RunStatus(str, Enum):
+    QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
@@ -23,11 +25,11 @@ class RunStatus(str, Enum):
 
     @property
     def terminal(self) -> bool:
-        return self is not RunStatus.RUNNING
+        return self not in (RunStatus.QUEUED, RunStatus.RUNNING)
 
 
 class AgentStatus(str, Enum):
-    PENDING = "pending"
+    WAITING = "waiting"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
@@ -37,5 +39,12 @@ class AgentStatus(str, Enum):
     def __str__(self) -> str:
         return self.value
 
+    @property
+    def settled(self) -> bool:
+        """The attempt is over: only a restart (a new attempt) changes it."""
+        return self not in (AgentStatus.WAITING, AgentStatus.RUNNING)
 
-TERMINAL_RUN = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
+
+# Tuples, in declaration order: the Lua scripts get them as ARGV.
+TERMINAL_RUN = tuple(s for s in RunStatus if s.terminal)
+SETTLED_AGENT = tuple(s for s in AgentStatus if s.settled)

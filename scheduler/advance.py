@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from crewq.config.states import AgentStatus, RunStatus
 from crewq.workers.app import ADVANCE_TASK, ledger_of
 from crewq.workers.ledger import TERMINAL, Ledger
 from crewq.workers.runspec import RunSpec
@@ -25,7 +26,7 @@ def advance(self, results, run_id: str, wave: int) -> str:
         return "run ended"
     spec = ledger.spec(run_id)
     states = ledger.agents(run_id, spec.waves[wave])
-    if any(s.get("status") != "succeeded" for s in states.values()):
+    if any(s.get("status") != AgentStatus.SUCCEEDED for s in states.values()):
         # A failed agent is the supervisor's to restart or give up on; a restarted one has a repair
         # chord of its own whose body is this same task.
         return "waiting"
@@ -51,18 +52,18 @@ def final_output(ledger: Ledger, spec: RunSpec) -> str:
 
 
 def complete_run(ledger: Ledger, spec: RunSpec) -> None:
-    ledger.finish_run(spec.run_id, "succeeded", output=final_output(ledger, spec))
+    ledger.finish_run(spec.run_id, RunStatus.SUCCEEDED, output=final_output(ledger, spec))
 
 
 def fail_run(ledger: Ledger, spec: RunSpec, agent_id: str, state: dict) -> None:
     """The agent is permanently failed: skip everything downstream and fail the run, naming it."""
     for dependent in downstream(spec, agent_id):
-        if ledger.agent(spec.run_id, dependent).get("status") in ("waiting", None, ""):
-            ledger.update_agent(spec.run_id, dependent, status="skipped", error=f"{agent_id} failed")
+        if ledger.agent(spec.run_id, dependent).get("status") in (AgentStatus.WAITING, None, ""):
+            ledger.update_agent(spec.run_id, dependent, status=AgentStatus.SKIPPED, error=f"{agent_id} failed")
             ledger.event(spec.run_id, "agent_skipped", dependent, because=agent_id)
     attempts = int(state.get("attempt") or 0) + 1
     error = f"agent {agent_id} failed after {attempts} attempt{'s' if attempts > 1 else ''}: {state.get('error')}"
-    ledger.finish_run(spec.run_id, "failed", error=error, failed_agent=agent_id)
+    ledger.finish_run(spec.run_id, RunStatus.FAILED, error=error, failed_agent=agent_id)
 
 
 def downstream(spec: RunSpec, agent_id: str) -> list[str]:

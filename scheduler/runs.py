@@ -18,6 +18,7 @@ from celery import Celery
 from crewq.config.errors import RunError
 from crewq.config.loader import LoadedCrew, load_crew_text
 from crewq.config.settings import Settings
+from crewq.config.states import AgentStatus, RunStatus
 
 from crewq.workers import tracing
 from crewq.workers.app import create_app, ledger_of
@@ -43,7 +44,7 @@ def submit_loaded(app: Celery, loaded: LoadedCrew, inputs: dict[str, str] | None
                    inputs=inputs, submitted_at=time.time())
     ledger = ledger_of(app)
     ledger.create_run(spec)
-    ledger.set_run(spec.run_id, status="running", started_at=time.time(), **tracing.submit_fields(spec.run_id))
+    ledger.set_run(spec.run_id, status=RunStatus.RUNNING, started_at=time.time(), **tracing.submit_fields(spec.run_id))
     ledger.event(spec.run_id, "run_started", agents=[a.id for a in spec.crew.agents])
     emit_wave(app, spec, 0)
     return spec.run_id
@@ -102,7 +103,7 @@ class Client:
         status = self.status(run_id)
         if status.get("status") not in TERMINAL:
             raise RunError(f"still {status.get('status')} after {timeout:g}s", run_id=run_id, status="timed out")
-        if status["status"] != "succeeded":
+        if status["status"] != RunStatus.SUCCEEDED:
             raise RunError(status.get("error") or status["status"], run_id=run_id, status=status["status"])
         return status
 
@@ -112,7 +113,7 @@ class Client:
         from .supervisor.repair import revoke_run
         if not self.ledger.has_run(run_id):
             raise LookupError(f"run {run_id} not found (unknown, or expired)")
-        cancelled = self.ledger.finish_run(run_id, "cancelled", error=reason)
+        cancelled = self.ledger.finish_run(run_id, RunStatus.CANCELLED, error=reason)
         if cancelled:
             revoke_run(self.app, self.ledger, run_id)
         return cancelled
@@ -122,11 +123,11 @@ class Client:
         if not self.ledger.has_run(run_id):
             raise LookupError(f"run {run_id} not found (unknown, or expired)")
         status = self.ledger.run_status(run_id)
-        if status not in ("failed", "cancelled"):
+        if status not in (RunStatus.FAILED, RunStatus.CANCELLED):
             raise RunError(f"only a failed or cancelled run can be resumed", run_id=run_id, status=status or "?")
         spec = self.ledger.spec(run_id)
         states = self.ledger.agents(run_id, [a.id for a in spec.crew.agents])
-        again = [a for wave in spec.waves for a in wave if states[a].get("status") != "succeeded"]
+        again = [a for wave in spec.waves for a in wave if states[a].get("status") != AgentStatus.SUCCEEDED]
         if not again:
             raise RunError("every agent has succeeded already", run_id=run_id, status=status)
         for agent_id in again:
@@ -147,6 +148,6 @@ def run(crew: str | Path, inputs: dict[str, str] | None = None, *, task: str | N
     Returns the run's summary (`crewq run --json`'s shape); raises RunError unless it succeeded."""
     from .commands import run as run_command
     summary = run_command(str(crew), dict(inputs or {}), task, timeout, concurrency=16, quiet=True)
-    if summary["status"] != "succeeded":
+    if summary["status"] != RunStatus.SUCCEEDED:
         raise RunError(summary.get("error") or summary["status"], run_id=summary["run_id"], status=summary["status"])
     return summary

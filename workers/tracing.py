@@ -25,6 +25,8 @@ import threading
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+from crewq.config.states import RunStatus
+
 _state: dict[str, Any] = {"pid": None, "tracer": None, "provider": None}
 _lock = threading.Lock()
 _forced_span_id: contextvars.ContextVar[int | None] = contextvars.ContextVar("crewq_span_id", default=None)
@@ -256,7 +258,7 @@ def _ended(name: str, parent, span_id: int, started_at: float, ended_at: float, 
     finally:
         _forced_span_id.reset(tokens[0])
         _forced_trace_id.reset(tokens[1])
-    if status in ("failed", "cancelled"):
+    if status in (RunStatus.FAILED, RunStatus.CANCELLED):  # an agent's failed is the same string
         span.set_status(Status(StatusCode.ERROR, (error or status)[:500]))
     span.end(end_time=int(max(ended_at, started_at) * 1e9))
 

@@ -15,6 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from crewq.config.errors import (ConfigError, MissingEnvError, ProviderError, ToolServerUnavailable,
                            TransientProviderError)
+from crewq.config.states import AgentStatus
 
 from . import tracing
 from .app import TOOL_TASK, TURN_TASK, ledger_of, requeue_after_outage, settings_of, turn_signature
@@ -76,13 +77,13 @@ class Turn:
         agent = self.agent = spec.crew.agent(self.agent_id)
         run, state = ledger.run_and_agent(self.run_id, self.agent_id)
         if run.get("status") in TERMINAL:
-            return envelope("skipped", self.agent_id, self.attempt, error=f"run {run['status']}")
+            return envelope(AgentStatus.SKIPPED, self.agent_id, self.attempt, error=f"run {run['status']}")
         if int(state.get("attempt", 0)) != self.attempt:
-            return envelope("skipped", self.agent_id, self.attempt, error="superseded by a newer attempt")
-        if state.get("status") == "succeeded":  # a redelivery after the agent finished
+            return envelope(AgentStatus.SKIPPED, self.agent_id, self.attempt, error="superseded by a newer attempt")
+        if state.get("status") == AgentStatus.SUCCEEDED:  # a redelivery after the agent finished
             return envelope("ok", self.agent_id, self.attempt)
-        if state.get("status") in ("failed", "skipped"):
-            return envelope("failed", self.agent_id, self.attempt, error=state.get("error"))
+        if state.get("status") in (AgentStatus.FAILED, AgentStatus.SKIPPED):
+            return envelope(AgentStatus.FAILED, self.agent_id, self.attempt, error=state.get("error"))
 
         now = time.time()
         if spec.crew.task.max_duration and now - float(run.get("started_at") or now) > spec.crew.task.max_duration:
@@ -98,7 +99,7 @@ class Turn:
         raw = ledger.reply(self.run_id, self.agent_id, self.attempt, self.turn)
         if raw is None:
             raw = self.ask(conversation.messages, tools, deadline=self.deadline(started, run))
-            if isinstance(raw, dict) and raw.get("status") == "failed":
+            if isinstance(raw, dict) and raw.get("status") == AgentStatus.FAILED:
                 return raw
         reply = LLMReply.model_validate(raw)
         if reply.tool_calls:
@@ -185,12 +186,12 @@ class Turn:
 
     def succeed(self, output: str) -> dict:
         # First settlement wins: a redelivered or swept turn cannot overwrite it.
-        if not self.ledger.settle_agent(self.run_id, self.agent_id, self.attempt, "succeeded", output=output, error=""):
-            return envelope("skipped", self.agent_id, self.attempt, error="attempt already settled or superseded")
+        if not self.ledger.settle_agent(self.run_id, self.agent_id, self.attempt, AgentStatus.SUCCEEDED, output=output, error=""):
+            return envelope(AgentStatus.SKIPPED, self.agent_id, self.attempt, error="attempt already settled or superseded")
         started = float(self.ledger.agent(self.run_id, self.agent_id).get("started_at") or time.time())
         self.ledger.event(self.run_id, "agent_succeeded", self.agent_id, turns=self.turn + 1, attempt=self.attempt,
                           seconds=round(time.time() - started, 3))
-        trace_agent(self.ledger, self.run_id, self.agent_id, self.attempt, "succeeded")
+        trace_agent(self.ledger, self.run_id, self.agent_id, self.attempt, AgentStatus.SUCCEEDED)
         return envelope("ok", self.agent_id, self.attempt)
 
     def fail(self, error: str, permanent: bool = False) -> dict:
@@ -201,14 +202,14 @@ def report_failure(ledger: Ledger, run_id: str, agent_id: str, attempt: int, tur
                    permanent: bool = False) -> dict:
     """Settle the attempt as failed and append a FailureReport for the supervisor (once per attempt).
     A permanent failure (a configuration error) is one no restart can fix."""
-    if not ledger.settle_agent(run_id, agent_id, attempt, "failed", error=error):
-        return envelope("skipped", agent_id, attempt, error="attempt already settled or superseded")
+    if not ledger.settle_agent(run_id, agent_id, attempt, AgentStatus.FAILED, error=error):
+        return envelope(AgentStatus.SKIPPED, agent_id, attempt, error="attempt already settled or superseded")
     report = {"run_id": run_id, "agent_id": agent_id, "attempt": attempt, "turn": turn, "error": error,
               "ts": time.time(), "permanent": permanent}
     ledger.event(run_id, "agent_failed", agent_id, turn=turn, attempt=attempt, error=error)
     ledger.report_failure(report)
-    trace_agent(ledger, run_id, agent_id, attempt, "failed", error)
-    return envelope("failed", agent_id, attempt, error=error)
+    trace_agent(ledger, run_id, agent_id, attempt, AgentStatus.FAILED, error)
+    return envelope(AgentStatus.FAILED, agent_id, attempt, error=error)
 
 
 def trace_agent(ledger: Ledger, run_id: str, agent_id: str, attempt: int, status: str, error: str | None = None) -> None:

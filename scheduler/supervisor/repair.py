@@ -10,6 +10,7 @@ import json
 
 from celery import Celery
 
+from crewq.config.states import AgentStatus
 from crewq.workers.ledger import TERMINAL, Ledger
 from crewq.workers.runspec import RunSpec
 
@@ -56,7 +57,7 @@ def overdue_agents(ledger: Ledger, spec: RunSpec, now: float) -> list[tuple[str,
     states = ledger.agents(spec.run_id, [a.id for a in spec.crew.agents])
     for agent in spec.crew.agents:
         state = states[agent.id]
-        if agent.timeout and state.get("status") == "running" and state.get("started_at"):
+        if agent.timeout and state.get("status") == AgentStatus.RUNNING and state.get("started_at"):
             if now - float(state["started_at"]) > agent.timeout:
                 found.append((agent.id, int(state.get("attempt") or 0), int(state.get("turn") or 0),
                               f"agent timeout ({agent.timeout:g}s) exceeded"))

@@ -18,6 +18,7 @@ import time
 import redis
 from celery import Celery
 
+from crewq.config.states import RunStatus
 from crewq.workers.app import ledger_of, settings_of
 from crewq.workers.ledger import TERMINAL
 from crewq.workers.turn import report_failure
@@ -188,7 +189,7 @@ class Supervisor:
             spec = self.ledger.spec(run_id)
             reason = repair.overdue(self.ledger, spec, run, now)
             if reason:
-                if self.ledger.finish_run(run_id, "failed", error=reason):
+                if self.ledger.finish_run(run_id, RunStatus.FAILED, error=reason):
                     repair.revoke_run(self.app, self.ledger, run_id)
                 continue
             for agent_id, attempt, turn, error in repair.overdue_agents(self.ledger, spec, now):

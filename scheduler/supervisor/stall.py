@@ -19,6 +19,7 @@ import logging
 
 from celery import Celery, chord, group
 
+from crewq.config.states import AgentStatus
 from crewq.workers.app import ADVANCE_TASK, turn_signature
 from crewq.workers.ledger import TERMINAL, Ledger
 from crewq.workers.runspec import RunSpec
@@ -56,10 +57,10 @@ def restart_stalled(app: Celery, ledger: Ledger, spec: RunSpec) -> list[str]:
     """Send the run's next step again. Returns what was sent (nothing when a failure awaits a decision)."""
     run_id = spec.run_id
     states = ledger.agents(run_id, [a.id for a in spec.crew.agents])
-    if any(s.get("status") == "failed" for s in states.values()):
+    if any(s.get("status") == AgentStatus.FAILED for s in states.values()):
         return []
     wave = next((n for n, agents in enumerate(spec.waves)
-                 if any(states[a].get("status") != "succeeded" for a in agents)), None)
+                 if any(states[a].get("status") != AgentStatus.SUCCEEDED for a in agents)), None)
     if wave is None:  # everything succeeded: the last `advance` was lost
         last = len(spec.waves) - 1
         ledger.forget_waves(run_id, last, len(spec.waves))
@@ -68,13 +69,13 @@ def restart_stalled(app: Celery, ledger: Ledger, spec: RunSpec) -> list[str]:
     if wave > 0:  # the wave before is done; its advance acted, or was lost acting
         ledger.mark_wave_advanced(run_id, wave - 1)
     sent = []
-    waiting = [a for a in spec.waves[wave] if states[a].get("status") in (None, "", "waiting")]
+    waiting = [a for a in spec.waves[wave] if states[a].get("status") in (None, "", AgentStatus.WAITING)]
     if waiting:
         emit_wave(app, spec, wave, agents=waiting)
         sent += [f"{a} turn 0" for a in waiting]
     body = app.signature(ADVANCE_TASK, args=(run_id, wave))
     for agent_id in spec.waves[wave]:
-        if states[agent_id].get("status") == "running":
+        if states[agent_id].get("status") == AgentStatus.RUNNING:
             turn, attempt = int(states[agent_id].get("turn") or 0), int(states[agent_id].get("attempt") or 0)
             chord(group([turn_signature(app, spec, agent_id, turn, attempt)]), body).apply_async()
             sent.append(f"{agent_id} turn {turn}")

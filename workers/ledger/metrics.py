@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from crewq.config.states import AgentStatus
+
 from .keys import Keys
 
 # Buckets (seconds): an LLM call takes 0.1 s to minutes, an agent seconds to an hour.
@@ -142,7 +144,7 @@ def _turn_started(pipe, key, agent, data):
 
 
 def _agent_succeeded(pipe, key, agent, data):
-    _count(pipe, key, "crewq_agents_finished_total", agent=agent, status="succeeded")
+    _count(pipe, key, "crewq_agents_finished_total", agent=agent, status=AgentStatus.SUCCEEDED.value)
     seconds, turns = _number(data.get("seconds")), _number(data.get("turns"))
     if seconds is not None:
         _observe(pipe, key, "crewq_agent_seconds", seconds, agent=agent)
@@ -151,11 +153,11 @@ def _agent_succeeded(pipe, key, agent, data):
 
 
 def _agent_failed(pipe, key, agent, data):
-    _count(pipe, key, "crewq_agents_finished_total", agent=agent, status="failed")
+    _count(pipe, key, "crewq_agents_finished_total", agent=agent, status=AgentStatus.FAILED.value)
 
 
 def _agent_skipped(pipe, key, agent, data):
-    _count(pipe, key, "crewq_agents_finished_total", agent=agent, status="skipped")
+    _count(pipe, key, "crewq_agents_finished_total", agent=agent, status=AgentStatus.SKIPPED.value)
 
 
 def _llm_call(pipe, key, agent, data):

@@ -13,29 +13,40 @@ from typing import Any, Iterable
 
 import redis
 
+from crewq.config.states import SETTLED_AGENT, TERMINAL_RUN, AgentStatus, RunStatus
+
 from .. import tracing
 from ..runspec import RunSpec
 from . import metrics
 from .keys import Keys
 
-TERMINAL = ("succeeded", "failed", "cancelled")
+TERMINAL = TERMINAL_RUN
 
-# Settles an agent attempt once: writes only if the attempt is current and not yet settled.
+# The statuses a script must not overwrite come as ARGV (count, then the values), never spelled
+# out in Lua: the enums in config/states.py are their one source.
+_ENDED = """
+local n = tonumber(ARGV[2])
+local s = redis.call('HGET', KEYS[1], 'status')
+for i = 3, 2 + n do if s == ARGV[i] then return 0 end end
+"""
+
+# Settles an agent attempt once: writes only if the attempt (ARGV[1]) is current and not yet settled.
 _SETTLE = """
 if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then return 0 end
-local s = redis.call('HGET', KEYS[1], 'status')
-if s == 'succeeded' or s == 'failed' or s == 'skipped' then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+""" + _ENDED + """
+redis.call('HSET', KEYS[1], unpack(ARGV, 3 + n))
 return 1
 """
 
-# Sets fields on a run's hash unless the run already ended; returns 1 when it wrote.
-_FINISH = """
-local s = redis.call('HGET', KEYS[1], 'status')
-if s == 'succeeded' or s == 'failed' or s == 'cancelled' then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV))
+# Sets fields on a run's hash unless the run already ended; returns 1 when it wrote. (ARGV[1] unused.)
+_FINISH = _ENDED + """
+redis.call('HSET', KEYS[1], unpack(ARGV, 3 + n))
 return 1
 """
+
+
+def _script_args(first: str, ended: tuple[str, ...], fields: dict[str, Any]) -> list:
+    return [first, len(ended), *ended, *(x for pair in fields.items() for x in pair)]
 
 # The index of one LLM call, given once per call key and the same ever after (atomic, one round trip).
 _CALL_INDEX = """
@@ -68,11 +79,11 @@ class Ledger:
         pipe = self.redis.pipeline()
         pipe.set(k.spec(spec.run_id), spec.to_json(), ex=self.ttl, nx=True)
         pipe.hset(k.run(spec.run_id), mapping={
-            "status": "queued", "name": spec.crew.runtime.name, "submitted_at": now,
+            "status": RunStatus.QUEUED, "name": spec.crew.runtime.name, "submitted_at": now,
             "waves": json.dumps(spec.waves), "agents": json.dumps([a.id for a in spec.crew.agents])})
         pipe.expire(k.run(spec.run_id), self.ttl)
         for agent in spec.crew.agents:
-            pipe.hset(k.agent(spec.run_id, agent.id), mapping={"status": "waiting", "attempt": 0})
+            pipe.hset(k.agent(spec.run_id, agent.id), mapping={"status": AgentStatus.WAITING, "attempt": 0})
             pipe.expire(k.agent(spec.run_id, agent.id), self.ttl)
         pipe.zadd(k.runs, {spec.run_id: now})
         pipe.sadd(k.active, spec.run_id)
@@ -94,11 +105,10 @@ class Ledger:
     def set_run(self, run_id: str, **fields: Any) -> None:
         self.redis.hset(self.keys.run(run_id), mapping=_flat(fields))
 
-    def finish_run(self, run_id: str, status: str, **fields: Any) -> bool:
+    def finish_run(self, run_id: str, status: RunStatus, **fields: Any) -> bool:
         """Move a run to a terminal status once; returns False if it had ended already."""
         values = _flat({"status": status, "finished_at": time.time(), **fields})
-        args = [x for pair in values.items() for x in pair]
-        won = bool(self._finish(keys=[self.keys.run(run_id)], args=args))
+        won = bool(self._finish(keys=[self.keys.run(run_id)], args=_script_args("", TERMINAL_RUN, values)))
         self.redis.srem(self.keys.active, run_id)
         if won:
             if tracing.tracer() is not None:  # before the event: who saw the run end can find its span
@@ -159,7 +169,7 @@ class Ledger:
         key = self.keys.agent(run_id, agent_id)
         pipe = self.redis.pipeline(transaction=False)
         pipe.hsetnx(key, "started_at", time.time())
-        pipe.hset(key, mapping={"status": "running", "hostname": hostname, "turn": turn})
+        pipe.hset(key, mapping={"status": AgentStatus.RUNNING, "hostname": hostname, "turn": turn})
         pipe.expire(key, self.ttl)
         pipe.sadd(self.keys.hosts(run_id, agent_id), hostname)
         pipe.expire(self.keys.hosts(run_id, agent_id), self.ttl)
@@ -167,10 +177,10 @@ class Ledger:
         pipe.hget(key, "started_at")
         return float(pipe.execute()[-1])
 
-    def settle_agent(self, run_id: str, agent_id: str, attempt: int, status: str, **fields: Any) -> bool:
+    def settle_agent(self, run_id: str, agent_id: str, attempt: int, status: AgentStatus, **fields: Any) -> bool:
         """Succeed or fail one attempt, once: False if the attempt is stale or already settled."""
         values = _flat({"status": status, "finished_at": time.time(), **fields})
-        args = [str(attempt)] + [x for pair in values.items() for x in pair]
+        args = _script_args(str(attempt), SETTLED_AGENT, values)
         return bool(self._settle(keys=[self.keys.agent(run_id, agent_id)], args=args))
 
     def reset_agent(self, run_id: str, agent_id: str, attempt: int) -> None:
@@ -178,7 +188,7 @@ class Ledger:
         key = self.keys.agent(run_id, agent_id)
         pipe = self.redis.pipeline()
         pipe.hdel(key, "started_at", "finished_at", "output", "error", "turn")
-        pipe.hset(key, mapping={"status": "waiting", "attempt": attempt})
+        pipe.hset(key, mapping={"status": AgentStatus.WAITING, "attempt": attempt})
         pipe.expire(key, self.ttl)
         pipe.execute()
 
@@ -191,7 +201,7 @@ class Ledger:
     def reopen_run(self, run_id: str) -> None:
         """A failed or cancelled run goes back to running (resume)."""
         pipe = self.redis.pipeline()
-        pipe.hset(self.keys.run(run_id), mapping={"status": "running", "error": "", "restarts": 0})
+        pipe.hset(self.keys.run(run_id), mapping={"status": RunStatus.RUNNING, "error": "", "restarts": 0})
         pipe.hdel(self.keys.run(run_id), "finished_at", "failed_agent")
         pipe.sadd(self.keys.active, run_id)
         pipe.execute()
