@@ -29,6 +29,7 @@ from crewq.config.loader import load_crew_text  # noqa: E402
 from crewq.config.settings import Settings  # noqa: E402
 from crewq.scheduler.local_redis import LocalRedis  # noqa: E402
 from crewq.scheduler.runs import Client, submit_loaded  # noqa: E402
+from crewq.workers.ledger.events import TurnStarted  # noqa: E402
 from crewq.scheduler.supervisor import SupervisorThread  # noqa: E402
 from crewq.workers.app import create_app  # noqa: E402
 
@@ -59,16 +60,16 @@ def one_kill(app, workers: dict[str, subprocess.Popen], url: str, logdir: str, f
     client = Client(app)
     run_id = submit_loaded(app, load_crew_text(CREW, str(Path(folder) / "crew.yaml")))
     events = client.events(run_id, follow=True, timeout=60)
-    victim = next(e["host"] for e in events if e["type"] == "turn_started")
+    victim = next(e.host for e in events if isinstance(e, TurnStarted))
     killed_at = time.time()
     os.killpg(workers[victim].pid, signal.SIGKILL)
     workers[victim].wait()
-    again = next(e for e in events if e["type"] == "turn_started")
-    assert again["host"] != victim, again
+    again = next(e for e in events if isinstance(e, TurnStarted))
+    assert again.host != victim, again
     client.cancel(run_id)
     workers[victim] = start_worker(victim, url, logdir)  # back to two workers for the next round
     wait_ready(app, list(workers))
-    return again["ts"] - killed_at
+    return again.ts - killed_at
 
 
 def main() -> None:

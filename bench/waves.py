@@ -49,8 +49,7 @@ def one_run(client: Client, folder: str) -> tuple[float, float]:
     measured = 0.0
     for wave in range(WAVES):
         ids = [f"w{wave}a{i}" for i in range(WIDTH)]
-        measured += max(float(status["agents"][a]["finished_at"]) - float(status["agents"][a]["started_at"])
-                        for a in ids)
+        measured += max(status.agents[a].finished_at - status.agents[a].started_at for a in ids)
     return wall, measured
 
 

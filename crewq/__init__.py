@@ -23,8 +23,8 @@ __all__ = [
     "Crew", "Agent", "load_crew", "load_crew_text",
     # tools
     "register_tool",
-    # statuses
-    "RunStatus", "AgentStatus",
+    # statuses, and what the client returns (events by type: crewq.workers.ledger.events)
+    "RunStatus", "AgentStatus", "RunState", "RunInfo", "AgentState", "Event",
     # errors (the whole tree is `crewq.errors`)
     "CrewqError", "ConfigError", "ProviderError", "ToolError", "RunError",
     "__version__",
@@ -40,6 +40,10 @@ _LAZY = {
     "register_tool": "crewq.workers.tools.registry",
     "RunStatus": "crewq.config.states",
     "AgentStatus": "crewq.config.states",
+    "RunState": "crewq.workers.ledger.state",
+    "RunInfo": "crewq.workers.ledger.state",
+    "AgentState": "crewq.workers.ledger.state",
+    "Event": "crewq.workers.ledger.events",
     "CrewqError": "crewq.config.errors",
     "ConfigError": "crewq.config.errors",
     "ProviderError": "crewq.config.errors",
@@ -52,6 +56,8 @@ if TYPE_CHECKING:
     from crewq.config.loader import load_crew, load_crew_text
     from crewq.config.schema import Agent, Crew
     from crewq.config.states import AgentStatus, RunStatus
+    from crewq.workers.ledger.events import Event
+    from crewq.workers.ledger.state import AgentState, RunInfo, RunState
     from crewq.scheduler.runs import Client, run
     from crewq.workers.tools.registry import register_tool
 

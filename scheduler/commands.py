@@ -6,14 +6,16 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator, NoReturn
+from typing import Iterator, NoReturn
 
 from crewq.config.errors import ConfigError, RunError
 from crewq.config.loader import LoadedCrew
 from crewq.config.settings import Settings
+from crewq.config.states import RunStatus
 
 from crewq.workers.app import create_app, settings_of
-from crewq.workers.ledger import TERMINAL
+from crewq.workers.ledger.events import Event
+from crewq.workers.ledger.state import RunInfo, RunState, Usage
 
 from .embedded import embedded_fleet
 from .progress import Progress
@@ -40,7 +42,7 @@ def client() -> Client:
 
 
 def run(file: str, inputs: dict[str, str], task: str | None, timeout: float | None,
-        concurrency: int, quiet: bool = False) -> dict[str, Any]:
+        concurrency: int, quiet: bool = False) -> RunState:
     """Run a crew to its end, on the fleet when a broker is configured, else on the embedded default."""
     loaded, _ = check(file)
     wait = timeout or (loaded.crew.task.max_duration + 30 if loaded.crew.task.max_duration else DEFAULT_WAIT)
@@ -75,12 +77,15 @@ def exit_now(code: int) -> NoReturn:
 
 
 def _run_on(client: Client, loaded: LoadedCrew, inputs, task, wait: float, quiet: bool,
-            cancel_on_exit: bool) -> dict[str, Any]:
+            cancel_on_exit: bool) -> RunState:
     run_id = submit_loaded(client.app, loaded, inputs, task)
-    progress = None if quiet else Progress([a.id for a in loaded.crew.agents])
+    on_event = None
+    if not quiet:
+        progress = Progress([a.id for a in loaded.crew.agents])
+        on_event = lambda event: progress(event.model_dump())  # noqa: E731 (Progress reads events as dicts)
     try:
         try:
-            client.wait(run_id, timeout=wait, on_event=progress)
+            client.wait(run_id, timeout=wait, on_event=on_event)
         except RunError:
             pass  # reported below from the ledger, with the agents' states
     except KeyboardInterrupt:
@@ -88,34 +93,24 @@ def _run_on(client: Client, loaded: LoadedCrew, inputs, task, wait: float, quiet
             client.cancel(run_id, "interrupted")
         raise Interrupted(run_id, cancelled=cancel_on_exit) from None
     status = client.status(run_id)
-    if status.get("status") not in TERMINAL:
+    if not status.status.terminal:
         client.cancel(run_id, f"timed out after {wait:g}s")
         status = client.status(run_id)
-    return summarize(status)
+    return status
 
 
-def summarize(status: dict[str, Any]) -> dict[str, Any]:
-    agents = {a: {k: s.get(k) for k in ("status", "turn", "attempt", "hostname", "input_tokens", "output_tokens",
-                                          "cost_usd", "unpriced_calls", "error") if s.get(k) not in (None, "")}
-              for a, s in status["agents"].items()}
-    usage = {k: int(status.get(k) or 0) for k in ("input_tokens", "output_tokens", "llm_calls", "unpriced_calls")}
-    return {"run_id": status["run_id"], "status": status.get("status"), "output": status.get("output", ""),
-            "error": status.get("error") or None, "agents": agents,
-            "usage": {**usage, "cost_usd": round(float(status.get("cost_usd") or 0), 6)}}
-
-
-def cost_text(data: dict[str, Any]) -> str:
+def cost_text(usage: Usage) -> str:
     """The estimated cost of a run or an agent; calls to models without a price make it unknown, never free."""
-    cost, unpriced = float(data.get("cost_usd") or 0), int(data.get("unpriced_calls") or 0)
+    cost, unpriced = usage.cost_usd, usage.unpriced_calls
     if not unpriced:
         return f"cost ${cost:.4f}"
     missing = f"{unpriced} call{'s' if unpriced > 1 else ''} to models without a price"
     return f"cost at least ${cost:.4f} ({missing})" if cost else f"cost unknown ({missing})"
 
 
-def write_outputs(result: dict[str, Any], crew_file: str, extra: str | None) -> None:
+def write_outputs(result: RunState, crew_file: str, extra: str | None) -> None:
     """The final output to the crew's task.output_file (relative to the crew file) and to -o."""
-    if result["status"] != "succeeded":
+    if result.status != RunStatus.SUCCEEDED:
         return
     from crewq.config import envref
     from crewq.config.loader import load_crew
@@ -131,30 +126,40 @@ def write_outputs(result: dict[str, Any], crew_file: str, extra: str | None) -> 
         targets.append(Path(extra))
     for target in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(result["output"] + "\n", encoding="utf-8")
+        target.write_text((result.output or "") + "\n", encoding="utf-8")
 
 
-def format_status(data: dict[str, Any]) -> str:
-    lines = [f"run {data['run_id']}  {data.get('name', '')}  {data.get('status')}",
-             f"tokens: {data.get('input_tokens') or 0} in, {data.get('output_tokens') or 0} out, {cost_text(data)}"]
-    if data.get("error"):
-        lines.append(f"error: {data['error']}")
-    for agent, s in data["agents"].items():
-        tokens = f"{s.get('input_tokens') or 0}/{s.get('output_tokens') or 0} tok"
-        turn = int(s.get("turn") or 0) + 1 if s.get("status") not in ("waiting", "skipped") else 0
-        cost = f"  {cost_text(s)}" if s.get("cost_usd") or s.get("unpriced_calls") else ""
-        lines.append(f"  {agent:<16} {s.get('status', '?'):<10} turns {turn:<3} {tokens}{cost}"
-                     f"  {s.get('hostname', '')}" + (f"  {s['error']}" if s.get("error") else ""))
-    if data.get("status") == "succeeded":
-        lines += ["", data.get("output", "")]
+def format_status(data: RunState) -> str:
+    lines = [f"run {data.run_id}  {data.name}  {data.status}",
+             f"tokens: {data.usage.input_tokens} in, {data.usage.output_tokens} out, {cost_text(data.usage)}"]
+    if data.error:
+        lines.append(f"error: {data.error}")
+    for agent, s in data.agents.items():
+        tokens = f"{s.usage.input_tokens}/{s.usage.output_tokens} tok"
+        cost = f"  {cost_text(s.usage)}" if s.usage.cost_usd or s.usage.unpriced_calls else ""
+        lines.append(f"  {agent:<16} {s.status:<10} turns {s.turns:<3} {tokens}{cost}"
+                     f"  {s.hostname or ''}" + (f"  {s.error}" if s.error else ""))
+    if data.status == RunStatus.SUCCEEDED:
+        lines += ["", data.output or ""]
     return "\n".join(lines)
 
 
-def format_event(event: dict[str, Any]) -> str:
-    stamp = time.strftime("%H:%M:%S", time.localtime(event["ts"])) + f".{int(event['ts'] * 1000) % 1000:03d}"
-    rest = {k: v for k, v in event.items() if k not in ("id", "type", "agent", "ts")}
+def format_runs(runs: list[RunInfo]) -> str:
+    """`crewq runs`: one line a run, newest first."""
+    def when(at: float | None) -> str:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at)) if at else "-"
+    lines = [f"{'run':<16}  {'crew':<20} {'status':<10} {'started':<19}  {'finished':<19}"]
+    for run in runs:
+        lines.append(f"{run.run_id:<16}  {run.name[:20]:<20} {run.status:<10} {when(run.started_at or run.submitted_at)}"
+                     f"  {when(run.finished_at)}" + (f"  {run.error}" if run.error else ""))
+    return "\n".join(lines)
+
+
+def format_event(event: Event) -> str:
+    stamp = time.strftime("%H:%M:%S", time.localtime(event.ts)) + f".{int(event.ts * 1000) % 1000:03d}"
+    rest = event.model_dump(exclude={"id", "type", "agent", "ts"})
     details = " ".join(f"{k}={v}" for k, v in rest.items())
-    return f"{stamp}  {event['type']:<16} {event.get('agent') or '-':<14} {details}"
+    return f"{stamp}  {event.type:<16} {event.agent or '-':<14} {details}"
 
 
 def format_plan(loaded: LoadedCrew, waves: list[list[str]]) -> str:

@@ -1,9 +1,13 @@
-"""The client API: submit a crew, read a run's status and events, wait for it, cancel it.
+"""The client API: submit a crew, list runs, read a run's status and events, wait for it, cancel it.
 
-    from crewq.scheduler.runs import Client
+    from crewq import Client
     client = Client.from_env()               # CREWQ_REDIS_URL
     run_id = client.submit("crew.yaml", inputs={"topic": "tides"})
-    result = client.wait(run_id, timeout=600)  # follows the run's event stream
+    result = client.wait(run_id, timeout=600)  # a RunState; follows the run's event stream
+    print(result.output, result.usage.input_tokens)
+
+What it returns is typed (crewq.workers.ledger.state and .events): `status --json`, `run --json`
+and `events --json` print those models as JSON.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 from celery import Celery
 
@@ -23,6 +27,8 @@ from crewq.config.states import AgentStatus, RunStatus
 from crewq.workers import tracing
 from crewq.workers.app import create_app, ledger_of
 from crewq.workers.ledger import TERMINAL
+from crewq.workers.ledger.events import Event, RunFinished, parse
+from crewq.workers.ledger.state import RunInfo, RunState
 from crewq.workers.runspec import RunSpec
 
 from .emit import emit_wave
@@ -67,25 +73,31 @@ class Client:
             loaded = load_crew_text(str(crew))
         return submit_loaded(self.app, loaded, inputs, task)
 
-    def status(self, run_id: str) -> dict[str, Any]:
+    def runs(self, limit: int = 20) -> list[RunInfo]:
+        """The most recent runs, newest first (those within the retention)."""
+        return [RunInfo.model_validate(fields) for fields in self.ledger.run_infos(limit)]
+
+    def status(self, run_id: str) -> RunState:
         run = self.ledger.run(run_id)
         if not run:
             raise LookupError(f"run {run_id} not found (unknown, or expired)")
         spec = self.ledger.spec(run_id)
         agents = self.ledger.agents(run_id, [a.id for a in spec.crew.agents])
-        return {"run_id": run_id, **run, "agents": agents}
+        return RunState.from_ledger(run_id, run, agents)
 
     def events(self, run_id: str, follow: bool = False, after: str = "0-0",
-               timeout: float | None = None) -> Iterator[dict[str, Any]]:
-        """The run's events; with `follow`, new ones as they come until the run finishes."""
+               timeout: float | None = None) -> Iterator[Event]:
+        """The run's events, each as the model of its type (crewq.workers.ledger.events); with
+        `follow`, new ones as they come until the run finishes."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             block = 1000 if follow else None
             batch = self.ledger.events(run_id, after=after, block_ms=block)
-            for event in batch:
-                after = event["id"]
+            for record in batch:
+                event = parse(record)
+                after = event.id
                 yield event
-                if follow and event["type"] == "run_finished" and self.ledger.run_status(run_id) in TERMINAL:
+                if follow and isinstance(event, RunFinished) and self.ledger.run_status(run_id) in TERMINAL:
                     return  # (a resumed run has an earlier run_finished; it goes on)
             if not follow:
                 return
@@ -95,16 +107,16 @@ class Client:
                 return
 
     def wait(self, run_id: str, timeout: float | None = None,
-             on_event: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+             on_event: Callable[[Event], None] | None = None) -> RunState:
         """Follow the run to its end; returns its status. Raises RunError unless it succeeded."""
         for event in self.events(run_id, follow=True, timeout=timeout):
             if on_event:
                 on_event(event)
         status = self.status(run_id)
-        if status.get("status") not in TERMINAL:
-            raise RunError(f"still {status.get('status')} after {timeout:g}s", run_id=run_id, status="timed out")
-        if status["status"] != RunStatus.SUCCEEDED:
-            raise RunError(status.get("error") or status["status"], run_id=run_id, status=status["status"])
+        if not status.status.terminal:
+            raise RunError(f"still {status.status} after {timeout:g}s", run_id=run_id, status="timed out")
+        if status.status != RunStatus.SUCCEEDED:
+            raise RunError(status.error or status.status, run_id=run_id, status=status.status)
         return status
 
     def cancel(self, run_id: str, reason: str = "cancelled by the user") -> bool:
@@ -142,12 +154,12 @@ class Client:
 
 
 def run(crew: str | Path, inputs: dict[str, str] | None = None, *, task: str | None = None,
-        timeout: float | None = None) -> dict[str, Any]:
+        timeout: float | None = None) -> RunState:
     """Run a crew file to its end, for scripts and notebooks: on the fleet when CREWQ_REDIS_URL is
     set, else on the embedded default (a private Redis, an in-process worker and supervisor).
-    Returns the run's summary (`crewq run --json`'s shape); raises RunError unless it succeeded."""
+    Returns the run's final state (`crewq run --json`'s shape); raises RunError unless it succeeded."""
     from .commands import run as run_command
-    summary = run_command(str(crew), dict(inputs or {}), task, timeout, concurrency=16, quiet=True)
-    if summary["status"] != RunStatus.SUCCEEDED:
-        raise RunError(summary.get("error") or summary["status"], run_id=summary["run_id"], status=summary["status"])
-    return summary
+    state = run_command(str(crew), dict(inputs or {}), task, timeout, concurrency=16, quiet=True)
+    if state.status != RunStatus.SUCCEEDED:
+        raise RunError(state.error or state.status, run_id=state.run_id, status=state.status)
+    return state

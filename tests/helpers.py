@@ -7,6 +7,7 @@ from pathlib import Path
 
 from crewq.config.loader import load_crew
 from crewq.scheduler.runs import Client, submit_loaded
+from crewq.workers.ledger.state import RunState
 
 
 def write_crew(folder: Path, text: str, name: str = "crew.yaml") -> Path:
@@ -15,7 +16,7 @@ def write_crew(folder: Path, text: str, name: str = "crew.yaml") -> Path:
     return path
 
 
-def run_crew(app, path: Path, inputs: dict | None = None, timeout: float = 60) -> dict:
+def run_crew(app, path: Path, inputs: dict | None = None, timeout: float = 60) -> RunState:
     """Submit and follow the run's event stream to its end; returns the final status."""
     run_id = submit_loaded(app, load_crew(path), inputs or {})
     client = Client(app)

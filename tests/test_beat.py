@@ -15,6 +15,7 @@ from crewq.config.loader import load_crew_text
 from crewq.scheduler import beat
 from crewq.scheduler.cli import main
 from crewq.scheduler.runs import Client
+from crewq.workers.ledger.state import RunState
 
 from helpers import write_crew
 
@@ -103,7 +104,7 @@ def test_beat_without_a_crews_folder_is_a_usage_error(tmp_path):
     assert result.exit_code == 2 and "does not exist" in result.output
 
 
-def wait_for_run(client: Client, name: str, timeout: float = 30) -> dict:
+def wait_for_run(client: Client, name: str, timeout: float = 30) -> RunState:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for run_id in client.ledger.recent_runs():
@@ -134,7 +135,7 @@ def test_a_firing_submits_the_crew_file_with_its_inputs(worker, tmp_path):
     finally:
         scheduler.close()
     # relative paths start at the crew file's folder, the inputs fill the task
-    assert status["output"] == "read: high water at noon; asked: Task:\nBrief on tides"
+    assert status.output == "read: high water at noon; asked: Task:\nBrief on tides"
     # When it fired is in Redis as JSON (no pickled shelve file), and a restarted beat picks it up.
     stored = json.loads(ledger.redis.hget(ledger.keys.beat, "crew:ticker.yaml"))
     assert stored == {"last_run_at": fired.last_run_at.isoformat(), "total_run_count": 2}
@@ -154,7 +155,7 @@ def test_plain_celery_beat_entries_submit_by_value(worker, tmp_path):
     entry = entries["crew:ticker.yaml"]
     worker.send_task(entry["task"], args=entry["args"], kwargs=entry["kwargs"], queue=entry["options"]["queue"])
     status = wait_for_run(Client(worker), "ticker")
-    assert status["output"] == "read: ; asked: Task:\nBrief on tides"
+    assert status.output == "read: ; asked: Task:\nBrief on tides"
 
 
 def test_any_beat_of_the_app_keeps_its_state_as_json_not_pickle(worker):

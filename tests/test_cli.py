@@ -65,6 +65,11 @@ def test_run_json_and_output_file_relative_to_the_crew(tmp_path):
     assert result["status"] == "succeeded" and result["output"] == "A on Task:\nabout owls"
     assert result["agents"]["a"]["status"] == "succeeded" and result["usage"]["llm_calls"] == 1
     assert result["usage"]["cost_usd"] == 0 and result["usage"]["unpriced_calls"] == 0  # scripted is free
+    # numbers as numbers (`crewq status --json`'s shape): never the ledger's text
+    counts = [result["agents"]["a"]["turns"], result["agents"]["a"]["attempt"], result["agents"]["a"]["usage"]["llm_calls"],
+              *(result["usage"][k] for k in ("input_tokens", "output_tokens", "llm_calls"))]
+    assert all(type(n) is int for n in counts) and counts[:3] == [1, 0, 1]
+    assert type(result["finished_at"]) is float and result["waves"] == [["a"]]
     assert (tmp_path / "out/deep/result.md").read_text() == "A on Task:\nabout owls\n"
 
 

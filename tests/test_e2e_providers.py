@@ -8,6 +8,7 @@ from click.testing import CliRunner
 from fakes.llm_servers import FakeLLMServer, Reply, anthropic_error, anthropic_message, ollama_chat, openai_completion
 
 from crewq.scheduler.cli import main
+from crewq.workers.ledger.state import RunState
 
 from helpers import run_crew, write_crew
 
@@ -59,8 +60,8 @@ def test_three_providers_in_one_crew(app, worker_processes, servers, tmp_path, r
             llm: {{provider: ollama, model: llama3.1, base_url: "{ollama.url}"}}
         """)
     status = run_crew(app, path, timeout=60)
-    assert status["status"] == "succeeded", status
-    assert status["output"] == "final from llama"
+    assert status.status == "succeeded", status
+    assert status.output == "final from llama"
 
     # Each server got its own wire format, with its key, and the tool results went back in order.
     assert anthropic.received[0].headers["x-api-key"] == KEYS["E2E_ANTHROPIC_KEY"]
@@ -72,7 +73,7 @@ def test_three_providers_in_one_crew(app, worker_processes, servers, tmp_path, r
     assert "Output of researcher:\nfacts from claude" in ollama.received[0].body["messages"][-1]["content"]
 
     # `crewq status` shows tokens and a cost per agent.
-    shown = CliRunner().invoke(main, ["status", status["run_id"]], env={"CREWQ_REDIS_URL": redis_url})
+    shown = CliRunner().invoke(main, ["status", status.run_id], env={"CREWQ_REDIS_URL": redis_url})
     assert shown.exit_code == 0, shown.output
     lines = {line.split()[0]: line for line in shown.output.splitlines() if line.startswith("  ")}
     assert "2500/500 tok" in lines["researcher"] and "$0.0150" in lines["researcher"]  # 2500*3e-6 + 500*15e-6
@@ -104,15 +105,15 @@ def test_a_429_frees_the_worker_slot_while_it_waits(app, ledger, worker_processe
             script: [{{latency: 0.3s, text: "ran meanwhile"}}]
         """)
     status = run_crew(app, path, timeout=60)
-    assert status["status"] == "succeeded", status
-    events = ledger.events(status["run_id"], count=None)
+    assert status.status == "succeeded", status
+    events = ledger.events(status.run_id, count=None)
     retry = next(e for e in events if e["type"] == "llm_retry")
     assert retry["agent"] == "limited" and retry["countdown"] == 2.0
     resumed = [e for e in events if e["type"] == "turn_started" and e["agent"] == "limited"][1]
     other_done = next(e for e in events if e["type"] == "agent_succeeded" and e["agent"] == "other")
     # The other agent ran and finished on the same one-slot worker while the 429 waited.
     assert retry["ts"] < other_done["ts"] < resumed["ts"]
-    assert status["agents"]["other"]["hostname"] == status["agents"]["limited"]["hostname"] == node
+    assert status.agents["other"].hostname == status.agents["limited"].hostname == node
 
 
 def test_env_references_in_prompts_and_provider_are_resolved_on_the_worker(app, ledger, worker, tmp_path,
@@ -129,12 +130,12 @@ def test_env_references_in_prompts_and_provider_are_resolved_on_the_worker(app, 
               - {{id: a, role: researcher, goal: "env:CREWQ_T_GOAL"}}
             """)
         status = run_crew(app, path)
-    assert status["status"] == "succeeded", status
+    assert status.status == "succeeded", status
     sent = openai.received[0].body["messages"]
     assert "Your goal: count the octopus's hearts" in sent[0]["content"]
     assert sent[1]["content"] == "Task:\nhow many hearts?"
     # The references themselves are what Redis holds.
-    stored = ledger.redis.get(ledger.keys.spec(status["run_id"]))
+    stored = ledger.redis.get(ledger.keys.spec(status.run_id))
     assert stored.count("env:CREWQ_T_GOAL") == 1 and "octopus's hearts" not in stored
     # An input is text, never a reference: `{q}` filled with "env:..." does not read the worker's env.
     with FakeLLMServer() as openai:
@@ -148,8 +149,8 @@ def test_env_references_in_prompts_and_provider_are_resolved_on_the_worker(app, 
         from crewq.config.loader import load_crew
         from crewq.scheduler.runs import Client, submit_loaded
         run_id = submit_loaded(app, load_crew(path2), {"q": "env:CREWQ_T_GOAL"})
-        assert Client(app).wait(run_id, timeout=30)["status"] == "succeeded"
+        assert Client(app).wait(run_id, timeout=30).status == "succeeded"
     assert openai.received[0].body["messages"][1]["content"] == "Task:\nenv:CREWQ_T_GOAL"
     from crewq.scheduler.commands import write_outputs
-    write_outputs({"status": "succeeded", "output": "three"}, str(path), None)
+    write_outputs(RunState(run_id="r", status="succeeded", output="three"), str(path), None)
     assert (tmp_path / "answers" / "hearts.txt").read_text() == "three\n"

@@ -54,8 +54,8 @@ def test_mcp_and_wikipedia_in_one_parallel_turn(app, ledger, worker, tmp_path, m
         path = write_crew(tmp_path, CREW.format(mcp_url=mcp_url, wiki_url=wiki.url))
         status = run_crew(app, path, timeout=60)
 
-    assert status["status"] == "succeeded", status
-    events = ledger.events(status["run_id"], count=None)
+    assert status.status == "succeeded", status
+    events = ledger.events(status.run_id, count=None)
     for event in events:  # shown with -s
         if event["type"] in ("llm_call", "tool_call", "tool_result", "agent_succeeded"):
             print(f"[events] {event['type']:<15} {event['agent']} turn={event.get('turn')} "
@@ -63,7 +63,7 @@ def test_mcp_and_wikipedia_in_one_parallel_turn(app, ledger, worker, tmp_path, m
     results = sorted((e for e in events if e["type"] == "tool_result"), key=lambda e: e["index"])
     assert [(e["name"], e["turn"], e["is_error"]) for e in results] == [
         ("add", 0, False), ("wikipedia", 0, False), ("fail", 0, True)]
-    output = ledger.agent(status["run_id"], "researcher")["output"]
+    output = ledger.agent(status.run_id, "researcher")["output"]
     first, second, third = output.removeprefix("found ").split("|")
     assert '"total": 3' in first
     assert "Octopuses have three hearts." in second
@@ -92,8 +92,8 @@ def test_a_tool_that_cannot_be_built_where_it_is_called_is_a_tool_error(app, led
               - {text: "went on: {tool_results}"}
         """)
     status = run_crew(app, path)
-    assert status["status"] == "succeeded", status
-    assert status["output"] == ("went on: tool 'list_files' is not available: tools.mcp: MCP server 'calc' "
+    assert status.status == "succeeded", status
+    assert status.output == ("went on: tool 'list_files' is not available: tools.mcp: MCP server 'calc' "
                                 "(http://127.0.0.1:9/mcp) is not usable: connection refused")
-    results = [e for e in ledger.events(status["run_id"], count=None) if e["type"] == "tool_result"]
+    results = [e for e in ledger.events(status.run_id, count=None) if e["type"] == "tool_result"]
     assert [(r["name"], r["is_error"]) for r in results] == [("list_files", True)]

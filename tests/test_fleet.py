@@ -306,17 +306,17 @@ def test_the_compose_fleet_runs_crews_from_flower_and_beat(tmp_path):
         result = until(lambda: json.loads(http(f"{flower}/api/task/result/{task_id}?timeout=1", auth)[1])
                        .get("result"), 30, "the submit task's result", fleet, "flower")
         run = Client(app).wait(result, timeout=30)
-        assert run["status"] == "succeeded" and run["output"] == "an explainer"
-        print(f"[fleet] Flower's async-apply: task {task_id} -> run {result}: {run['status']}, {run['output']!r}")
+        assert run.status == "succeeded" and run.output == "an explainer"
+        print(f"[fleet] Flower's async-apply: task {task_id} -> run {result}: {run.status}, {run.output!r}")
 
         # beat: the crew file's schedule (every 1s) starts runs of its own
         fleet.start("beat")
         runs = Client(app)
         ticker = until(lambda: next((r for r in runs.ledger.recent_runs() if runs.ledger.run(r).get("name") == "ticker"),
                                     None), 30, "a run from beat", fleet, "beat")
-        assert runs.wait(ticker, timeout=30)["output"] == "high water at noon"
-        print(f"[fleet] beat started run {ticker} of crew 'ticker': {runs.status(ticker)['output']!r}")
-        assert runs.status(ticker)["agents"]["reporter"]["status"] == "succeeded"
+        assert runs.wait(ticker, timeout=30).output == "high water at noon"
+        print(f"[fleet] beat started run {ticker} of crew 'ticker': {runs.status(ticker).output!r}")
+        assert runs.status(ticker).agents["reporter"].status == "succeeded"
 
         workers = until(lambda: json.loads(http(flower + "/api/workers?refresh=1", auth)[1]), 20,
                         "flower's workers", fleet, "flower")
@@ -385,7 +385,7 @@ def test_another_celery_app_submits_by_task_name(worker, redis_url):
                                  queue="crewq.control")
         run_id = result.get(timeout=30)
         client = Client(worker)
-        assert client.wait(run_id, timeout=30)["output"] == "an explainer"
+        assert client.wait(run_id, timeout=30).output == "an explainer"
         run = redis.Redis.from_url(redis_url, decode_responses=True).hgetall(f"crewq:run:{run_id}")
         assert run["status"] == "succeeded" and run["output"] == "an explainer"
 

@@ -34,19 +34,19 @@ def test_field_names_round_trip_awkward_label_values():
 def test_events_become_counters_and_histograms(ledger):
     run = "r1"
     ledger.event(run, "run_submitted", name="x", waves=[["a"]])
-    ledger.event(run, "turn_started", "a", turn=0, attempt=0)
+    ledger.event(run, "turn_started", "a", turn=0, host="w1", attempt=0)
     ledger.event(run, "llm_call", "a", turn=0, provider="anthropic", model="claude-x", input_tokens=100,
                  output_tokens=20, cost_usd=0.0125, seconds=1.5, tool_calls=["read_file"])
     ledger.event(run, "tool_call", "a", turn=0, index=0, name="read_file")
     ledger.event(run, "tool_result", "a", turn=0, index=0, name="read_file", is_error=False,
-                 started_at=10.0, finished_at=10.2)
+                 started_at=10.0, finished_at=10.2, chars=5)
     ledger.event(run, "tool_result", "a", turn=0, index=1, name="web_search", is_error=True,
-                 started_at=10.0, finished_at=10.0)
+                 started_at=10.0, finished_at=10.0, chars=0)
     ledger.event(run, "tool_skipped", "a", turn=0, index=2, name="web_search", reason="budget")
     ledger.event(run, "agent_succeeded", "a", turns=2, attempt=0, seconds=42.0)
     ledger.event(run, "agent_failed", "b", turn=0, attempt=0, error="boom")
-    ledger.event(run, "decision", "b", action="restart", policy="one_for_one")
-    ledger.event(run, "decision", "b", action="give_up", policy="one_for_one")
+    ledger.event(run, "decision", "b", action="restart", policy="one_for_one", failed_attempt=0)
+    ledger.event(run, "decision", "b", action="give_up", policy="one_for_one", failed_attempt=1)
     ledger.event(run, "run_finished", status="failed")
 
     got = scrape(registry_for(ledger))
@@ -95,7 +95,7 @@ def test_a_run_on_a_worker_is_counted_and_served_over_http(worker, ledger, tmp_p
             depends_on: [reader]
             script: [{text: written}]
         """)
-    assert run_crew(worker, crew)["status"] == "succeeded"
+    assert run_crew(worker, crew).status == "succeeded"
 
     server = serve_metrics(ledger, 0, "127.0.0.1")
     try:

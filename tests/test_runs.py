@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import redis
 
@@ -44,16 +42,16 @@ def test_three_waves_fan_in_and_four_parallel_tools(app, ledger, worker_processe
     worker_processes.start("w1", concurrency=8)
     status = run_crew(app, write_crew(tmp_path, FOUR_TOOLS_CREW), timeout=60)
 
-    assert status["status"] == "succeeded", status
-    assert json.loads(status["waves"]) == [["a"], ["b", "c"], ["d"]]
-    results = [e for e in events_of(ledger, status["run_id"], "tool_result") if e["agent"] == "b"]
+    assert status.status == "succeeded", status
+    assert status.waves == [["a"], ["b", "c"], ["d"]]
+    results = [e for e in events_of(ledger, status.run_id, "tool_result") if e["agent"] == "b"]
     assert sorted(e["index"] for e in results) == [0, 1, 2, 3]
     # The four tool tasks overlap in time: every one started before any one finished.
     assert max(e["started_at"] for e in results) < min(e["finished_at"] for e in results)
     # Their results reach the model in the order it asked, whatever order they finished in.
-    assert ledger.agent(status["run_id"], "b")["output"] == "B saw echo:0|echo:1|echo:2|echo:3"
+    assert ledger.agent(status.run_id, "b")["output"] == "B saw echo:0|echo:1|echo:2|echo:3"
     # The fan-in agent gets the original task and every upstream output, labelled.
-    assert status["output"] == ("D got: Task:\nthe original task\n\nOutput of b:\nB saw echo:0|echo:1|echo:2|echo:3"
+    assert status.output == ("D got: Task:\nthe original task\n\nOutput of b:\nB saw echo:0|echo:1|echo:2|echo:3"
                                 "\n\nOutput of c:\nC-out")
 
 
@@ -63,10 +61,10 @@ def test_two_workers_share_one_wave(app, ledger, worker_processes, tmp_path):
     path = write_crew(tmp_path, "runtime: {llm_provider: scripted}\nagents:\n" + agents + "\n")
     status = run_crew(app, path, timeout=60)
 
-    assert status["status"] == "succeeded"
-    hosts = {state["hostname"] for state in status["agents"].values()}
+    assert status.status == "succeeded"
+    hosts = {state.hostname for state in status.agents.values()}
     assert hosts == nodes
-    assert "## p0\n\np0" in status["output"] and "## p3\n\np3" in status["output"]
+    assert "## p0\n\np0" in status.output and "## p3\n\np3" in status.output
 
 
 def test_secrets_never_enter_redis(app, ledger, worker, tmp_path, monkeypatch, redis_url):
@@ -84,8 +82,8 @@ def test_secrets_never_enter_redis(app, ledger, worker, tmp_path, monkeypatch, r
               - text: "{tool_results}"
         """)
     status = run_crew(app, path)
-    assert status["status"] == "succeeded"
-    assert status["output"] == f"key has {len(secret)} characters"  # resolved inside the worker
+    assert status.status == "succeeded"
+    assert status.output == f"key has {len(secret)} characters"  # resolved inside the worker
 
     client = redis.Redis.from_url(redis_url)
     found = []
@@ -121,10 +119,10 @@ def test_transient_error_is_retried_inside_the_turn(app, ledger, worker, tmp_pat
               - text: fine now
         """)
     status = run_crew(app, path)
-    assert status["status"] == "succeeded" and status["output"] == "fine now"
-    retries = events_of(ledger, status["run_id"], "llm_retry")
+    assert status.status == "succeeded" and status.output == "fine now"
+    retries = events_of(ledger, status.run_id, "llm_retry")
     assert [r["countdown"] for r in retries] == [0.2]
-    assert status["agents"]["a"]["attempt"] == "0"
+    assert status.agents["a"].attempt == 0
 
 
 def test_the_wait_before_a_retry_is_capped_by_the_agents_max_backoff(app, ledger, worker, tmp_path):
@@ -138,8 +136,8 @@ def test_the_wait_before_a_retry_is_capped_by_the_agents_max_backoff(app, ledger
               - text: fine now
         """)
     status = run_crew(app, path)
-    assert status["output"] == "fine now"
-    assert [r["countdown"] for r in events_of(ledger, status["run_id"], "llm_retry")] == [0.3]
+    assert status.output == "fine now"
+    assert [r["countdown"] for r in events_of(ledger, status.run_id, "llm_retry")] == [0.3]
 
 
 def test_retries_are_bounded_by_max_retries(app, ledger, worker, tmp_path):
@@ -155,8 +153,8 @@ def test_retries_are_bounded_by_max_retries(app, ledger, worker, tmp_path):
               - text: never reached
         """)
     status = run_crew(app, path)
-    assert status["status"] == "failed"
-    assert "after 2 tries" in status["error"]
+    assert status.status == "failed"
+    assert "after 2 tries" in status.error
 
 
 def test_a_crash_fails_the_run_naming_the_agent_and_skips_dependents(app, ledger, worker, tmp_path):
@@ -168,9 +166,9 @@ def test_a_crash_fails_the_run_naming_the_agent_and_skips_dependents(app, ledger
           - {id: c, depends_on: [b], script: [{text: x}]}
         """)
     status = run_crew(app, path)
-    assert status["status"] == "failed"
-    assert status["error"] == "agent a failed after 1 attempt: scripted: scripted crash [type=crash]"
-    assert status["agents"]["b"]["status"] == "skipped" and status["agents"]["c"]["status"] == "skipped"
+    assert status.status == "failed"
+    assert status.error == "agent a failed after 1 attempt: scripted: scripted crash [type=crash]"
+    assert status.agents["b"].status == "skipped" and status.agents["c"].status == "skipped"
 
 
 def test_an_exhausted_script_fails_loudly(app, worker, tmp_path):
@@ -183,8 +181,8 @@ def test_an_exhausted_script_fails_loudly(app, worker, tmp_path):
             script: [{tool_calls: [{name: list_files}]}]
         """)
     status = run_crew(app, path)
-    assert status["status"] == "failed"
-    assert "script for agent 'a' ran out: call 2 asked, 1 scripted" in status["error"]
+    assert status.status == "failed"
+    assert "script for agent 'a' ran out: call 2 asked, 1 scripted" in status.error
 
 
 def test_duplicate_and_total_tool_call_limits_tell_the_model(app, ledger, worker, tmp_path):
@@ -207,14 +205,14 @@ def test_duplicate_and_total_tool_call_limits_tell_the_model(app, ledger, worker
               - text: "{tool_results}"
         """)
     status = run_crew(app, path)
-    assert status["status"] == "succeeded"
-    parts = status["output"].split("|")
+    assert status.status == "succeeded"
+    parts = status.output.split("|")
     assert parts[0] == "echo:x"
     assert parts[1].startswith("skipped: this exact call was already made 1 times")
     assert parts[2] == "echo:y"
     assert parts[3].startswith("skipped: the limit of 2 tool calls for this agent is reached")
     assert parts[4].startswith("unknown tool 'nope'; the tools you have: echo")
-    assert len(events_of(ledger, status["run_id"], "tool_call")) == 2
+    assert len(events_of(ledger, status.run_id, "tool_call")) == 2
 
 
 def test_max_turns_stops_a_model_that_keeps_calling_tools(app, worker, tmp_path):
@@ -231,8 +229,8 @@ def test_max_turns_stops_a_model_that_keeps_calling_tools(app, worker, tmp_path)
               - text: too late
         """)
     status = run_crew(app, path)
-    assert status["status"] == "failed"
-    assert "max_turns (2) reached" in status["error"]
+    assert status.status == "failed"
+    assert "max_turns (2) reached" in status.error
 
 
 def test_bad_tool_arguments_go_back_to_the_model(app, worker, tmp_path):
@@ -248,8 +246,8 @@ def test_bad_tool_arguments_go_back_to_the_model(app, worker, tmp_path):
               - text: "{tool_results}"
         """)
     status = run_crew(app, path)
-    assert status["status"] == "succeeded"
-    assert status["output"] == "arguments do not fit the schema of echo: text: 5 is not of type 'string'"
+    assert status.status == "succeeded"
+    assert status.output == "arguments do not fit the schema of echo: text: 5 is not of type 'string'"
 
 
 @pytest.mark.parametrize("limits, expected", [
@@ -264,8 +262,8 @@ def test_deadlines_end_a_slow_agent(app, worker, tmp_path, limits, expected):
       - text: never
 """)
     status = run_crew(app, path)
-    assert status["status"] == "failed"
-    assert expected in status["error"]
+    assert status.status == "failed"
+    assert expected in status.error
 
 
 def test_missing_env_variable_fails_the_agent_by_name(app, worker, tmp_path):
@@ -275,9 +273,9 @@ def test_missing_env_variable_fails_the_agent_by_name(app, worker, tmp_path):
           - {id: a, max_restarts: 0, script: [{text: x}]}
         """)
     status = run_crew(app, path)
-    assert status["status"] == "failed"
-    assert "CREWQ_SURELY_UNSET_VAR is not set" in status["error"]
-    assert "runtime.api_key" in status["error"]
+    assert status.status == "failed"
+    assert "CREWQ_SURELY_UNSET_VAR is not set" in status.error
+    assert "runtime.api_key" in status.error
 
 
 def test_an_agent_with_a_queue_runs_on_the_workers_of_that_queue(app, worker, worker_processes, tmp_path):
@@ -292,9 +290,9 @@ def test_an_agent_with_a_queue_runs_on_the_workers_of_that_queue(app, worker, wo
             script: [{tool_calls: [{name: list_files}]}, {text: b}]
         """)
     status = run_crew(app, path)
-    assert status["status"] == "succeeded"
-    assert status["agents"]["heavy"]["hostname"] == gpu
-    assert status["agents"]["local"]["hostname"] != gpu
+    assert status.status == "succeeded"
+    assert status.agents["heavy"].hostname == gpu
+    assert status.agents["local"].hostname != gpu
 
 
 def test_a_redis_blip_in_a_turn_or_a_tool_call_sends_it_back_to_run_again(app, ledger, worker, tmp_path,
@@ -327,8 +325,8 @@ def test_a_redis_blip_in_a_turn_or_a_tool_call_sends_it_back_to_run_again(app, l
     status = run_crew(app, path)
     assert blips == {"reply": 0, "result": 0}
     assert pauses == [crewq.workers.app.OUTAGE_PAUSE] * 2  # each paused before its message went back
-    assert status["status"] == "succeeded", status
-    assert status["output"].startswith("listed: ")
+    assert status.status == "succeeded", status
+    assert status.output.startswith("listed: ")
     # Sent back by the worker itself: no failure, no decision, and no stall repair was needed.
-    assert not [e for e in ledger.events(status["run_id"], count=None)
+    assert not [e for e in ledger.events(status.run_id, count=None)
                 if e["type"] in ("agent_failed", "decision", "requeued")]

@@ -41,16 +41,16 @@ def test_one_for_one_restarts_the_agent_from_a_clean_conversation(app, ledger, w
           - {id: down, depends_on: [flaky], script: [{text: "down got it"}]}
         """)
     status = run_crew(app, path)
-    assert status["status"] == "succeeded", status
-    decisions = kinds(ledger, status["run_id"], "decision")
+    assert status.status == "succeeded", status
+    decisions = kinds(ledger, status.run_id, "decision")
     assert [(d["action"], d["policy"], d["failed_attempt"]) for d in decisions] == [
         ("restart", "one_for_one", 0), ("restart", "one_for_one", 1)]
     assert decisions[0]["restarts"] == ["flaky"] and "scripted crash" in decisions[0]["error"]
-    assert status["agents"]["flaky"]["attempt"] == "2"
+    assert status.agents["flaky"].attempt == 2
     # The third attempt started over: no tool results from attempt 0 in its conversation.
-    assert ledger.agent(status["run_id"], "flaky")["output"] == "clean start: |"
-    assert status["agents"]["up"]["attempt"] == "0" and status["agents"]["down"]["attempt"] == "0"
-    assert status["output"] == "down got it"
+    assert ledger.agent(status.run_id, "flaky")["output"] == "clean start: |"
+    assert status.agents["up"].attempt == 0 and status.agents["down"].attempt == 0
+    assert status.output == "down got it"
 
 
 def test_a_configuration_error_at_run_time_fails_at_once_without_restarts(app, ledger, worker, tmp_path):
@@ -64,14 +64,14 @@ def test_a_configuration_error_at_run_time_fails_at_once_without_restarts(app, l
           - {id: b, depends_on: [a], script: [{text: x}]}
         """)
     status = run_crew(app, path)
-    assert status["status"] == "failed"
+    assert status.status == "failed"
     assert "configuration error: tools.shout.python: python tool 'fakes.nowhere:shout' cannot be imported" \
-        in status["error"]
-    assert "internal error" not in status["error"] and "Traceback" not in status["error"]
-    decisions = kinds(ledger, status["run_id"], "decision")
+        in status.error
+    assert "internal error" not in status.error and "Traceback" not in status.error
+    decisions = kinds(ledger, status.run_id, "decision")
     assert [(d["action"], d["reason"]) for d in decisions] == [
         ("give_up", "a configuration error: restarting cannot fix it")]
-    assert status["agents"]["a"]["attempt"] == "0" and status["agents"]["b"]["status"] == "skipped"
+    assert status.agents["a"].attempt == 0 and status.agents["b"].status == "skipped"
 
 
 def test_an_mcp_server_that_is_down_is_restarted_within_the_budget(app, ledger, worker, tmp_path):
@@ -84,9 +84,9 @@ def test_an_mcp_server_that_is_down_is_restarted_within_the_budget(app, ledger, 
           - {id: a, tools: [docs], max_restarts: 1, script: [{text: never}]}
         """)
     status = run_crew(app, path)
-    assert status["status"] == "failed"
-    assert "configuration error: tools.mcp: MCP server 'docs' (http://127.0.0.1:9/mcp) is not usable" in status["error"]
-    decisions = kinds(ledger, status["run_id"], "decision")
+    assert status.status == "failed"
+    assert "configuration error: tools.mcp: MCP server 'docs' (http://127.0.0.1:9/mcp) is not usable" in status.error
+    decisions = kinds(ledger, status.run_id, "decision")
     assert [d["action"] for d in decisions] == ["restart", "give_up"]
     assert "restart budget spent" in decisions[-1]["reason"]
 
@@ -102,12 +102,12 @@ def test_budget_spent_fails_the_run_naming_agent_attempts_and_error(app, ledger,
           - {id: b, depends_on: [a], script: [{text: x}]}
         """)
     status = run_crew(app, path)
-    assert status["status"] == "failed"
-    assert status["error"] == "agent a failed after 3 attempts: scripted: key revoked [status=401, type=scripted]"
-    assert status["agents"]["b"]["status"] == "skipped"
-    actions = [d["action"] for d in kinds(ledger, status["run_id"], "decision")]
+    assert status.status == "failed"
+    assert status.error == "agent a failed after 3 attempts: scripted: key revoked [status=401, type=scripted]"
+    assert status.agents["b"].status == "skipped"
+    actions = [d["action"] for d in kinds(ledger, status.run_id, "decision")]
     assert actions == ["restart", "restart", "give_up"]
-    assert "restart budget spent: 2 restarts within 60s" in kinds(ledger, status["run_id"], "decision")[-1]["reason"]
+    assert "restart budget spent: 2 restarts within 60s" in kinds(ledger, status.run_id, "decision")[-1]["reason"]
 
 
 def test_a_failure_slower_than_the_window_stops_at_the_run_cap(app, ledger, worker, tmp_path):
@@ -121,11 +121,11 @@ def test_a_failure_slower_than_the_window_stops_at_the_run_cap(app, ledger, work
             script: [{crashes}, {{text: never}}]
         """)
     status = run_crew(app, path)
-    assert status["status"] == "failed"
-    decisions = kinds(ledger, status["run_id"], "decision")
+    assert status.status == "failed"
+    decisions = kinds(ledger, status.run_id, "decision")
     assert [d["action"] for d in decisions] == ["restart"] * 10 + ["give_up"]
     assert decisions[-1]["reason"] == "the run's restart cap (10) is reached"
-    assert "agent slow failed after 11 attempts" in status["error"]
+    assert "agent slow failed after 11 attempts" in status.error
 
 
 def test_rest_for_one_reruns_the_downstream_agents_that_had_started(app, ledger, supervisor, tmp_path):
@@ -150,14 +150,14 @@ def test_rest_for_one_reruns_the_downstream_agents_that_had_started(app, ledger,
         for _ in Client(app).events(run_id, follow=True, timeout=30):
             pass
     status = Client(app).status(run_id)
-    assert status["status"] == "succeeded", status
+    assert status.status == "succeeded", status
     decision = kinds(ledger, run_id, "decision")[0]
     assert decision["policy"] == "rest_for_one" and decision["restarts"] == ["a", "b", "c"]
-    assert {a: status["agents"][a]["attempt"] for a in "abc"} == {"a": "1", "b": "1", "c": "1"}
-    assert status["agents"]["other"]["attempt"] == "0"
+    assert {a: status.agents[a].attempt for a in "abc"} == {"a": 1, "b": 1, "c": 1}
+    assert status.agents["other"].attempt == 0
     # b's stale output was thrown away: it ran again on a's new output.
     assert ledger.agent(run_id, "b")["output"] == "b saw Task: (none given)\n\nOutput of a:\na-new"
-    assert status["output"] == "## c\n\nc-new\n\n## other\n\no1"
+    assert status.output == "## c\n\nc-new\n\n## other\n\no1"
 
 
 def test_one_for_all_restarts_the_run_from_wave_zero(app, ledger, worker, tmp_path):
@@ -169,11 +169,11 @@ def test_one_for_all_restarts_the_run_from_wave_zero(app, ledger, worker, tmp_pa
           - {id: join, depends_on: [steady, shaky], script: [{text: "{input}"}]}
         """)
     status = run_crew(app, path)
-    assert status["status"] == "succeeded", status
-    decision = kinds(ledger, status["run_id"], "decision")[0]
+    assert status.status == "succeeded", status
+    decision = kinds(ledger, status.run_id, "decision")[0]
     assert decision["policy"] == "one_for_all" and decision["restarts"] == ["join", "shaky", "steady"]
-    assert status["agents"]["steady"]["attempt"] == "1" and status["agents"]["steady"]["llm_calls"] == "2"
-    assert "Output of steady:\ns2" in status["output"] and "Output of shaky:\nk2" in status["output"]
+    assert status.agents["steady"].attempt == 1 and status.agents["steady"].usage.llm_calls == 2
+    assert "Output of steady:\ns2" in status.output and "Output of shaky:\nk2" in status.output
 
 
 def test_a_pending_report_is_handled_by_the_next_supervisor(app, ledger, tmp_path):
@@ -227,9 +227,9 @@ def test_the_standby_takes_over_when_the_active_supervisor_dies(app, ledger, red
             """)
         with in_process_worker(app, concurrency=4, hostname=f"tk@{HOST}"):
             status = run_crew(app, path, timeout=30)
-        assert status["status"] == "succeeded", status
+        assert status.status == "succeeded", status
         assert ledger.redis.get(ledger.keys.leader).startswith("sup-b:")
-        assert status["output"] == "after takeover"
+        assert status.output == "after takeover"
     finally:
         for proc in (first, second):
             if proc and proc.poll() is None:
@@ -248,18 +248,18 @@ def test_cancel_then_resume_continues_from_the_completed_agents(app, ledger, wor
     client = Client(app)
     run_id = submit_loaded(app, load_crew(path))
     for event in client.events(run_id, follow=True, timeout=30):
-        if event["type"] == "turn_started" and event["agent"] == "slow":
+        if event.type == "turn_started" and event.agent == "slow":
             break
     assert client.cancel(run_id) is True
-    assert client.status(run_id)["status"] == "cancelled"
+    assert client.status(run_id).status == "cancelled"
     assert client.cancel(run_id) is False
 
     again = client.resume(run_id)
     assert "last" in again and "first" not in again
     result = client.wait(run_id, timeout=30)
-    assert result["status"] == "succeeded"
-    assert "Output of slow:\n" in result["output"]
-    assert result["agents"]["first"]["attempt"] == "0"
+    assert result.status == "succeeded"
+    assert "Output of slow:\n" in result.output
+    assert result.agents["first"].attempt == 0
     assert [e["type"] for e in ledger.events(run_id, count=None)].count("run_resumed") == 1
 
 
@@ -274,5 +274,5 @@ def test_the_sweep_ends_a_run_whose_workers_vanished(app, ledger, supervisor, tm
     for _ in Client(app).events(run_id, follow=True, timeout=20):
         pass
     status = Client(app).status(run_id)
-    assert status["status"] == "failed"
-    assert status["error"] == "the run's max_duration (0.5s) is exceeded"
+    assert status.status == "failed"
+    assert status.error == "the run's max_duration (0.5s) is exceeded"

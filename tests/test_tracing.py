@@ -76,7 +76,7 @@ def memory_spans():
 
 def test_spans_of_a_run_in_one_process(memory_spans, worker, tmp_path):
     run_id = submit_as_caller(worker, write_crew(tmp_path, CREW), word="tides")
-    assert Client(worker).wait(run_id, timeout=60)["output"] == "wrote it"
+    assert Client(worker).wait(run_id, timeout=60).output == "wrote it"
     spans = [{"name": s.name, "trace": s.context.trace_id, "id": s.context.span_id,
               "parent": s.parent.span_id if s.parent else None, "attrs": dict(s.attributes)}
              for s in memory_spans.get_finished_spans()]
@@ -131,7 +131,7 @@ def test_spans_cross_workers_over_otlp(app, supervisor, worker_processes, tmp_pa
         env = {"CREWQ_TRACING": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url, "OTEL_BSP_SCHEDULE_DELAY": "100"}
         hosts = [worker_processes.start(name, concurrency=2, env=env) for name in ("t1", "t2")]
         run_id = submit_as_caller(app, write_crew(tmp_path, CREW), word="tides")
-        assert Client(app).wait(run_id, timeout=60)["output"] == "wrote it"
+        assert Client(app).wait(run_id, timeout=60).output == "wrote it"
         worker_processes.stop_all()  # a warm shutdown exports what the workers buffered
         check_tree(collector.spans, run_id)
         assert {s["attrs"].get("host.name") for s in collector.spans} >= set(hosts)

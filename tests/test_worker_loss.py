@@ -38,24 +38,24 @@ def test_sigkill_of_a_worker_mid_turn(app, ledger, supervisor, worker_processes,
     client = Client(app)
     run_id = submit_loaded(app, load_crew(path))
     for event in client.events(run_id, follow=True, timeout=30):
-        if event["type"] == "tool_call":
-            victim = event["host"]
+        if event.type == "tool_call":
+            victim = event.host
             break
     worker_processes.kill(victim)
     killed_at = time.time()
     status = client.wait(run_id, timeout=60)
 
-    assert status["output"] == "b: Task: (none given)\n\nOutput of a:\na: echo:x"
+    assert status.output == "b: Task: (none given)\n\nOutput of a:\na: echo:x"
     events = ledger.events(run_id, count=None)
     requeued = [e for e in events if e["type"] == "requeued"]
     assert len(requeued) == 1 and requeued[0]["dead_worker"].startswith(victim)
     # The recorded LLM reply was not asked for again: one call per turn, two turns.
-    assert status["agents"]["a"]["llm_calls"] == "2"
+    assert status.agents["a"].usage.llm_calls == 2
     # No agent output was recorded twice, and the turn ran again on the other worker.
     assert [e["agent"] for e in events if e["type"] == "agent_succeeded"] == ["a", "b"]
     rerun = [e for e in events if e["type"] == "turn_started" and e["agent"] == "a" and e["ts"] > killed_at]
     assert rerun and {e["host"] for e in rerun} == set(nodes) - {victim}
-    assert status["agents"]["a"]["attempt"] == "0"  # worker loss costs no restart budget
+    assert status.agents["a"].attempt == 0  # worker loss costs no restart budget
     assert not [e for e in events if e["type"] == "decision"]
 
 
@@ -157,8 +157,8 @@ def test_chaos_twenty_crews_while_workers_die(app, ledger, supervisor, worker_pr
     requeued = [e for run_id in runs.values() for e in ledger.events(run_id, count=None) if e["type"] == "requeued"]
     assert requeued, "no kill hit a worker while it held work"
     for i, status in results.items():
-        assert status["output"] == f"c{i} <- Task: (none given)\n\nOutput of a:\na{i} echo:{i}\n\nOutput of b:\nb{i}"
-        succeeded = [e["agent"] for e in ledger.events(status["run_id"], count=None) if e["type"] == "agent_succeeded"]
+        assert status.output == f"c{i} <- Task: (none given)\n\nOutput of a:\na{i} echo:{i}\n\nOutput of b:\nb{i}"
+        succeeded = [e["agent"] for e in ledger.events(status.run_id, count=None) if e["type"] == "agent_succeeded"]
         assert sorted(succeeded) == ["a", "b", "c"]
 
 
@@ -249,7 +249,7 @@ def test_a_message_taken_by_a_worker_that_died_before_recording_it(app, ledger, 
     worker_processes.start("w", concurrency=2)
     status = Client(app).wait(run_id, timeout=30)
 
-    assert status["output"] == "a done"
+    assert status.output == "a done"
     requeued = [e for e in ledger.events(run_id, count=None) if e["type"] == "requeued"]
     assert [(e["task_id"], e["what"], e["dead_worker"]) for e in requeued] == [
         (taken, "a turn 0", "a worker that died before recording it")]
@@ -285,7 +285,7 @@ def test_a_redelivered_advance_sends_the_wave_its_first_delivery_claimed(app, le
         status = Client(app).wait(run_id, timeout=30)
         assert stored_result(app, "first-advance") == "emitted wave 1"
 
-    assert status["output"] == "b after Task: (none given)\n\nOutput of a:\na done"
+    assert status.output == "b after Task: (none given)\n\nOutput of a:\na done"
     events = ledger.events(run_id, count=None)
     assert [e["wave"] for e in events if e["type"] == "wave_emitted"] == [0, 1]
     assert [e["agent"] for e in events if e["type"] == "agent_succeeded"] == ["b"]
@@ -307,7 +307,7 @@ def test_a_message_lost_before_kombu_recorded_it_is_sent_again_from_the_ledger(a
     with in_process_worker(app, concurrency=2, hostname="after-loss@test"):
         status = Client(app).wait(run_id, timeout=30)
 
-    assert status["output"] == "b after Task: (none given)\n\nOutput of a:\na done"
+    assert status.output == "b after Task: (none given)\n\nOutput of a:\na done"
     events = ledger.events(run_id, count=None)
     assert [(e["what"], e["dead_worker"]) for e in events if e["type"] == "requeued"] == [
         ("a turn 0", "none: the run was quiet for 3s with nothing in flight")]

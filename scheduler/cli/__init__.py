@@ -39,7 +39,7 @@ def main() -> None:
     """
 
 
-for command in (crew.run, crew.submit, runs.status, runs.events, runs.cancel, runs.resume,
+for command in (crew.run, crew.submit, runs.runs, runs.status, runs.events, runs.cancel, runs.resume,
                 crew.validate, crew.plan, crew.init, crew.schema,
                 fleet.worker, fleet.supervisor, fleet.beat, fleet.tools):
     main.add_command(command)

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from crewq.config.schema import json_schema
+from crewq.config.states import RunStatus
 
 from .. import commands
 from .options import parse_inputs
@@ -29,14 +30,14 @@ def run(file, inputs, task, as_json, output, timeout, concurrency):
         commands.exit_now(130)
     commands.write_outputs(result, file, output)
     if as_json:
-        click.echo(json.dumps(result, indent=2, default=str))
+        click.echo(json.dumps(result.model_dump(mode="json"), indent=2))  # `crewq status --json`'s shape
     else:
-        usage = result["usage"]
-        click.echo(f"run {result['run_id']} {result['status']}: {usage['llm_calls']} LLM calls, "
-                   f"{usage['input_tokens']} tokens in, {usage['output_tokens']} out, {commands.cost_text(usage)}"
-                   + (f"; {result['error']}" if result["error"] else ""), err=True)
-        click.echo(result["output"])
-    commands.exit_now(0 if result["status"] == "succeeded" else 1)
+        usage = result.usage
+        click.echo(f"run {result.run_id} {result.status}: {usage.llm_calls} LLM calls, "
+                   f"{usage.input_tokens} tokens in, {usage.output_tokens} out, {commands.cost_text(usage)}"
+                   + (f"; {result.error}" if result.error else ""), err=True)
+        click.echo(result.output or "")
+    commands.exit_now(0 if result.status == RunStatus.SUCCEEDED else 1)
 
 
 @click.command()

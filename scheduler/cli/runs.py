@@ -1,4 +1,5 @@
-"""Commands on a run: status, events, cancel, resume."""
+"""Commands on runs: runs, status, events, cancel, resume. `--json` prints the client API's models
+(crewq.workers.ledger.state and .events) as JSON; the README shows their shapes."""
 
 from __future__ import annotations
 
@@ -10,12 +11,22 @@ from .. import commands
 
 
 @click.command()
+@click.option("--limit", "-n", type=click.IntRange(min=1), default=20, show_default=True, help="how many runs")
+@click.option("--json", "as_json", is_flag=True, help="a JSON list")
+def runs(limit, as_json):
+    """Recent runs, newest first: id, crew, status, started, finished."""
+    found = commands.client().runs(limit)
+    click.echo(json.dumps([run.model_dump(mode="json") for run in found], indent=2) if as_json
+               else commands.format_runs(found))
+
+
+@click.command()
 @click.argument("run_id")
 @click.option("--json", "as_json", is_flag=True)
 def status(run_id, as_json):
     """A run's status, per agent: state, turns, tokens, host."""
     data = commands.client().status(run_id)
-    click.echo(json.dumps(data, indent=2, default=str) if as_json else commands.format_status(data))
+    click.echo(json.dumps(data.model_dump(mode="json"), indent=2) if as_json else commands.format_status(data))
 
 
 @click.command()
@@ -28,7 +39,7 @@ def events(run_id, follow, as_json):
     if not client.ledger.has_run(run_id):
         raise LookupError(f"run {run_id} not found (unknown, or expired)")
     for event in client.events(run_id, follow=follow):
-        click.echo(json.dumps(event, default=str) if as_json else commands.format_event(event))
+        click.echo(json.dumps(event.model_dump(mode="json")) if as_json else commands.format_event(event))
 
 
 @click.command()

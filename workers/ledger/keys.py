@@ -1,6 +1,6 @@
 """Every Redis key crewq writes, named in one place.
 
-    {p}:runs                          zset   run ids by creation time
+    {p}:runs                          zset   run ids by submission time, trimmed to the retention (`crewq runs`)
     {p}:active                        set    runs not yet ended (the supervisor sweeps them)
     {p}:inflight                      hash   task id → {name, args, host, since} of tasks a worker holds
     {p}:released                      hash   task id → when its worker finished it (its ack follows)

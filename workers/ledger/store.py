@@ -18,7 +18,9 @@ from crewq.config.states import SETTLED_AGENT, TERMINAL_RUN, AgentStatus, RunSta
 from .. import tracing
 from ..runspec import RunSpec
 from . import metrics
+from .events import check as check_event
 from .keys import Keys
+from .state import RUN_INFO_FIELDS
 
 TERMINAL = TERMINAL_RUN
 
@@ -86,6 +88,10 @@ class Ledger:
             pipe.hset(k.agent(spec.run_id, agent.id), mapping={"status": AgentStatus.WAITING, "attempt": 0})
             pipe.expire(k.agent(spec.run_id, agent.id), self.ttl)
         pipe.zadd(k.runs, {spec.run_id: now})
+        # The index forgets runs past the retention (their keys have expired), and expires itself
+        # when no run has been submitted for that long.
+        pipe.zremrangebyscore(k.runs, "-inf", now - self.ttl)
+        pipe.expire(k.runs, self.ttl)
         pipe.sadd(k.active, spec.run_id)
         pipe.execute()
         self.event(spec.run_id, "run_submitted", name=spec.crew.runtime.name, waves=spec.waves)
@@ -135,6 +141,24 @@ class Ledger:
 
     def recent_runs(self, limit: int = 20) -> list[str]:
         return self.redis.zrevrange(self.keys.runs, 0, limit - 1)
+
+    def run_infos(self, limit: int = 20) -> list[dict[str, str]]:
+        """The newest `limit` runs' summary fields (`RUN_INFO_FIELDS` and `run_id`), newest first.
+        Runs whose hash is gone (deleted, or expired before the index was trimmed) are passed over."""
+        found: list[dict[str, str]] = []
+        start = 0
+        while len(found) < limit:
+            ids = self.redis.zrevrange(self.keys.runs, start, start + limit - 1)
+            if not ids:
+                break
+            pipe = self.redis.pipeline(transaction=False)
+            for run_id in ids:
+                pipe.hmget(self.keys.run(run_id), RUN_INFO_FIELDS)
+            for run_id, values in zip(ids, pipe.execute()):
+                if any(v is not None for v in values):
+                    found.append({"run_id": run_id, **{k: v for k, v in zip(RUN_INFO_FIELDS, values) if v is not None}})
+            start += len(ids)
+        return found[:limit]
 
     # -- agents -------------------------------------------------------------------------------
 
@@ -281,7 +305,9 @@ class Ledger:
     # -- events and failure reports -------------------------------------------------------------
 
     def event(self, run_id: str, type_: str, agent: str | None = None, *, pipe=None, **data: Any) -> str | None:
-        """Append an event (and count it in the metrics); with `pipe`, only queue it there (returns None)."""
+        """Append an event (and count it in the metrics); with `pipe`, only queue it there (returns None).
+        `data` must fit the event model of `type_` (ledger/events.py)."""
+        check_event(type_, agent or None, data)
         key = self.keys.events(run_id)
         fields = {"type": type_, "agent": agent or "", "ts": f"{time.time():.6f}",
                   "data": json.dumps(data, default=str)}
