@@ -12,7 +12,7 @@ from crewq.config.errors import ConfigError, RunError
 from crewq.config.loader import LoadedCrew
 from crewq.config.settings import Settings
 
-from crewq.workers.app import create_app, settings_of
+from crewq.workers.app import create_app
 from crewq.workers.ledger import TERMINAL
 
 from .embedded import embedded_fleet
@@ -63,7 +63,7 @@ def exit_now(code: int) -> NoReturn:
     """Exit with `code`. When an embedded run left a turn in flight (an LLM call that may take
     minutes), the run is over and its Redis gone: exit without waiting for that thread (Python
     joins a ThreadPoolExecutor's threads at exit, daemon or not)."""
-    if not any(getattr(app, "crewq_left_running", False) for app in _embedded):
+    if not any(app.left_running for app in _embedded):
         sys.exit(code)
     from crewq.workers import tracing
     from crewq.workers.tools.mcp import forget_servers
@@ -194,7 +194,7 @@ def worker(queues: str | None, pool: str, concurrency: int, hostname: str | None
     # tasks gives them this long, then its cold shutdown hands their messages back to the queue.
     app.conf.worker_soft_shutdown_timeout = float(os.environ.get("CREWQ_SOFT_SHUTDOWN_TIMEOUT") or 20)
     argv = ["worker", f"--pool={pool}", f"--concurrency={concurrency}", f"--loglevel={loglevel}",
-            "--queues=" + (queues or ",".join(settings_of(app).queues.all())), "--events"]
+            "--queues=" + (queues or ",".join(app.settings.queues.all())), "--events"]
     if hostname:
         argv.append(f"--hostname={hostname}")
     app.worker_main(argv)

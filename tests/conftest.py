@@ -19,7 +19,7 @@ from crewq.config.settings import Settings
 from crewq.scheduler.embedded import in_process_worker
 from crewq.scheduler.local_redis import LocalRedis
 from crewq.scheduler.supervisor import SupervisorThread
-from crewq.workers.app import create_app, ledger_of
+from crewq.workers.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = socket.gethostname()
@@ -101,7 +101,7 @@ def app(settings):
 
 @pytest.fixture
 def ledger(app):
-    return ledger_of(app)
+    return app.ledger
 
 
 @pytest.fixture

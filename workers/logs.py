@@ -2,8 +2,7 @@
 
 While a worker runs one of crewq's tasks, every log record it emits (crewq's own, the providers',
 httpx's, Celery's "succeeded" line) carries `run_id` and `agent_id`, taken from the task's arguments
-(`agent_turn(run_id, agent_id, turn, attempt)`, `tool_call(run_id, agent_id, ...)`,
-`advance([results], run_id, wave)`) by Celery's task_prerun/task_postrun signals into a context variable.
+(their layouts are in `refs`) by Celery's task_prerun/task_postrun signals into a context variable.
 Lines outside a task get "-".
 
     CREWQ_LOG_FORMAT=json    one JSON object a line: ts, level, logger, message, run_id, agent_id, task, task_id
@@ -30,8 +29,7 @@ from celery import signals
 from celery.exceptions import Reject
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-# task name → how many leading arguments are (run_id, agent_id)
-TASK_IDS = {"crewq.agent_turn": 2, "crewq.tool_call": 2, "crewq.advance": 1}
+from .refs import ref_of
 
 _current: ContextVar[dict[str, str] | None] = ContextVar("crewq_log_context", default=None)
 _state = {"format": None}  # None: not enabled; "text" or "json"
@@ -40,13 +38,10 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [run=%(run_id)s agent=%(agent_
 
 
 def ids_of(task_name: str, args) -> dict[str, str]:
-    count = TASK_IDS.get(task_name, 0)
-    values = list(args or ())
-    if values and isinstance(values[0], (list, tuple)):
-        values = values[1:]  # a chord body (advance) gets the group's results first
-    values = values[:count]
-    found = dict(zip(("run_id", "agent_id"), (str(v) for v in values)))
-    return found
+    ref = ref_of(task_name, args)
+    if ref is None:
+        return {}
+    return {k: str(v) for k, v in (("run_id", ref.run_id), ("agent_id", ref.agent_id)) if v is not None}
 
 
 @signals.task_prerun.connect(weak=False)

@@ -16,9 +16,7 @@ import threading
 import time
 
 import redis
-from celery import Celery
-
-from crewq.workers.app import ledger_of, settings_of
+from crewq.workers.app import CrewqApp
 from crewq.workers.ledger import TERMINAL
 from crewq.workers.turn import report_failure
 
@@ -33,10 +31,10 @@ GROUP = "supervisors"
 
 
 class Supervisor:
-    def __init__(self, app: Celery, name: str | None = None):
+    def __init__(self, app: CrewqApp, name: str | None = None):
         self.app = app
-        self.ledger = ledger_of(app)
-        self.settings = settings_of(app)
+        self.ledger = app.ledger
+        self.settings = app.settings
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.leadership = Leadership(self.ledger.redis, self.ledger.keys.leader, self.settings.leader_ttl, self.name)
         self.stopped = threading.Event()
@@ -170,8 +168,9 @@ class Supervisor:
             run_id = spec.run_id
             if stall.in_flight(spec, held, alive, messages):
                 continue
-            for what in stall.restart_stalled(self.app, self.ledger, spec):
-                self.ledger.event(run_id, "requeued", what.split()[0] if " turn " in what else None, what=what,
+            for ref in stall.restart_stalled(self.app, self.ledger, spec):
+                what = ref.describe()
+                self.ledger.event(run_id, "requeued", ref.agent_id, what=what,
                                   dead_worker=f"none: the run was quiet for {self.settings.stall_after:g}s "
                                               f"with nothing in flight")
                 log.warning("run %s was stalled: sent %s again", run_id, what)
@@ -198,7 +197,7 @@ class Supervisor:
 class SupervisorThread:
     """A supervisor in a thread of this process (the embedded default, and tests)."""
 
-    def __init__(self, app: Celery, name: str | None = None):
+    def __init__(self, app: CrewqApp, name: str | None = None):
         self.supervisor = Supervisor(app, name)
         self.thread = threading.Thread(target=self.supervisor.run, name="crewq-supervisor", daemon=True)
 
