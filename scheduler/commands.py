@@ -184,15 +184,13 @@ def init(directory: Path) -> Iterator[str]:
 
 
 def worker(queues: str | None, pool: str, concurrency: int, hostname: str | None, loglevel: str) -> None:
-    import os
-
     from crewq.workers import logs
     settings = Settings.from_env()
     app = create_app(settings)
     logs.enable()  # run_id and agent_id on every line of a task; CREWQ_LOG_FORMAT=json for JSON lines
     # On SIGQUIT (or SIGTERM with REMAP_SIGTERM=SIGQUIT, as in docker-compose.yml) a worker that holds
     # tasks gives them this long, then its cold shutdown hands their messages back to the queue.
-    app.conf.worker_soft_shutdown_timeout = float(os.environ.get("CREWQ_SOFT_SHUTDOWN_TIMEOUT") or 20)
+    app.conf.worker_soft_shutdown_timeout = settings.soft_shutdown_timeout
     argv = ["worker", f"--pool={pool}", f"--concurrency={concurrency}", f"--loglevel={loglevel}",
             "--queues=" + (queues or ",".join(app.settings.queues.all())), "--events"]
     if hostname:

@@ -8,8 +8,9 @@ Lines outside a task get "-".
     CREWQ_LOG_FORMAT=json    one JSON object a line: ts, level, logger, message, run_id, agent_id, task, task_id
     CREWQ_LOG_FORMAT=text    (default) 2025-01-01 12:00:00,000 INFO crewq.workers.turn [run=ab12 agent=writer] ...
 
-`enable()` makes a Celery worker or beat use this format (it applies when Celery sets up its
-logging); `install()` sets up the root logger of any other process the same way. Importing this
+Every entry point uses it: `crewq worker` and `crewq beat` call `enable()` (it applies when Celery
+sets up its logging), `crewq run` and `crewq supervisor` call `install()`, which sets up the root
+logger of a process that is not a Celery worker the same way. Importing this
 module connects the task signals, which cost nothing when no task runs. No message text is added:
 the ids come from the arguments, which carry ids only, never conversation text.
 """
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import time
 from contextlib import contextmanager
@@ -28,6 +28,8 @@ from typing import Iterator
 from celery import signals
 from celery.exceptions import Reject
 from redis.exceptions import ConnectionError as RedisConnectionError
+
+from crewq.config.settings import Settings
 
 from .refs import ref_of
 
@@ -99,9 +101,13 @@ def _none(value):
     return None if value in (None, "", "-") else value
 
 
+def chosen(fmt: str | None = None) -> str:
+    """`fmt`, else CREWQ_LOG_FORMAT, else text."""
+    return (fmt or Settings.env_value("log_format") or "text").lower()
+
+
 def formatter(fmt: str | None = None) -> logging.Formatter:
-    fmt = (fmt or os.environ.get("CREWQ_LOG_FORMAT") or "text").lower()
-    return JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT)
+    return JsonFormatter() if chosen(fmt) == "json" else logging.Formatter(TEXT_FORMAT)
 
 
 def apply(logger: logging.Logger, fmt: str | None = None) -> None:
@@ -114,7 +120,7 @@ def apply(logger: logging.Logger, fmt: str | None = None) -> None:
 
 def enable(fmt: str | None = None) -> None:
     """Use crewq's format in this process's Celery worker or beat, once Celery sets up its logging."""
-    _state["format"] = (fmt or os.environ.get("CREWQ_LOG_FORMAT") or "text").lower()
+    _state["format"] = chosen(fmt)
 
 
 def install(level: str | int = "INFO", fmt: str | None = None, stream=None) -> None:
@@ -163,5 +169,5 @@ def _celery_logging_ready(logger=None, **_) -> None:
         apply(logger, _state["format"])
 
 
-if os.environ.get("CREWQ_LOG_FORMAT"):
+if Settings.env_value("log_format"):  # also for `celery -A crewq.workers.celery_app worker`
     enable()

@@ -25,6 +25,8 @@ import threading
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+from crewq.config.settings import Settings
+
 _state: dict[str, Any] = {"pid": None, "tracer": None, "provider": None}
 _lock = threading.Lock()
 _forced_span_id: contextvars.ContextVar[int | None] = contextvars.ContextVar("crewq_span_id", default=None)
@@ -58,8 +60,8 @@ def tracer():
         return _state["tracer"]
     with _lock:
         if _state["pid"] != os.getpid():
-            mode = os.environ.get("CREWQ_TRACING", "").strip().lower()
-            if mode in ("", "0", "off", "false", "none"):
+            mode = Settings.env_value("tracing")
+            if mode == "off":
                 _state.update(tracer=None, provider=None)
                 _state["pid"] = os.getpid()  # last: other threads read the tracer once the pid matches
             else:
