@@ -64,6 +64,13 @@ def no_internet(monkeypatch):
     assert not attempts, f"code tried to reach the network: {attempts}"
 
 
+def pytest_collection_modifyitems(items):
+    """Tests that start worker subprocesses are `slow`; `./dev test -m "not slow"` leaves them out."""
+    for item in items:
+        if "worker_processes" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 # -- redis, app, workers --------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")

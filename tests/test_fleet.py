@@ -142,6 +142,7 @@ def test_compose_file_structure():
     assert "-slim" in dockerfile
 
 
+@pytest.mark.slow
 def test_compose_config_validates():
     """`docker-compose config` (Debian's docker-compose 1.29) or the `docker compose` plugin, if either is here."""
     env = {**os.environ, **ENV}
@@ -268,6 +269,7 @@ def until(check, timeout: float, what: str, fleet: Fleet, service: str | None = 
     raise AssertionError(f"{what} not within {timeout}s" + (f": {fleet.log(service)[-3000:]}" if service else ""))
 
 
+@pytest.mark.slow
 def test_the_compose_fleet_runs_crews_from_flower_and_beat(tmp_path):
     fleet = Fleet(tmp_path)
     (tmp_path / "crews").mkdir()

@@ -16,6 +16,7 @@ import threading
 import time
 
 import redis
+from crewq.workers import logs
 from crewq.workers.app import CrewqApp
 from crewq.workers.ledger import TERMINAL
 from crewq.workers.turn import report_failure
@@ -135,6 +136,7 @@ class Supervisor:
             ledger.event(run_id, "decision", agent_id, action=decision.action, policy=decision.policy,
                          failed_attempt=attempt, restarts=sorted(decision.targets), countdown=decision.countdown,
                          reason=decision.reason, error=report.get("error"))
+            log_decision(decision, run_id, report.get("error"))
         if not ledger.decision_applied(run_id, agent_id, attempt):
             repair.apply(self.app, ledger, spec, decision)
             ledger.set_decision_applied(run_id, agent_id, attempt)
@@ -192,6 +194,18 @@ class Supervisor:
                 continue
             for agent_id, attempt, turn, error in repair.overdue_agents(self.ledger, spec, now):
                 report_failure(self.ledger, run_id, agent_id, attempt, turn, error)
+
+
+def log_decision(decision: Decision, run_id: str, error: str | None) -> None:
+    """A restart at INFO, giving up at WARNING: the lines an operator looks for."""
+    with logs.bound(run_id, decision.agent):
+        if decision.action == "restart":
+            log.info("run %s: attempt %d of %s failed (%s); %s restarts %s in %gs (%s)", run_id, decision.attempt,
+                     decision.agent, error, decision.policy, ", ".join(sorted(decision.targets)), decision.countdown,
+                     decision.reason)
+        else:
+            log.warning("run %s: attempt %d of %s failed (%s); giving up: %s", run_id, decision.attempt,
+                        decision.agent, error, decision.reason)
 
 
 class SupervisorThread:
