@@ -55,7 +55,8 @@ class Settings(BaseModel):
     heartbeat_ttl: float = Field(6.0, description="silence after which a worker is dead and its turns requeued")
     leader_ttl: float = Field(5.0, description="a dead supervisor's lock expires after this; the standby takes over")
     sweep_interval: float = Field(1.0, description="how often the supervisor checks deadlines and workers")
-    stall_after: float = Field(60.0, description="a run quiet this long with nothing in flight gets its next step again")
+    stall_after: float = Field(60.0, description="a run quiet this long with nothing in flight gets its next "
+                                                 "step again")
     soft_shutdown_timeout: float = Field(20.0, description="on SIGQUIT a worker's running tasks get this long "
                                                            "before their messages go back to the queue")
     log_format: Literal["text", "json"] | None = Field(None, description="`json`: one JSON object a log line; "

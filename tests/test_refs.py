@@ -13,7 +13,7 @@ from crewq.workers.turn import agent_turn
 def test_the_tasks_take_their_arguments_in_the_refs_order():
     for task, ref, skip in ((agent_turn, TurnRef, 0), (tool_call, ToolRef, 0), (advance, AdvanceRef, 1)):
         params = list(inspect.signature(task.run).parameters)[skip:]  # advance: the header's results first
-        assert params == list(ref._fields), task.name
+        assert params == ref.names(), task.name
 
 
 def test_arguments_decode_by_name_whatever_the_task():

@@ -19,6 +19,9 @@ from .backend import ALIAS
 from .ledger import Ledger
 from .refs import ADVANCE_TASK, SUBMIT_TASK, TOOL_TASK, TURN_TASK, TurnRef
 
+NO_BROKER = ("no broker configured: set CREWQ_REDIS_URL (or REDIS_URL), "
+             "or use `crewq run`, which starts a private Redis")
+
 # Task modules reach the workers by name; `scheduler` is imported by the worker, not by us.
 TASK_MODULES = ["crewq.workers.turn", "crewq.workers.tool_call", "crewq.workers.liveness", "crewq.scheduler.advance",
                 "crewq.scheduler.submit_task"]
@@ -45,14 +48,15 @@ class CrewqApp(Celery):
     def ledger(self) -> Ledger:
         """One Ledger (one Redis connection pool) per app, per process."""
         settings = self.settings
+        if not settings.redis_url:
+            raise ConfigError(NO_BROKER)
         return Ledger.from_url(settings.redis_url, settings.key_prefix, settings.retention)
 
 
 def create_app(settings: Settings | None = None, *, name: str = "crewq") -> CrewqApp:
     settings = settings or Settings.from_env()
     if not settings.redis_url:
-        raise ConfigError("no broker configured: set CREWQ_REDIS_URL (or REDIS_URL), "
-                          "or use `crewq run`, which starts a private Redis")
+        raise ConfigError(NO_BROKER)
     app = CrewqApp(name, broker=settings.redis_url, backend=f"{ALIAS}+{settings.redis_url}",
                    include=TASK_MODULES, set_as_current=False, settings=settings)
     app.loader.override_backends = {ALIAS: "crewq.workers.backend:EventStreamRedisBackend"}

@@ -34,7 +34,7 @@ from crewq.config.settings import Settings
 from .refs import ref_of
 
 _current: ContextVar[dict[str, str] | None] = ContextVar("crewq_log_context", default=None)
-_state = {"format": None}  # None: not enabled; "text" or "json"
+_state: dict[str, str | None] = {"format": None}  # None: not enabled; "text" or "json"
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [run=%(run_id)s agent=%(agent_id)s] %(message)s"
 

@@ -13,7 +13,8 @@ repair and stall checks) decodes them with `ref_of`, not by position.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from dataclasses import MISSING, astuple, dataclass, fields
+from typing import Sequence
 
 TURN_TASK = "crewq.agent_turn"
 TOOL_TASK = "crewq.tool_call"
@@ -21,43 +22,52 @@ ADVANCE_TASK = "crewq.advance"
 SUBMIT_TASK = "crewq.submit"
 
 
-class TurnRef(NamedTuple):
+@dataclass(frozen=True)
+class _Ref:
+    def args(self) -> tuple:
+        """The message's arguments: a plain tuple (Flower shows `crewq.agent_turn('9b1e…', 'writer', 2, 0)`)."""
+        return astuple(self)
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    @classmethod
+    def required(cls) -> int:
+        return sum(1 for f in fields(cls) if f.default is MISSING)
+
+
+@dataclass(frozen=True)
+class TurnRef(_Ref):
     run_id: str
     agent_id: str
     turn: int = 0  # the task's own defaults: a run's first turn, first attempt
     attempt: int = 0
 
-    def args(self) -> tuple:
-        return tuple(self)  # a plain tuple: Flower shows `crewq.agent_turn('9b1e…', 'writer', 2, 0)`
-
     def describe(self) -> str:
         return f"{self.agent_id} turn {self.turn}"
 
 
-class ToolRef(NamedTuple):
+@dataclass(frozen=True)
+class ToolRef(_Ref):
     run_id: str
     agent_id: str
     turn: int
     attempt: int
     index: int
 
-    def args(self) -> tuple:
-        return tuple(self)
-
     def describe(self) -> str:
         return f"{self.agent_id} tool call {self.index} of turn {self.turn}"
 
 
-class AdvanceRef(NamedTuple):
+@dataclass(frozen=True)
+class AdvanceRef(_Ref):
     run_id: str
     wave: int
 
     @property
     def agent_id(self) -> None:
-        return None
-
-    def args(self) -> tuple:
-        return tuple(self)
+        return None  # an advance is about a wave, not an agent
 
     def describe(self) -> str:
         return f"advance of wave {self.wave}"
@@ -81,6 +91,6 @@ def ref_of(name: str, args: Sequence) -> Ref | None:
     or arguments that do not fit its layout."""
     layout = LAYOUTS.get(name)
     values = ids_only(name, args)
-    if layout is None or not len(layout._fields) - len(layout._field_defaults) <= len(values) <= len(layout._fields):
+    if layout is None or not layout.required() <= len(values) <= len(layout.names()):
         return None
     return layout(*values)
