@@ -85,7 +85,7 @@ class Redeliverer:
             payload = json.loads(raw)[0]
             headers = payload.get("headers") or {}
             name, task_id = headers.get("task"), headers.get("id")
-            if name not in REDELIVERABLE:
+            if name not in REDELIVERABLE or not task_id:
                 continue
             record = held.get(task_id)
             if record is not None and record["host"] in alive:

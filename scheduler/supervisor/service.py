@@ -155,7 +155,8 @@ class Supervisor:
 
     def restart_stalled_runs(self) -> list[str]:
         """Runs quiet for `stall_after` with nothing in flight get their next step again (see `stall`)."""
-        now, sent = time.time(), []
+        now = time.time()
+        sent: list[str] = []
         last = self.ledger.last_events_at(list(self.ledger.active_runs()))
         quiet = [run_id for run_id, at in last.items() if at is not None and now - at > self.settings.stall_after
                  and self.ledger.has_run(run_id) and self.ledger.run_status(run_id) not in TERMINAL]
