@@ -12,7 +12,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from crewq.config.states import AgentStatus, RunStatus
-from crewq.workers.app import ADVANCE_TASK, ledger_of
+from crewq.workers.app import ADVANCE_TASK
 from crewq.workers.ledger import TERMINAL, Ledger
 from crewq.workers.runspec import RunSpec
 
@@ -21,7 +21,7 @@ from .emit import emit_wave
 
 @shared_task(name=ADVANCE_TASK, bind=True)
 def advance(self, results, run_id: str, wave: int) -> str:
-    ledger = ledger_of(self.app)
+    ledger = self.app.ledger
     if ledger.run_status(run_id) in TERMINAL:
         return "run ended"
     spec = ledger.spec(run_id)

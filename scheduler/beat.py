@@ -30,13 +30,12 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from celery import Celery
 from celery.beat import Scheduler, SchedulingError
 
 from crewq.config.errors import ConfigError
 from crewq.config.loader import load_crew
 from crewq.config.schema import Schedule, parse_cron
-from crewq.workers.app import SUBMIT_TASK, ledger_of, settings_of
+from crewq.workers.app import SUBMIT_TASK, CrewqApp
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +130,7 @@ class CrewScheduler(Scheduler):
             redis.hset(key, mapping=state)
 
     def _store(self):
-        ledger = ledger_of(self.app)
+        ledger = self.app.ledger
         return ledger.redis, ledger.keys.beat
 
     def apply_async(self, entry, producer=None, advance=True, **kwargs):
@@ -155,8 +154,8 @@ class CrewScheduler(Scheduler):
         return SimpleNamespace(id=run_id)
 
 
-def configure(app: Celery, crews_dir: str | Path) -> list[str]:
+def configure(app: CrewqApp, crews_dir: str | Path) -> list[str]:
     """Put the crews' schedules on the app (`beat_schedule`); returns the problems found."""
-    entries, problems = load_schedules(crews_dir, settings_of(app).queues.control)
+    entries, problems = load_schedules(crews_dir, app.settings.queues.control)
     app.conf.beat_schedule = entries
     return problems

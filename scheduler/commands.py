@@ -13,7 +13,7 @@ from crewq.config.loader import LoadedCrew
 from crewq.config.settings import Settings
 from crewq.config.states import RunStatus
 
-from crewq.workers.app import create_app, settings_of
+from crewq.workers.app import create_app
 from crewq.workers.ledger.events import Event
 from crewq.workers.ledger.state import RunInfo, RunState, Usage
 
@@ -65,7 +65,7 @@ def exit_now(code: int) -> NoReturn:
     """Exit with `code`. When an embedded run left a turn in flight (an LLM call that may take
     minutes), the run is over and its Redis gone: exit without waiting for that thread (Python
     joins a ThreadPoolExecutor's threads at exit, daemon or not)."""
-    if not any(getattr(app, "crewq_left_running", False) for app in _embedded):
+    if not any(app.left_running for app in _embedded):
         sys.exit(code)
     from crewq.workers import tracing
     from crewq.workers.tools.mcp import forget_servers
@@ -189,17 +189,15 @@ def init(directory: Path) -> Iterator[str]:
 
 
 def worker(queues: str | None, pool: str, concurrency: int, hostname: str | None, loglevel: str) -> None:
-    import os
-
     from crewq.workers import logs
     settings = Settings.from_env()
     app = create_app(settings)
     logs.enable()  # run_id and agent_id on every line of a task; CREWQ_LOG_FORMAT=json for JSON lines
     # On SIGQUIT (or SIGTERM with REMAP_SIGTERM=SIGQUIT, as in docker-compose.yml) a worker that holds
     # tasks gives them this long, then its cold shutdown hands their messages back to the queue.
-    app.conf.worker_soft_shutdown_timeout = float(os.environ.get("CREWQ_SOFT_SHUTDOWN_TIMEOUT") or 20)
+    app.conf.worker_soft_shutdown_timeout = settings.soft_shutdown_timeout
     argv = ["worker", f"--pool={pool}", f"--concurrency={concurrency}", f"--loglevel={loglevel}",
-            "--queues=" + (queues or ",".join(settings_of(app).queues.all())), "--events"]
+            "--queues=" + (queues or ",".join(app.settings.queues.all())), "--events"]
     if hostname:
         argv.append(f"--hostname={hostname}")
     app.worker_main(argv)

@@ -14,12 +14,11 @@ import socket
 from contextlib import contextmanager
 from typing import Iterator
 
-from celery import Celery
 from celery.contrib.testing.worker import start_worker
 from celery.worker import state as worker_state
 
 from crewq.config.settings import Settings
-from crewq.workers.app import create_app, settings_of
+from crewq.workers.app import CrewqApp, create_app
 from crewq.workers.liveness import stop_heartbeat
 
 from .local_redis import LocalRedis
@@ -29,12 +28,12 @@ log = logging.getLogger(__name__)
 
 
 @contextmanager
-def in_process_worker(app: Celery, concurrency: int = 16, loglevel: str = "WARNING",
+def in_process_worker(app: CrewqApp, concurrency: int = 16, loglevel: str = "WARNING",
                       hostname: str = f"embedded@{socket.gethostname()}",
                       shutdown_timeout: float = 30.0) -> Iterator[None]:
     """A worker thread on crewq's queues. Uses Celery's own embedded-worker helper (it waits until
     the consumer is ready and joins the thread on exit), without its ping task."""
-    queues = settings_of(app).queues.all()
+    queues = app.settings.queues.all()
     try:
         with start_worker(app, concurrency=concurrency, pool="threads", loglevel=loglevel,
                           perform_ping_check=False, shutdown_timeout=shutdown_timeout, queues=queues,
@@ -52,11 +51,11 @@ def in_process_worker(app: Celery, concurrency: int = 16, loglevel: str = "WARNI
         stop_heartbeat(hostname)  # the worker's liveness thread lives in this process too
         # A task still executing (Celery's own registry of them) outlives the worker: `crewq run`
         # then exits without waiting for its thread.
-        app.crewq_left_running = bool(worker_state.active_requests)
+        app.left_running = bool(worker_state.active_requests)
 
 
 @contextmanager
-def embedded_fleet(settings: Settings | None = None, concurrency: int = 16) -> Iterator[Celery]:
+def embedded_fleet(settings: Settings | None = None, concurrency: int = 16) -> Iterator[CrewqApp]:
     settings = settings or Settings.from_env()
     with LocalRedis() as server:
         app = create_app(settings.model_copy(update={"redis_url": server.url}))

@@ -17,15 +17,13 @@ import uuid
 from pathlib import Path
 from typing import Callable, Iterator
 
-from celery import Celery
-
 from crewq.config.errors import RunError
 from crewq.config.loader import LoadedCrew, load_crew_text
 from crewq.config.settings import Settings
 from crewq.config.states import AgentStatus, RunStatus
 
 from crewq.workers import tracing
-from crewq.workers.app import create_app, ledger_of
+from crewq.workers.app import CrewqApp, create_app
 from crewq.workers.ledger import TERMINAL
 from crewq.workers.ledger.events import Event, RunFinished, parse
 from crewq.workers.ledger.state import RunInfo, RunState
@@ -39,7 +37,7 @@ def new_run_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
-def submit_loaded(app: Celery, loaded: LoadedCrew, inputs: dict[str, str] | None = None,
+def submit_loaded(app: CrewqApp, loaded: LoadedCrew, inputs: dict[str, str] | None = None,
                   task: str | None = None, run_id: str | None = None) -> str:
     """Store the crew by value under a new run id and emit its first wave. Returns the run id."""
     inputs = dict(inputs or {})
@@ -48,7 +46,7 @@ def submit_loaded(app: Celery, loaded: LoadedCrew, inputs: dict[str, str] | None
                    waves=waves, source_file=str(Path(loaded.file).resolve()) if loaded.file != "<crew>" else None,
                    source_dir=loaded.source_dir if loaded.file != "<crew>" else None,
                    inputs=inputs, submitted_at=time.time())
-    ledger = ledger_of(app)
+    ledger = app.ledger
     ledger.create_run(spec)
     ledger.set_run(spec.run_id, status=RunStatus.RUNNING, started_at=time.time(), **tracing.submit_fields(spec.run_id))
     ledger.event(spec.run_id, "run_started", agents=[a.id for a in spec.crew.agents])
@@ -57,9 +55,9 @@ def submit_loaded(app: Celery, loaded: LoadedCrew, inputs: dict[str, str] | None
 
 
 class Client:
-    def __init__(self, app: Celery):
+    def __init__(self, app: CrewqApp):
         self.app = app
-        self.ledger = ledger_of(app)
+        self.ledger = app.ledger
 
     @classmethod
     def from_env(cls, settings: Settings | None = None) -> "Client":

@@ -19,7 +19,7 @@ from crewq.config.settings import Settings
 from crewq.scheduler.embedded import in_process_worker
 from crewq.scheduler.local_redis import LocalRedis
 from crewq.scheduler.supervisor import SupervisorThread
-from crewq.workers.app import create_app, ledger_of
+from crewq.workers.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = socket.gethostname()
@@ -64,6 +64,13 @@ def no_internet(monkeypatch):
     assert not attempts, f"code tried to reach the network: {attempts}"
 
 
+def pytest_collection_modifyitems(items):
+    """Tests that start worker subprocesses are `slow`; `./dev test -m "not slow"` leaves them out."""
+    for item in items:
+        if "worker_processes" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 # -- redis, app, workers --------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
@@ -101,7 +108,7 @@ def app(settings):
 
 @pytest.fixture
 def ledger(app):
-    return ledger_of(app)
+    return app.ledger
 
 
 @pytest.fixture

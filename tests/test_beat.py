@@ -120,7 +120,7 @@ def test_a_firing_submits_the_crew_file_with_its_inputs(worker, tmp_path):
     (tmp_path / "notes" / "n.md").write_text("high water at noon", encoding="utf-8")
     write_crew(tmp_path, SCHEDULED, "ticker.yaml")
     assert beat.configure(worker, tmp_path) == []
-    ledger = beat.ledger_of(worker)
+    ledger = worker.ledger
     broken = json.dumps({"last_run_at": "2026-01-01T07:00:00+00:00", "total_run_count": 9})
     ledger.redis.hset(ledger.keys.beat, "crew:broken.yaml", broken)  # a crew that does not load right now
     scheduler = beat.CrewScheduler(app=worker, lazy=False)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from crewq.scheduler.cli import main
@@ -32,6 +33,7 @@ def crewq_redis_pids() -> set[int]:
     return found
 
 
+@pytest.mark.slow
 def test_demo_on_the_embedded_default_twice_leaves_nothing_behind(tmp_path):
     before = crewq_redis_pids()
     env = {k: v for k, v in os.environ.items() if k not in ("CREWQ_REDIS_URL", "REDIS_URL")}
@@ -50,6 +52,7 @@ def test_demo_on_the_embedded_default_twice_leaves_nothing_behind(tmp_path):
         assert proc.returncode == 0
 
 
+@pytest.mark.slow
 def test_run_json_and_output_file_relative_to_the_crew(tmp_path):
     path = write_crew(tmp_path, """
         runtime: {llm_provider: scripted}
@@ -73,6 +76,7 @@ def test_run_json_and_output_file_relative_to_the_crew(tmp_path):
     assert (tmp_path / "out/deep/result.md").read_text() == "A on Task:\nabout owls\n"
 
 
+@pytest.mark.slow
 def test_run_task_replaces_the_crews_task_and_takes_inputs(tmp_path):
     path = write_crew(tmp_path, """
         runtime: {llm_provider: scripted}
@@ -88,6 +92,7 @@ def test_run_task_replaces_the_crews_task_and_takes_inputs(tmp_path):
     assert json.loads(proc.stdout)["output"] == "A on Task:\nlist 3 owls"
 
 
+@pytest.mark.slow
 def test_failed_run_exits_1_with_the_reason(tmp_path):
     path = write_crew(tmp_path, """
         runtime: {llm_provider: scripted}
@@ -174,6 +179,7 @@ SLOW = """
     """
 
 
+@pytest.mark.slow
 def test_ctrl_c_cancels_the_embedded_run_and_says_so(tmp_path):
     path = write_crew(tmp_path, SLOW.replace("{id: a,", "{id: a, tools: [list_files],"))
     env = {k: v for k, v in os.environ.items() if k not in ("CREWQ_REDIS_URL", "REDIS_URL")}
@@ -193,6 +199,7 @@ def test_ctrl_c_cancels_the_embedded_run_and_says_so(tmp_path):
     assert "Traceback" not in err and "Aborted!" not in err and "unreachable" not in err
 
 
+@pytest.mark.slow
 def test_a_run_past_its_timeout_is_cancelled_without_tracebacks(tmp_path):
     path = write_crew(tmp_path, SLOW.replace("{id: a,", "{id: a, tools: [list_files],"))
     env = {k: v for k, v in os.environ.items() if k not in ("CREWQ_REDIS_URL", "REDIS_URL")}

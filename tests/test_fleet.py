@@ -33,10 +33,7 @@ from crewq.scheduler.local_redis import find_redis_server, free_port
 from crewq.scheduler.runs import Client
 from crewq.workers.app import create_app
 
-import conftest
-
-ROOT = conftest.ROOT
-FAST_ENV = getattr(conftest, "FAST_ENV", {})  # the supervisor's short clocks (issue 4's conftest)
+from conftest import FAST_ENV, ROOT  # FAST_ENV: the supervisor's short clocks
 
 COMPOSE = ROOT / "docker-compose.yml"
 HOST = socket.gethostname()
@@ -142,6 +139,7 @@ def test_compose_file_structure():
     assert "-slim" in dockerfile
 
 
+@pytest.mark.slow
 def test_compose_config_validates():
     """`docker-compose config` (Debian's docker-compose 1.29) or the `docker compose` plugin, if either is here."""
     env = {**os.environ, **ENV}
@@ -268,13 +266,13 @@ def until(check, timeout: float, what: str, fleet: Fleet, service: str | None = 
     raise AssertionError(f"{what} not within {timeout}s" + (f": {fleet.log(service)[-3000:]}" if service else ""))
 
 
+@pytest.mark.slow
 def test_the_compose_fleet_runs_crews_from_flower_and_beat(tmp_path):
     fleet = Fleet(tmp_path)
     (tmp_path / "crews").mkdir()
     (tmp_path / "crews" / "ticker.yaml").write_text(TICKER, encoding="utf-8")
     (tmp_path / "redis").mkdir()
-    from crewq.scheduler.cli import main
-    has_supervisor = "supervisor" in main.commands  # the lead's `crewq supervisor` (issue 4)
+    not_checked = []  # parts this machine cannot check: the test says so (a skip with the reason) at the end
 
     fleet.start("redis", ["--port", str(fleet.redis_port), "--bind", "127.0.0.1", "--dir", str(tmp_path / "redis")])
     client = redis.Redis.from_url(fleet.redis_url)
@@ -287,7 +285,7 @@ def test_the_compose_fleet_runs_crews_from_flower_and_beat(tmp_path):
 
     app = create_app(Settings(redis_url=fleet.redis_url))
     try:
-        for service in ("worker-llm", "worker-tools", "flower") + (("supervisor",) if has_supervisor else ()):
+        for service in ("worker-llm", "worker-tools", "flower", "supervisor"):
             fleet.start(service, ["--address=127.0.0.1"] if service == "flower" else
                         ["--metrics-addr", "127.0.0.1"] if service == "supervisor" else [])
         nodes = [f"llm@{HOST}", f"tools@{HOST}"]
@@ -336,20 +334,28 @@ def test_the_compose_fleet_runs_crews_from_flower_and_beat(tmp_path):
             page = flower_page_in_chromium(f"http://{auth[0]}:{auth[1]}@127.0.0.1:{fleet.flower_port}/workers",
                                            tmp_path)
             assert all(node in page for node in nodes), page[-2000:]
+        else:
+            not_checked.append("Flower's workers page in a browser (no `chromium` on PATH)")
 
-        checks = {s: fleet.healthcheck(s) for s in ("redis", "worker-llm", "worker-tools", "flower")
-                  + (("supervisor",) if has_supervisor else ())}
+        checks = {s: fleet.healthcheck(s) for s in ("redis", "worker-llm", "worker-tools", "flower", "supervisor")}
         for service, check in checks.items():
             output = check.communicate(timeout=30)[0]
             assert check.returncode == 0, f"{service} healthcheck: {output}"
 
-        if has_supervisor:
-            status, text = http(f"http://127.0.0.1:{fleet.metrics_port}/metrics")
-            assert re.search(r'^crewq_runs_finished_total\{status="succeeded"\} [2-9]', text, re.M), text
-            assert re.search(r"^crewq_workers_alive [1-9]", text, re.M)
-            print("[fleet] supervisor /metrics:\n" + "\n".join(
-                line for line in text.splitlines() if re.match(r"crewq_(runs_finished|workers_alive|llm_calls|"
-                                                              r"tokens|agent_duration_seconds_count)", line)))
+        status, text = http(f"http://127.0.0.1:{fleet.metrics_port}/metrics")
+
+        def sample(line: str) -> float:
+            found = re.search("^" + re.escape(line) + r" (\S+)$", text, re.M)
+            assert found, f"{line} not in {text}"
+            return float(found.group(1))
+        # Beat fires every second, so the counts grow while the test runs: at least the two runs
+        # waited for above (Flower's and beat's first), at most as many as were submitted.
+        succeeded = sample('crewq_runs_finished_total{status="succeeded"}')
+        assert 2 <= succeeded <= sample("crewq_runs_submitted_total"), text
+        assert sample("crewq_workers_alive") >= len(nodes), text
+        print("[fleet] supervisor /metrics:\n" + "\n".join(
+            line for line in text.splitlines() if re.match(r"crewq_(runs_finished|workers_alive|llm_calls|"
+                                                          r"tokens|agent_duration_seconds_count)", line)))
 
         # JSON log lines that name the run and agent of the task they come from
         lines = [json.loads(line) for line in fleet.log("worker-llm").splitlines() if line.startswith("{")]
@@ -357,13 +363,16 @@ def test_the_compose_fleet_runs_crews_from_flower_and_beat(tmp_path):
     finally:
         app.close()
         codes = fleet.stop()
-    for service in ("worker-llm", "worker-tools", "beat", "flower", "redis") + (("supervisor",) if has_supervisor else ()):
+    for service in ("worker-llm", "worker-tools", "beat", "flower", "redis", "supervisor"):
         assert codes[service] == 0, f"{service} exited {codes[service]}: {fleet.log(service)[-2000:]}"
     assert "cold shutdown" in fleet.log("worker-llm").lower()  # SIGTERM was remapped to Celery's SIGQUIT
-    if has_supervisor:
-        assert "Traceback" not in fleet.log("supervisor")
+    assert "Traceback" not in fleet.log("supervisor")
+    supervisor_lines = [json.loads(line) for line in fleet.log("supervisor").splitlines() if line.startswith("{")]
+    assert any(line["logger"] == "crewq.supervisor" for line in supervisor_lines)  # CREWQ_LOG_FORMAT=json here too
     beat_lines = [json.loads(line) for line in fleet.log("beat").splitlines() if line.startswith("{")]
     assert any("submitted run" in line["message"] for line in beat_lines)
+    if not_checked:
+        pytest.skip("everything else passed; not checked here: " + "; ".join(not_checked))
 
 
 def test_the_worker_conf_that_flower_shows_hides_the_redis_password():

@@ -15,6 +15,7 @@ import pytest
 import crewq
 from conftest import ROOT
 
+pytestmark = pytest.mark.slow  # builds a wheel and installs it
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:

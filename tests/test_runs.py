@@ -11,7 +11,7 @@ FOUR_TOOLS_CREW = """
 runtime: {name: fan, llm_provider: scripted}
 task: {input: "the original task"}
 tools:
-  - {name: echo, python: "fakes.sample_tools:slow_echo"}
+  - {name: echo, python: "fakes.sample_tools:meet_then_echo"}
 agents:
   - id: a
     script: [{text: "A-out"}]
@@ -19,11 +19,11 @@ agents:
     depends_on: [a]
     tools: [echo]
     script:
-      - tool_calls:
-          - {name: echo, arguments: {text: "0", delay: 0.6}}
-          - {name: echo, arguments: {text: "1", delay: 0.4}}
-          - {name: echo, arguments: {text: "2", delay: 0.2}}
-          - {name: echo, arguments: {text: "3", delay: 0.5}}
+      - tool_calls:  # each waits for all four to be running, then finishes in its own time
+          - {name: echo, arguments: {text: "0", parties: 4, delay: 0.6}}
+          - {name: echo, arguments: {text: "1", parties: 4, delay: 0.4}}
+          - {name: echo, arguments: {text: "2", parties: 4, delay: 0.2}}
+          - {name: echo, arguments: {text: "3", parties: 4, delay: 0.5}}
       - text: "B saw {tool_results}"
   - id: c
     depends_on: [a]
@@ -46,8 +46,12 @@ def test_three_waves_fan_in_and_four_parallel_tools(app, ledger, worker_processe
     assert status.waves == [["a"], ["b", "c"], ["d"]]
     results = [e for e in events_of(ledger, status.run_id, "tool_result") if e["agent"] == "b"]
     assert sorted(e["index"] for e in results) == [0, 1, 2, 3]
-    # The four tool tasks overlap in time: every one started before any one finished.
-    assert max(e["started_at"] for e in results) < min(e["finished_at"] for e in results)
+    # The four tool tasks overlap: each got past a barrier that only four calls running at once
+    # pass, so every one started (its tool_call event) before any one finished (its tool_result).
+    assert not any(e["is_error"] for e in results), results
+    kinds = [e["type"] for e in ledger.events(status["run_id"], count=None)
+             if e["agent"] == "b" and e["type"] in ("tool_call", "tool_result")]
+    assert kinds == ["tool_call"] * 4 + ["tool_result"] * 4
     # Their results reach the model in the order it asked, whatever order they finished in.
     assert ledger.agent(status.run_id, "b")["output"] == "B saw echo:0|echo:1|echo:2|echo:3"
     # The fan-in agent gets the original task and every upstream output, labelled.

@@ -185,9 +185,8 @@ def test_a_pending_report_is_handled_by_the_next_supervisor(app, ledger, tmp_pat
     with in_process_worker(app, concurrency=4, hostname=f"nosup@{HOST}"):
         Supervisor(app, "first")  # creates the consumer group, then "dies" before reading
         run_id = submit_loaded(app, load_crew(path))
-        deadline = time.monotonic() + 20
-        while not ledger.redis.xlen(ledger.keys.failures) and time.monotonic() < deadline:
-            time.sleep(0.05)  # waiting for the worker to report the crash
+        # Waiting for the worker to report the crash: XREAD blocks until the stream has an entry.
+        assert ledger.redis.xread({ledger.keys.failures: "0"}, count=1, block=20_000), "no failure reported"
         # A supervisor read the report and died before handling it: it stays pending.
         ledger.redis.xreadgroup(GROUP, "died-mid-report", {ledger.keys.failures: ">"}, count=10)
         assert ledger.redis.xpending(ledger.keys.failures, GROUP)["pending"] == 1
@@ -200,15 +199,16 @@ def test_a_pending_report_is_handled_by_the_next_supervisor(app, ledger, tmp_pat
     assert [d["action"] for d in kinds(ledger, run_id, "decision")] == ["restart"]
 
 
-def start_supervisor(redis_url, name, logdir):
+def start_supervisor(redis_url, name, logdir, env: dict | None = None):
     log = open(logdir / f"{name}.log", "ab")
     proc = subprocess.Popen([sys.executable, "-m", "crewq", "supervisor", "--name", name, "-l", "INFO"],
-                            env={**os.environ, "CREWQ_REDIS_URL": redis_url, **FAST_ENV}, cwd=ROOT,
+                            env={**os.environ, "CREWQ_REDIS_URL": redis_url, **FAST_ENV, **(env or {})}, cwd=ROOT,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     log.close()
     return proc
 
 
+@pytest.mark.slow
 def test_the_standby_takes_over_when_the_active_supervisor_dies(app, ledger, redis_url, tmp_path):
     first = start_supervisor(redis_url, "sup-a", tmp_path)
     second = None
@@ -235,6 +235,38 @@ def test_the_standby_takes_over_when_the_active_supervisor_dies(app, ledger, red
             if proc and proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait(10)
+
+
+@pytest.mark.slow
+def test_the_supervisor_logs_its_decisions_as_json_lines(app, ledger, redis_url, tmp_path):
+    path = write_crew(tmp_path, """
+        runtime: {llm_provider: scripted}
+        agents:
+          - {id: flaky, script: [{text: never}]}
+          - {id: broken, script: [{text: never}]}
+        """)
+    run_id = submit_loaded(app, load_crew(path))  # no worker: the failures are reported by hand
+    from crewq.workers.turn import report_failure
+    report_failure(ledger, run_id, "flaky", 0, 0, "a timeout")
+    report_failure(ledger, run_id, "broken", 0, 0, "a bad key", permanent=True)
+    proc = start_supervisor(redis_url, "sup-json", tmp_path, env={"CREWQ_LOG_FORMAT": "json"})
+    try:
+        for _ in Client(app).events(run_id, follow=True, timeout=30):
+            pass
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(10)
+    text = (tmp_path / "sup-json.log").read_text()
+    lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    assert lines and len(lines) == len(text.splitlines()), text  # every line is JSON, none plain text
+    decisions = {line["agent_id"]: line for line in lines if line["logger"] == "crewq.supervisor"
+                 and line["run_id"] == run_id}
+    assert decisions["flaky"]["level"] == "INFO"
+    assert f"run {run_id}: attempt 0 of flaky failed (a timeout); one_for_one restarts flaky" \
+        in decisions["flaky"]["message"]
+    assert decisions["broken"]["level"] == "WARNING"
+    assert decisions["broken"]["message"] == (f"run {run_id}: attempt 0 of broken failed (a bad key); "
+                                              "giving up: a configuration error: restarting cannot fix it")
 
 
 def test_cancel_then_resume_continues_from_the_completed_agents(app, ledger, worker, tmp_path):

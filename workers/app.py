@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import time
+from functools import cached_property
 
 from celery import Celery
 from celery.exceptions import Reject
@@ -15,25 +16,49 @@ from crewq.config.settings import Settings
 
 from . import logs
 from .backend import ALIAS
-from .ledger import Keys, Ledger
+from .ledger import Ledger
+from .refs import ADVANCE_TASK, SUBMIT_TASK, TOOL_TASK, TURN_TASK, TurnRef
 
-TURN_TASK = "crewq.agent_turn"
-TOOL_TASK = "crewq.tool_call"
-ADVANCE_TASK = "crewq.advance"
-SUBMIT_TASK = "crewq.submit"
+NO_BROKER = ("no broker configured: set CREWQ_REDIS_URL (or REDIS_URL), "
+             "or use `crewq run`, which starts a private Redis")
 
 # Task modules reach the workers by name; `scheduler` is imported by the worker, not by us.
 TASK_MODULES = ["crewq.workers.turn", "crewq.workers.tool_call", "crewq.workers.liveness", "crewq.scheduler.advance",
                 "crewq.scheduler.submit_task"]
 
 
-def create_app(settings: Settings | None = None, *, name: str = "crewq") -> Celery:
+class CrewqApp(Celery):
+    """crewq's Celery app: the settings it was built from and its ledger are its own properties.
+
+    The settings are kept on the instance, not in app.conf: `celery inspect conf` and Flower show
+    the conf, and the settings hold the Redis URL with its password.
+    """
+
+    def __init__(self, *args, settings: Settings | None = None, **kwargs):
+        self._settings = settings or Settings.from_env()
+        # A task still executing when the embedded worker stopped (see scheduler/embedded.py).
+        self.left_running = False
+        super().__init__(*args, **kwargs)
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        """One Ledger (one Redis connection pool) per app, per process."""
+        settings = self.settings
+        if not settings.redis_url:
+            raise ConfigError(NO_BROKER)
+        return Ledger.from_url(settings.redis_url, settings.key_prefix, settings.retention)
+
+
+def create_app(settings: Settings | None = None, *, name: str = "crewq") -> CrewqApp:
     settings = settings or Settings.from_env()
     if not settings.redis_url:
-        raise ConfigError("no broker configured: set CREWQ_REDIS_URL (or REDIS_URL), "
-                          "or use `crewq run`, which starts a private Redis")
-    app = Celery(name, broker=settings.redis_url, backend=f"{ALIAS}+{settings.redis_url}",
-                 include=TASK_MODULES, set_as_current=False)
+        raise ConfigError(NO_BROKER)
+    app = CrewqApp(name, broker=settings.redis_url, backend=f"{ALIAS}+{settings.redis_url}",
+                   include=TASK_MODULES, set_as_current=False, settings=settings)
     app.loader.override_backends = {ALIAS: "crewq.workers.backend:EventStreamRedisBackend"}
     transport = {"visibility_timeout": int(settings.visibility_timeout)}
     q = settings.queues
@@ -65,9 +90,6 @@ def create_app(settings: Settings | None = None, *, name: str = "crewq") -> Cele
         # beat loads it.)
         beat_scheduler="crewq.scheduler.beat:CrewScheduler",
     )
-    # An attribute, not app.conf: `celery inspect conf` and Flower show the conf, and the
-    # settings hold the Redis URL with its password.
-    app.crewq_settings = settings
     logs.quiet_expected_noise()
     return app
 
@@ -76,25 +98,8 @@ def turn_signature(app: Celery, spec, agent_id: str, turn: int, attempt: int):
     """An agent's turn, on the agent's own queue when it names one (capability routing)."""
     queue = spec.crew.agent(agent_id).queue
     options = {"queue": queue} if queue else {}
-    return app.signature(TURN_TASK, args=(spec.run_id, agent_id, turn, attempt), immutable=True, **options)
-
-
-def settings_of(app: Celery) -> Settings:
-    return app.crewq_settings
-
-
-def ledger_of(app: Celery) -> Ledger:
-    """One Ledger (one Redis connection pool) per app, per process."""
-    ledger = getattr(app, "_crewq_ledger", None)
-    if ledger is None:
-        settings = settings_of(app)
-        ledger = Ledger.from_url(settings.redis_url, settings.key_prefix, settings.retention)
-        app._crewq_ledger = ledger
-    return ledger
-
-
-def keys_of(app: Celery) -> Keys:
-    return ledger_of(app).keys
+    return app.signature(TURN_TASK, args=TurnRef(spec.run_id, agent_id, turn, attempt).args(), immutable=True,
+                         **options)
 
 
 # A turn or tool call that lost Redis pauses this long before its message goes back to the queue,

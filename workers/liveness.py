@@ -17,7 +17,8 @@ import threading
 from celery import signals
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from .app import ADVANCE_TASK, TOOL_TASK, TURN_TASK, ledger_of, settings_of
+from .app import ADVANCE_TASK, TOOL_TASK, TURN_TASK
+from .refs import ids_only
 
 log = logging.getLogger(__name__)
 TRACKED = (TURN_TASK, TOOL_TASK, ADVANCE_TASK)
@@ -34,8 +35,8 @@ _lock = threading.Lock()
 class Heartbeat(threading.Thread):
     def __init__(self, app, host: str):
         super().__init__(name=f"crewq-heartbeat-{host}", daemon=True)
-        self.ledger, self.host = ledger_of(app), host
-        settings = settings_of(app)
+        self.ledger, self.host = app.ledger, host
+        settings = app.settings
         self.interval, self.ttl = settings.heartbeat_interval, settings.heartbeat_ttl
         self.stopped = threading.Event()
         self.ledger.beat(host, self.ttl)  # alive from the first moment, before any task is held
@@ -78,10 +79,8 @@ def _on_received(sender=None, request=None, **_):
         return
     app = request.task.app
     ensure_heartbeat(app, request.hostname)
-    args = list(request.args or [])
-    if request.name == ADVANCE_TASK:
-        args = args[1:]  # drop the header's results: ids are enough to requeue
-    ledger_of(app).hold(request.id, request.name, args, identity(request.hostname))
+    # The ids only (`refs`): an advance's header results are not needed to requeue it.
+    app.ledger.hold(request.id, request.name, ids_only(request.name, request.args), identity(request.hostname))
 
 
 @signals.task_postrun.connect
@@ -89,7 +88,7 @@ def _on_postrun(sender=None, task_id=None, task=None, state=None, **_):
     if task is not None and task.name in TRACKED and state != "RETRY":
         # A retry keeps its record: the same task id comes back, possibly to another worker.
         try:
-            ledger_of(task.app).release(task_id)
+            task.app.ledger.release(task_id)
         except RedisConnectionError:  # the task said so already; a stale record is swept later
             log.debug("could not release %s: Redis is unreachable", task_id)
 
@@ -100,4 +99,4 @@ def _on_revoked(sender=None, request=None, **_):
     # sender (the task) has the name and the app either way.
     task_id = getattr(request, "id", None)
     if sender is not None and getattr(sender, "name", None) in TRACKED and task_id:
-        ledger_of(sender.app).release(task_id)
+        sender.app.ledger.release(task_id)

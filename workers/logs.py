@@ -2,15 +2,15 @@
 
 While a worker runs one of crewq's tasks, every log record it emits (crewq's own, the providers',
 httpx's, Celery's "succeeded" line) carries `run_id` and `agent_id`, taken from the task's arguments
-(`agent_turn(run_id, agent_id, turn, attempt)`, `tool_call(run_id, agent_id, ...)`,
-`advance([results], run_id, wave)`) by Celery's task_prerun/task_postrun signals into a context variable.
+(their layouts are in `refs`) by Celery's task_prerun/task_postrun signals into a context variable.
 Lines outside a task get "-".
 
     CREWQ_LOG_FORMAT=json    one JSON object a line: ts, level, logger, message, run_id, agent_id, task, task_id
     CREWQ_LOG_FORMAT=text    (default) 2025-01-01 12:00:00,000 INFO crewq.workers.turn [run=ab12 agent=writer] ...
 
-`enable()` makes a Celery worker or beat use this format (it applies when Celery sets up its
-logging); `install()` sets up the root logger of any other process the same way. Importing this
+Every entry point uses it: `crewq worker` and `crewq beat` call `enable()` (it applies when Celery
+sets up its logging), `crewq run` and `crewq supervisor` call `install()`, which sets up the root
+logger of a process that is not a Celery worker the same way. Importing this
 module connects the task signals, which cost nothing when no task runs. No message text is added:
 the ids come from the arguments, which carry ids only, never conversation text.
 """
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import time
 from contextlib import contextmanager
@@ -30,23 +29,21 @@ from celery import signals
 from celery.exceptions import Reject
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-# task name → how many leading arguments are (run_id, agent_id)
-TASK_IDS = {"crewq.agent_turn": 2, "crewq.tool_call": 2, "crewq.advance": 1}
+from crewq.config.settings import Settings
+
+from .refs import ref_of
 
 _current: ContextVar[dict[str, str] | None] = ContextVar("crewq_log_context", default=None)
-_state = {"format": None}  # None: not enabled; "text" or "json"
+_state: dict[str, str | None] = {"format": None}  # None: not enabled; "text" or "json"
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [run=%(run_id)s agent=%(agent_id)s] %(message)s"
 
 
 def ids_of(task_name: str, args) -> dict[str, str]:
-    count = TASK_IDS.get(task_name, 0)
-    values = list(args or ())
-    if values and isinstance(values[0], (list, tuple)):
-        values = values[1:]  # a chord body (advance) gets the group's results first
-    values = values[:count]
-    found = dict(zip(("run_id", "agent_id"), (str(v) for v in values)))
-    return found
+    ref = ref_of(task_name, args)
+    if ref is None:
+        return {}
+    return {k: str(v) for k, v in (("run_id", ref.run_id), ("agent_id", ref.agent_id)) if v is not None}
 
 
 @signals.task_prerun.connect(weak=False)
@@ -104,9 +101,13 @@ def _none(value):
     return None if value in (None, "", "-") else value
 
 
+def chosen(fmt: str | None = None) -> str:
+    """`fmt`, else CREWQ_LOG_FORMAT, else text."""
+    return (fmt or Settings.env_value("log_format") or "text").lower()
+
+
 def formatter(fmt: str | None = None) -> logging.Formatter:
-    fmt = (fmt or os.environ.get("CREWQ_LOG_FORMAT") or "text").lower()
-    return JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT)
+    return JsonFormatter() if chosen(fmt) == "json" else logging.Formatter(TEXT_FORMAT)
 
 
 def apply(logger: logging.Logger, fmt: str | None = None) -> None:
@@ -119,7 +120,7 @@ def apply(logger: logging.Logger, fmt: str | None = None) -> None:
 
 def enable(fmt: str | None = None) -> None:
     """Use crewq's format in this process's Celery worker or beat, once Celery sets up its logging."""
-    _state["format"] = (fmt or os.environ.get("CREWQ_LOG_FORMAT") or "text").lower()
+    _state["format"] = chosen(fmt)
 
 
 def install(level: str | int = "INFO", fmt: str | None = None, stream=None) -> None:
@@ -168,5 +169,5 @@ def _celery_logging_ready(logger=None, **_) -> None:
         apply(logger, _state["format"])
 
 
-if os.environ.get("CREWQ_LOG_FORMAT"):
+if Settings.env_value("log_format"):  # also for `celery -A crewq.workers.celery_app worker`
     enable()

@@ -15,7 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from crewq.config.errors import ConfigError
 
 from . import tracing
-from .app import TOOL_TASK, ledger_of, requeue_after_outage
+from .app import TOOL_TASK, requeue_after_outage
 from .llm.types import LLMReply
 from .resources import environment, tools_for
 from .tools.base import ToolContext, ToolResult
@@ -24,17 +24,17 @@ log = logging.getLogger(__name__)
 
 
 @shared_task(name=TOOL_TASK, bind=True)
-def tool_call(self, run_id: str, agent_id: str, attempt: int, turn: int, index: int) -> dict:
+def tool_call(self, run_id: str, agent_id: str, turn: int, attempt: int, index: int) -> dict:
     try:
-        return run_tool_call(self, run_id, agent_id, attempt, turn, index)
+        return run_tool_call(self, run_id, agent_id, turn, attempt, index)
     except RedisConnectionError as exc:  # as in agent_turn: the message goes back and the call runs again
         log.warning("tool call %s/%s/%s/%s: Redis is unreachable (%s); it runs again once Redis is back",
                     run_id, agent_id, turn, index, exc)
         raise requeue_after_outage(exc) from None
 
 
-def run_tool_call(task, run_id: str, agent_id: str, attempt: int, turn: int, index: int) -> dict:
-    ledger = ledger_of(task.app)
+def run_tool_call(task, run_id: str, agent_id: str, turn: int, attempt: int, index: int) -> dict:
+    ledger = task.app.ledger
     done, reply = ledger.tool_call_state(run_id, agent_id, attempt, turn, index)
     if done is not None:
         return {"index": index, "is_error": bool(done.get("is_error")), "repeated": True}

@@ -25,6 +25,7 @@ import threading
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+from crewq.config.settings import Settings
 from crewq.config.states import RunStatus
 
 _state: dict[str, Any] = {"pid": None, "tracer": None, "provider": None}
@@ -60,8 +61,8 @@ def tracer():
         return _state["tracer"]
     with _lock:
         if _state["pid"] != os.getpid():
-            mode = os.environ.get("CREWQ_TRACING", "").strip().lower()
-            if mode in ("", "0", "off", "false", "none"):
+            mode = Settings.env_value("tracing")
+            if mode == "off":
                 _state.update(tracer=None, provider=None)
                 _state["pid"] = os.getpid()  # last: other threads read the tracer once the pid matches
             else:

@@ -18,7 +18,7 @@ from crewq.config.errors import (ConfigError, MissingEnvError, ProviderError, To
 from crewq.config.states import AgentStatus
 
 from . import tracing
-from .app import TOOL_TASK, TURN_TASK, ledger_of, requeue_after_outage, settings_of, turn_signature
+from .app import TOOL_TASK, TURN_TASK, requeue_after_outage, turn_signature
 from .conversation import rebuild
 from .ledger import TERMINAL, Ledger
 from .llm.chain import llm_chain
@@ -27,6 +27,7 @@ from .llm.pricing import estimate_cost
 from .llm.retry import countdown
 from .llm.types import LLMReply, LLMRequest
 from .prompts import system_prompt
+from .refs import ToolRef
 from .resources import environment, tools_for
 from .runspec import RunSpec
 
@@ -69,7 +70,7 @@ def agent_turn(self, run_id: str, agent_id: str, turn: int = 0, attempt: int = 0
 class Turn:
     def __init__(self, task, run_id: str, agent_id: str, turn: int, attempt: int):
         self.task, self.run_id, self.agent_id, self.turn, self.attempt = task, run_id, agent_id, turn, attempt
-        self.ledger: Ledger = ledger_of(task.app)
+        self.ledger: Ledger = task.app.ledger
 
     def run(self) -> dict:
         ledger = self.ledger
@@ -108,7 +109,7 @@ class Turn:
 
     def deadline(self, started: float, run: dict) -> float:
         """Seconds this call may take: the read timeout, cut by the agent's and the run's limits."""
-        limit = settings_of(self.task.app).llm_read_timeout
+        limit = self.task.app.settings.llm_read_timeout
         now = time.time()
         if self.agent.timeout:
             limit = min(limit, started + self.agent.timeout - now)
@@ -140,7 +141,7 @@ class Turn:
             if retries >= self.agent.max_retries:
                 return self.fail(f"{exc} (after {retries + 1} tries)")
             # A countdown near the visibility timeout would let Redis redeliver the waiting retry.
-            ceiling = min(self.agent.max_backoff, settings_of(self.task.app).visibility_timeout / 10)
+            ceiling = min(self.agent.max_backoff, self.task.app.settings.visibility_timeout / 10)
             wait = countdown(retries, exc.retry_after, max_backoff=ceiling)
             ledger.event(self.run_id, "llm_retry", self.agent_id, turn=self.turn, error=str(exc),
                          countdown=round(wait, 3), retries=retries + 1)
@@ -179,8 +180,9 @@ class Turn:
         if not to_run:
             return self.task.replace(next_turn)
         headers = tracing.inject()  # the tool calls' spans are children of this turn's
-        calls = group(app.signature(TOOL_TASK, args=(self.run_id, self.agent_id, self.attempt, self.turn, i),
-                                    immutable=True, **({"headers": headers} if headers else {})) for i in to_run)
+        refs = [ToolRef(self.run_id, self.agent_id, self.turn, self.attempt, i) for i in to_run]
+        calls = group(app.signature(TOOL_TASK, args=ref.args(), immutable=True,
+                                    **({"headers": headers} if headers else {})) for ref in refs)
         # Every tool call is its own task; they run at once and the next turn waits for all of them.
         return self.task.replace(chord(calls, next_turn))
 

@@ -22,6 +22,8 @@ from .options import parse_inputs
 @click.option("--concurrency", type=int, default=16, show_default=True, help="embedded worker threads")
 def run(file, inputs, task, as_json, output, timeout, concurrency):
     """Run a crew and print its final output, with live progress per agent."""
+    from crewq.workers import logs
+    logs.install("WARNING")  # warnings only, in crewq's format (CREWQ_LOG_FORMAT=json for JSON lines)
     try:
         result = commands.run(file, parse_inputs(inputs), task, timeout, concurrency, quiet=as_json)
     except commands.Interrupted as stop:

@@ -45,8 +45,10 @@ def tools_list(file):
 def supervisor(name, metrics_port, metrics_addr, loglevel):
     """Run the supervisor: restarts by policy, requeues from dead workers, deadlines.
     Start two for a standby: one is active, the other takes over within seconds."""
+    from crewq.workers import logs
+
     from ..supervisor import Supervisor
-    logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.install(loglevel)  # crewq's format: CREWQ_LOG_FORMAT=json for JSON lines, as compose sets
     app = commands.client().app
     service = Supervisor(app, name)
     if metrics_port is not None:
@@ -58,8 +60,8 @@ def supervisor(name, metrics_port, metrics_addr, loglevel):
 
 
 @click.command()
-@click.option("--crews-dir", envvar="CREWQ_CREWS_DIR", required=True, type=click.Path(file_okay=False),
-              help="the folder of crew files whose `schedule:` beat follows [env: CREWQ_CREWS_DIR]")
+@click.option("--crews-dir", type=click.Path(file_okay=False),
+              help="the folder of crew files whose `schedule:` beat follows [default: CREWQ_CREWS_DIR]")
 @click.option("--max-interval", type=float, default=None, help="longest sleep between checks, in seconds")
 @click.option("--list", "list_only", is_flag=True, help="print the schedules found and exit (no Redis needed)")
 @click.option("--loglevel", "-l", default="INFO", show_default=True)
@@ -67,9 +69,14 @@ def beat(crews_dir, max_interval, list_only, loglevel):
     """Run Celery beat over the schedules of every crew under --crews-dir: each firing submits a run.
     Run one beat per fleet (two would submit every run twice)."""
     from crewq.config.settings import Settings
+
     from .. import beat as beats
+    settings = Settings.from_env()
+    crews_dir = crews_dir or settings.crews_dir
+    if not crews_dir:
+        raise click.UsageError("name the crews folder: --crews-dir or CREWQ_CREWS_DIR")
     if list_only:
-        entries, problems = beats.load_schedules(crews_dir, Settings.from_env().queues.control)
+        entries, problems = beats.load_schedules(crews_dir, settings.queues.control)
         for name, entry in entries.items():
             click.echo(f"{name}  {beats.explain(entry)}")
         for problem in problems:

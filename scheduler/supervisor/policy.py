@@ -11,6 +11,7 @@ Budget: at most `max_restarts` restarts of the agent within `restart_window`, at
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from crewq.config.settings import Settings
 from crewq.workers.runspec import RunSpec
@@ -42,7 +43,7 @@ def decide(spec: RunSpec, agent_id: str, attempt: int, states: dict[str, dict], 
     agent = spec.crew.agent(agent_id)
     recent = [t for t in restart_times if now - t < agent.restart_window]
     run_restarts = int(run.get("restarts") or 0)
-    base = dict(agent=agent_id, attempt=attempt, policy=agent.restart)
+    base: dict[str, Any] = dict(agent=agent_id, attempt=attempt, policy=agent.restart)
     if permanent:
         return Decision("give_up", reason="a configuration error: restarting cannot fix it", **base)
     if len(recent) >= agent.max_restarts:

@@ -27,6 +27,7 @@ from celery import Celery
 
 from crewq.workers.app import ADVANCE_TASK, TOOL_TASK, TURN_TASK
 from crewq.workers.ledger import Ledger
+from crewq.workers.refs import Ref, ref_of
 
 log = logging.getLogger("crewq.supervisor")
 # Only these are safe to run twice; `crewq.submit` would start a second run, so it is left to Celery.
@@ -38,23 +39,19 @@ class Orphan:
     tag: str  # kombu's delivery tag
     task_id: str
     name: str
-    args: list
+    ref: Ref  # the ids the message carries
     dead_worker: str  # the worker that held it, or why none did
 
     @property
     def run_id(self) -> str:
-        return self.args[0]
+        return self.ref.run_id
 
     @property
     def agent(self) -> str | None:
-        return self.args[1] if self.name != ADVANCE_TASK else None
+        return self.ref.agent_id
 
     def describe(self) -> str:
-        if self.name == TURN_TASK:
-            return f"{self.args[1]} turn {self.args[2]}"
-        if self.name == TOOL_TASK:
-            return f"{self.args[1]} tool call {self.args[4]} of turn {self.args[3]}"
-        return f"advance of wave {self.args[1]}"
+        return self.ref.describe()
 
 
 class Redeliverer:
@@ -88,7 +85,7 @@ class Redeliverer:
             payload = json.loads(raw)[0]
             headers = payload.get("headers") or {}
             name, task_id = headers.get("task"), headers.get("id")
-            if name not in REDELIVERABLE:
+            if name not in REDELIVERABLE or not task_id:
                 continue
             record = held.get(task_id)
             if record is not None and record["host"] in alive:
@@ -97,11 +94,12 @@ class Redeliverer:
                 continue  # just taken: its worker records it in a moment
             if record is None and task_id in released:
                 continue  # just finished: its worker acks it in a moment
-            args = _args(payload)
-            if name == ADVANCE_TASK:
-                args = args[1:]  # the chord header's results: not needed to describe it
+            ref = ref_of(name, _args(payload))
+            if ref is None:
+                log.warning("task %s (%s): its arguments do not fit the task's layout; left to Celery", task_id, name)
+                continue
             dead = record["host"] if record else "a worker that died before recording it"
-            yield Orphan(_text(tag), task_id, name, args, dead)
+            yield Orphan(_text(tag), task_id, name, ref, dead)
 
     def redeliver(self, orphan: Orphan) -> None:
         channel = self._channel()

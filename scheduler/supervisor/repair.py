@@ -12,6 +12,7 @@ from celery import Celery
 
 from crewq.config.states import AgentStatus
 from crewq.workers.ledger import TERMINAL, Ledger
+from crewq.workers.refs import ref_of
 from crewq.workers.runspec import RunSpec
 
 from ..advance import fail_run
@@ -38,10 +39,16 @@ def apply(app: Celery, ledger: Ledger, spec: RunSpec, decision: Decision) -> Non
 
 def revoke_run(app: Celery, ledger: Ledger, run_id: str) -> list[str]:
     """Revoke the tasks of a run that workers hold now (not yet started ones are dropped)."""
-    ids = [task_id for task_id, record in ledger.held().items() if record["args"][:1] == [run_id]]
+    ids = [task_id for task_id, record in ledger.held().items() if held_for(record) == run_id]
     if ids:
         app.control.revoke(ids)
     return ids
+
+
+def held_for(record: dict) -> str | None:
+    """The run of a task a worker holds (a `liveness` record), or None for one that is no run's."""
+    ref = ref_of(record["name"], record["args"])
+    return ref.run_id if ref is not None else None
 
 
 def overdue(ledger: Ledger, spec: RunSpec, run: dict, now: float) -> str | None:

@@ -16,10 +16,9 @@ import threading
 import time
 
 import redis
-from celery import Celery
-
 from crewq.config.states import RunStatus
-from crewq.workers.app import ledger_of, settings_of
+from crewq.workers import logs
+from crewq.workers.app import CrewqApp
 from crewq.workers.ledger import TERMINAL
 from crewq.workers.turn import report_failure
 
@@ -34,10 +33,10 @@ GROUP = "supervisors"
 
 
 class Supervisor:
-    def __init__(self, app: Celery, name: str | None = None):
+    def __init__(self, app: CrewqApp, name: str | None = None):
         self.app = app
-        self.ledger = ledger_of(app)
-        self.settings = settings_of(app)
+        self.ledger = app.ledger
+        self.settings = app.settings
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.leadership = Leadership(self.ledger.redis, self.ledger.keys.leader, self.settings.leader_ttl, self.name)
         self.stopped = threading.Event()
@@ -138,6 +137,7 @@ class Supervisor:
             ledger.event(run_id, "decision", agent_id, action=decision.action, policy=decision.policy,
                          failed_attempt=attempt, restarts=sorted(decision.targets), countdown=decision.countdown,
                          reason=decision.reason, error=report.get("error"))
+            log_decision(decision, run_id, report.get("error"))
         if not ledger.decision_applied(run_id, agent_id, attempt):
             repair.apply(self.app, ledger, spec, decision)
             ledger.set_decision_applied(run_id, agent_id, attempt)
@@ -156,7 +156,8 @@ class Supervisor:
 
     def restart_stalled_runs(self) -> list[str]:
         """Runs quiet for `stall_after` with nothing in flight get their next step again (see `stall`)."""
-        now, sent = time.time(), []
+        now = time.time()
+        sent: list[str] = []
         last = self.ledger.last_events_at(list(self.ledger.active_runs()))
         quiet = [run_id for run_id, at in last.items() if at is not None and now - at > self.settings.stall_after
                  and self.ledger.has_run(run_id) and self.ledger.run_status(run_id) not in TERMINAL]
@@ -171,8 +172,9 @@ class Supervisor:
             run_id = spec.run_id
             if stall.in_flight(spec, held, alive, messages):
                 continue
-            for what in stall.restart_stalled(self.app, self.ledger, spec):
-                self.ledger.event(run_id, "requeued", what.split()[0] if " turn " in what else None, what=what,
+            for ref in stall.restart_stalled(self.app, self.ledger, spec):
+                what = ref.describe()
+                self.ledger.event(run_id, "requeued", ref.agent_id, what=what,
                                   dead_worker=f"none: the run was quiet for {self.settings.stall_after:g}s "
                                               f"with nothing in flight")
                 log.warning("run %s was stalled: sent %s again", run_id, what)
@@ -196,10 +198,22 @@ class Supervisor:
                 report_failure(self.ledger, run_id, agent_id, attempt, turn, error)
 
 
+def log_decision(decision: Decision, run_id: str, error: str | None) -> None:
+    """A restart at INFO, giving up at WARNING: the lines an operator looks for."""
+    with logs.bound(run_id, decision.agent):
+        if decision.action == "restart":
+            log.info("run %s: attempt %d of %s failed (%s); %s restarts %s in %gs (%s)", run_id, decision.attempt,
+                     decision.agent, error, decision.policy, ", ".join(sorted(decision.targets)), decision.countdown,
+                     decision.reason)
+        else:
+            log.warning("run %s: attempt %d of %s failed (%s); giving up: %s", run_id, decision.attempt,
+                        decision.agent, error, decision.reason)
+
+
 class SupervisorThread:
     """A supervisor in a thread of this process (the embedded default, and tests)."""
 
-    def __init__(self, app: Celery, name: str | None = None):
+    def __init__(self, app: CrewqApp, name: str | None = None):
         self.supervisor = Supervisor(app, name)
         self.thread = threading.Thread(target=self.supervisor.run, name="crewq-supervisor", daemon=True)
 

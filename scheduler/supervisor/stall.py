@@ -22,9 +22,11 @@ from celery import Celery, chord, group
 from crewq.config.states import AgentStatus
 from crewq.workers.app import ADVANCE_TASK, turn_signature
 from crewq.workers.ledger import TERMINAL, Ledger
+from crewq.workers.refs import AdvanceRef, Ref, TurnRef
 from crewq.workers.runspec import RunSpec
 
 from ..emit import emit_wave
+from .repair import held_for
 
 log = logging.getLogger("crewq.supervisor")
 
@@ -48,12 +50,12 @@ def queues_of(spec: RunSpec, queues: list[str]) -> set[str]:
 def in_flight(spec: RunSpec, held: dict, alive: set[str], messages: list[str]) -> bool:
     """Whether anything of this run is held by a live worker, taken, or waiting in a queue."""
     run_id = spec.run_id
-    if any(r["args"][:1] == [run_id] and r["host"] in alive for r in held.values()):
+    if any(held_for(r) == run_id and r["host"] in alive for r in held.values()):
         return True
     return any(run_id in raw for raw in messages)
 
 
-def restart_stalled(app: Celery, ledger: Ledger, spec: RunSpec) -> list[str]:
+def restart_stalled(app: Celery, ledger: Ledger, spec: RunSpec) -> list[Ref]:
     """Send the run's next step again. Returns what was sent (nothing when a failure awaits a decision)."""
     run_id = spec.run_id
     states = ledger.agents(run_id, [a.id for a in spec.crew.agents])
@@ -64,19 +66,19 @@ def restart_stalled(app: Celery, ledger: Ledger, spec: RunSpec) -> list[str]:
     if wave is None:  # everything succeeded: the last `advance` was lost
         last = len(spec.waves) - 1
         ledger.forget_waves(run_id, last, len(spec.waves))
-        app.signature(ADVANCE_TASK, args=([], run_id, last)).apply_async()
-        return [f"advance of wave {last}"]
+        app.signature(ADVANCE_TASK, args=([], *AdvanceRef(run_id, last).args())).apply_async()
+        return [AdvanceRef(run_id, last)]
     if wave > 0:  # the wave before is done; its advance acted, or was lost acting
         ledger.mark_wave_advanced(run_id, wave - 1)
-    sent = []
+    sent: list[Ref] = []
     waiting = [a for a in spec.waves[wave] if states[a].get("status") in (None, "", AgentStatus.WAITING)]
     if waiting:
         emit_wave(app, spec, wave, agents=waiting)
-        sent += [f"{a} turn 0" for a in waiting]
-    body = app.signature(ADVANCE_TASK, args=(run_id, wave))
+        sent += [TurnRef(run_id, a, 0, int(states[a].get("attempt") or 0)) for a in waiting]
+    body = app.signature(ADVANCE_TASK, args=AdvanceRef(run_id, wave).args())
     for agent_id in spec.waves[wave]:
         if states[agent_id].get("status") == AgentStatus.RUNNING:
             turn, attempt = int(states[agent_id].get("turn") or 0), int(states[agent_id].get("attempt") or 0)
             chord(group([turn_signature(app, spec, agent_id, turn, attempt)]), body).apply_async()
-            sent.append(f"{agent_id} turn {turn}")
+            sent.append(TurnRef(run_id, agent_id, turn, attempt))
     return sent

@@ -31,13 +31,14 @@ from urllib.parse import urlsplit
 import httpx
 
 from crewq.config.errors import ProviderError, TransientProviderError
+from crewq.config.settings import Settings
 
 from .base import Provider
 from .types import LLMConfig, LLMRequest
 
 log = logging.getLogger("crewq.llm.http")
 
-CONNECT_TIMEOUT = 10.0
+CONNECT_TIMEOUT = Settings.env_value("llm_connect_timeout")  # CREWQ_LLM_CONNECT_TIMEOUT, read once a process
 RETRY_STATUSES = frozenset({408, 409, 429, 529})
 # Waiting never fixes these, whatever the status or x-should-retry say.
 NEVER_RETRY_TYPES = frozenset({

@@ -22,18 +22,18 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from pathlib import Path
 from typing import Mapping
 
 from crewq.config.errors import ConfigError
+from crewq.config.settings import Settings, env_var
 
 from .types import Usage
 
 log = logging.getLogger("crewq.llm.pricing")
 
-ENV_VAR = "CREWQ_PRICING"
+ENV_VAR = env_var("pricing")
 Prices = dict[str, dict[str, tuple[float, float]]]  # provider -> model -> (input, output) per 1M tokens
 
 DEFAULT_PRICES: Prices = {
@@ -118,7 +118,7 @@ def _match(models: Mapping[str, tuple[float, float]], model: str) -> tuple[float
 def _file_prices(env: Mapping[str, str] | None) -> Prices:
     """The user's price file; a broken one is logged and ignored (a price never fails a turn)."""
     global _file_cache
-    path = (os.environ if env is None else env).get(ENV_VAR)
+    path = Settings.env_value("pricing", env)
     if not path:
         return {}
     try:
