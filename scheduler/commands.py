@@ -187,6 +187,8 @@ def worker(queues: str | None, pool: str, concurrency: int, hostname: str | None
     import os
 
     from crewq.workers import logs
+    from crewq.workers.llm.limits import ENV_VAR, parse_presets
+    parse_presets(os.environ.get(ENV_VAR, ""))  # a malformed CREWQ_LIMITS stops the worker here, named
     settings = Settings.from_env()
     app = create_app(settings)
     logs.enable()  # run_id and agent_id on every line of a task; CREWQ_LOG_FORMAT=json for JSON lines

@@ -22,6 +22,7 @@ from .conversation import rebuild
 from .ledger import TERMINAL, Ledger
 from .llm.chain import llm_chain
 from .llm.dispatch import call_llm
+from .llm.limits import Throttled, wait_for_limit
 from .llm.pricing import estimate_cost
 from .llm.retry import countdown
 from .llm.types import LLMReply, LLMRequest
@@ -135,6 +136,9 @@ class Turn:
                                          "gen_ai.usage.input_tokens": reply.usage.input_tokens,
                                          "gen_ai.usage.output_tokens": reply.usage.output_tokens,
                                          "crewq.tool_calls": len(reply.tool_calls)})
+        except Throttled as exc:  # a fleet limit: the same try, later, holding no worker slot meanwhile
+            raise wait_for_limit(self.task, ledger, self.run_id, self.agent_id, self.turn, exc,
+                                 ceiling=settings_of(self.task.app).visibility_timeout / 10)
         except TransientProviderError as exc:
             if retries >= self.agent.max_retries:
                 return self.fail(f"{exc} (after {retries + 1} tries)")
