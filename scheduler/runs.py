@@ -22,6 +22,7 @@ from crewq.config.settings import Settings
 from crewq.workers import tracing
 from crewq.workers.app import create_app, ledger_of
 from crewq.workers.ledger import TERMINAL
+from crewq.workers.llm.limits import FleetLimits, fleet_limits
 from crewq.workers.runspec import RunSpec
 
 from .emit import emit_wave
@@ -57,6 +58,12 @@ class Client:
     @classmethod
     def from_env(cls, settings: Settings | None = None) -> "Client":
         return cls(create_app(settings))
+
+    @property
+    def limits(self) -> FleetLimits:
+        """The fleet's LLM limits: `.set("openai/gpt-4o", rpm=60, concurrency=4)`, `.clear(scope)`,
+        `.all()`, `.usage()` (each limit with its current use)."""
+        return fleet_limits(self.ledger.redis, self.ledger.keys.prefix)
 
     def submit(self, crew: str | Path, inputs: dict[str, str] | None = None, task: str | None = None) -> str:
         """Submit a crew file (a path) or crew YAML text."""

@@ -141,3 +141,27 @@ def test_presets_from_the_environment(limits):
         parse_presets("openai:rmp=3")
     with pytest.raises(ConfigError, match="CREWQ_LIMITS"):
         parse_presets("openai")
+
+
+def test_the_cli_sets_lists_and_clears_limits(redis_url, client):
+    from click.testing import CliRunner
+
+    from crewq.scheduler.cli import main
+    from crewq.scheduler.runs import Client
+    env = {"CREWQ_REDIS_URL": redis_url}
+    runner = CliRunner()
+    result = runner.invoke(main, ["limits", "set", "openai/gpt-4o", "--rpm", "60", "--concurrency", "4"], env=env)
+    assert result.exit_code == 0 and result.output == "openai/gpt-4o: rpm=60,concurrency=4\n"
+    assert runner.invoke(main, ["limits", "set", "openai", "--tpm", "1000", "--window", "30s"], env=env).exit_code == 0
+    listed = runner.invoke(main, ["limits"], env=env).output.splitlines()
+    assert listed == ["openai                       tpm 0/1000  window 30s",
+                      "openai/gpt-4o                rpm 0/60  concurrency 0/4  window 60s"]
+    bad = runner.invoke(main, ["limits", "set", "openai", "--window", "2.5"], env=env)
+    assert bad.exit_code == 2 and "openai: window: Input should be a valid integer" in bad.output
+    # The Python API sees the same limits, and its use shows in the list.
+    from crewq.config.settings import Settings
+    api = Client.from_env(Settings(redis_url=redis_url))
+    with api.limits.admitted("openai", "gpt-4o", ask()):
+        assert "rpm 1/60  concurrency 1/4" in runner.invoke(main, ["limits"], env=env).output
+    assert runner.invoke(main, ["limits", "clear", "openai"], env=env).output == "openai: limits cleared\n"
+    assert set(api.limits.all()) == {"openai/gpt-4o"}
