@@ -137,6 +137,8 @@ def write_outputs(result: dict[str, Any], crew_file: str, extra: str | None) -> 
 def format_status(data: dict[str, Any]) -> str:
     lines = [f"run {data['run_id']}  {data.get('name', '')}  {data.get('status')}",
              f"tokens: {data.get('input_tokens') or 0} in, {data.get('output_tokens') or 0} out, {cost_text(data)}"]
+    if data.get("budgets"):
+        lines.append(budget_text(data))
     if data.get("error"):
         lines.append(f"error: {data['error']}")
     for agent, s in data["agents"].items():
@@ -148,6 +150,19 @@ def format_status(data: dict[str, Any]) -> str:
     if data.get("status") == "succeeded":
         lines += ["", data.get("output", "")]
     return "\n".join(lines)
+
+
+def budget_text(data: dict[str, Any]) -> str:
+    """Spend against the crew file's budgets (task.max_tokens, task.max_cost)."""
+    from crewq.workers.budgets import spent
+    used, budgets, parts = spent(data), data["budgets"], []
+    if budgets.get("max_tokens"):
+        parts.append(f"{used['tokens']} of {budgets['max_tokens']} tokens"
+                     + (" (spent)" if used["tokens"] >= budgets["max_tokens"] else ""))
+    if budgets.get("max_cost"):
+        parts.append(f"${used['cost_usd']:.4f} of ${budgets['max_cost']:g}"
+                     + (" (spent)" if used["cost_usd"] >= budgets["max_cost"] else ""))
+    return "budget: " + ", ".join(parts)
 
 
 def format_event(event: dict[str, Any]) -> str:

@@ -79,7 +79,9 @@ class Client:
             raise LookupError(f"run {run_id} not found (unknown, or expired)")
         spec = self.ledger.spec(run_id)
         agents = self.ledger.agents(run_id, [a.id for a in spec.crew.agents])
-        return {"run_id": run_id, **run, "agents": agents}
+        task = spec.crew.task
+        budgets = {k: v for k, v in (("max_tokens", task.max_tokens), ("max_cost", task.max_cost)) if v}
+        return {"run_id": run_id, **run, "agents": agents, **({"budgets": budgets} if budgets else {})}
 
     def events(self, run_id: str, follow: bool = False, after: str = "0-0",
                timeout: float | None = None) -> Iterator[dict[str, Any]]:

@@ -16,7 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from crewq.config.errors import (ConfigError, MissingEnvError, ProviderError, ToolServerUnavailable,
                            TransientProviderError)
 
-from . import tracing
+from . import budgets, tracing
 from .app import TOOL_TASK, TURN_TASK, ledger_of, requeue_after_outage, settings_of, turn_signature
 from .conversation import rebuild
 from .ledger import TERMINAL, Ledger
@@ -98,6 +98,8 @@ class Turn:
         conversation = rebuild(ledger, spec, self.agent_id, self.attempt, self.turn, set(tools), self.env)
         raw = ledger.reply(self.run_id, self.agent_id, self.attempt, self.turn)
         if raw is None:
+            if reason := budgets.exhausted(spec.crew.task, run):  # no new LLM call once a budget is spent
+                return self.fail(reason, permanent=True)
             raw = self.ask(conversation.messages, tools, deadline=self.deadline(started, run))
             if isinstance(raw, dict) and raw.get("status") == "failed":
                 return raw
