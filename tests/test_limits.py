@@ -165,3 +165,28 @@ def test_the_cli_sets_lists_and_clears_limits(redis_url, client):
         assert "rpm 1/60  concurrency 1/4" in runner.invoke(main, ["limits"], env=env).output
     assert runner.invoke(main, ["limits", "clear", "openai"], env=env).output == "openai: limits cleared\n"
     assert set(api.limits.all()) == {"openai/gpt-4o"}
+
+
+def test_throttled_time_and_current_use_are_prometheus_metrics(ledger):
+    from prometheus_client import generate_latest
+
+    from crewq.scheduler.metrics import registry_for
+    from crewq.scheduler.progress import Progress
+    from crewq.workers.llm.limits import fleet_limits
+    limits = fleet_limits(ledger.redis, ledger.keys.prefix)
+    limits.set("openai/gpt-4o", concurrency=2, rpm=60)
+    for seconds in (0.5, 1.25):
+        ledger.event("r1", "llm_throttled", "a", turn=0, scope="openai/gpt-4o", limit="concurrency", seconds=seconds)
+    with limits.admitted("openai", "gpt-4o", ask()):
+        text = generate_latest(registry_for(ledger)).decode()
+    scope = 'limit="concurrency",scope="openai/gpt-4o"'
+    assert f"crewq_limit_in_use{{{scope}}} 1.0" in text and f"crewq_limit_max{{{scope}}} 2.0" in text
+    assert 'crewq_limit_in_use{limit="rpm",scope="openai/gpt-4o"} 1.0' in text
+    assert f"crewq_llm_throttled_total{{{scope}}} 2.0" in text
+    assert f"crewq_llm_throttled_seconds_total{{{scope}}} 1.75" in text
+    # `crewq run`'s progress says so, one line per wait.
+    import io
+    out = io.StringIO()
+    Progress(["a"], out=out)({"type": "llm_throttled", "agent": "a", "scope": "openai/gpt-4o",
+                              "limit": "concurrency", "seconds": 1.25})
+    assert out.getvalue().splitlines()[-1].endswith("a  waits 1.2s for the fleet's concurrency limit of openai/gpt-4o")
