@@ -15,7 +15,8 @@
     {p}:limits                        hash   "provider[/model]" → an operator's fleet limit, JSON (workers.llm.limits)
     {p}:limit:{scope}:slots           zset   concurrency leases: holder → when its lease expires (ms)
     {p}:limit:{scope}:not_before      string present while a 429's retry-after holds the fleet back
-    {p}:limit:LIMITER/{scope}/...     the `limits` library's rpm and tpm windows for that scope
+    {p}:limit:LIMITER/{scope}/rpm/..  list   the `limits` library's moving window of that scope's rpm
+    {p}:limit:{LIMITER/{scope}/tpm/..}[/-1]  strings  its sliding-window counters of the tpm (now, before)
     {p}:run:{run}                     hash   the run's status projection
     {p}:run:{run}:spec                string the crew spec by value, env: references unresolved
     {p}:run:{run}:events              stream the run's append-only event log (source of truth)

@@ -14,8 +14,9 @@ The turn task calls `call_llm` and nothing else. A `TransientProviderError` that
       shortest cool-down left), so the turn waits until a probe can go;
     - `exhausted=True` with no fallback → ProviderError(error_type="retries_exhausted").
 Every call is first admitted by the operator's fleet limits (`limits.py`): one that must wait raises
-`limits.Throttled` (no call made; the turn goes back to its queue with a countdown), and a 429 with
-retry-after holds the whole fleet back from that provider/model.
+`limits.Throttled` (no call made; the turn goes back to its queue with a countdown: fallbacks are
+for failures, not for limits), and a 429 with retry-after holds the whole fleet back from that
+provider/model.
 Only transient errors count against a breaker: a 400 or a malformed reply says nothing about
 availability. Without `redis` there is no breaker. Providers in `policy.exempt` (the offline
 `scripted` one by default) have no breaker either, so scripted crews play exactly as written.
