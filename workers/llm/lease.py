@@ -14,7 +14,9 @@ holder's lease; `python-redis-lock` is a mutex. This is one short Lua script.
 
 from __future__ import annotations
 
+import os
 import time
+import uuid
 from typing import Any
 
 # KEYS: slots. ARGV: holder, limit, lease ms. → -1 when taken, else ms until the earliest lease ends.
@@ -65,6 +67,4 @@ def holders(redis: Any, key: str) -> dict[str, float]:
 
 def holder_name(host: str, pid: int | None = None) -> str:
     """Who holds a slot: the process, and a token so that two calls of one process are two holders."""
-    import os
-    import uuid
     return f"{host}#{pid or os.getpid()}#{uuid.uuid4().hex[:8]}@{time.time():.0f}"

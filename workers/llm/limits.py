@@ -70,7 +70,7 @@ class Limit(BaseModel):
     window: int = Field(60, gt=0, description="seconds of the rpm and tpm windows")
 
     @model_validator(mode="after")
-    def _something(self) -> "Limit":
+    def _not_empty(self) -> "Limit":
         if self.rpm is None and self.tpm is None and self.concurrency is None:
             raise ValueError("a limit needs at least one of rpm, tpm, concurrency")
         return self
@@ -204,16 +204,15 @@ class FleetLimits:
 
     def _covering(self, provider: str, model: str | None) -> list[tuple[str, Limit]]:
         """The limits that cover a call (the provider/model's, the provider's), after checking that no
-        429 holds the fleet back from either. One round trip."""
-        scopes = [scope_of(provider, model)] + ([provider] if model else [])
+        429 holds the fleet back from this provider/model. One round trip."""
+        own = scope_of(provider, model)
+        scopes = [own] + ([provider] if model else [])
         pipe = self.redis.pipeline(transaction=False)
         pipe.hmget(self.keys.limits, scopes)
-        for scope in scopes:
-            pipe.pttl(self._not_before(scope))
-        raws, *waits = pipe.execute()
-        for scope, wait in zip(scopes, waits):
-            if wait and int(wait) > 0:
-                raise Throttled(scope, "retry-after", int(wait) / 1000.0)
+        pipe.pttl(self._not_before(own))
+        raws, wait = pipe.execute()
+        if wait and int(wait) > 0:
+            raise Throttled(own, "retry-after", int(wait) / 1000.0)
         return [(scope, Limit.model_validate_json(raw)) for scope, raw in zip(scopes, raws) if raw]
 
     def _settle(self, holder: str, slots: list[str], charges: list, tokens: int | None) -> None:
