@@ -101,7 +101,8 @@ def summarize(status: dict[str, Any]) -> dict[str, Any]:
     usage = {k: int(status.get(k) or 0) for k in ("input_tokens", "output_tokens", "llm_calls", "unpriced_calls")}
     return {"run_id": status["run_id"], "status": status.get("status"), "output": status.get("output", ""),
             "error": status.get("error") or None, "agents": agents,
-            "usage": {**usage, "cost_usd": round(float(status.get("cost_usd") or 0), 6)}}
+            "usage": {**usage, "cost_usd": round(float(status.get("cost_usd") or 0), 6)},
+            **({"budgets": status["budgets"]} if status.get("budgets") else {})}
 
 
 def cost_text(data: dict[str, Any]) -> str:
