@@ -37,6 +37,10 @@ class TaskSpec(Model):
     input: str = Field("", description="the crew's task; {placeholders} are filled from --input key=value")
     output_file: str | None = Field(None, description="where the final output is written")
     max_duration: Duration | None = Field(None, description="the whole run's deadline")
+    max_tokens: int | None = Field(None, gt=0, description="crewq: the run's token budget (input + output, every "
+                                   "agent); no LLM call starts once it is spent")
+    max_cost: float | None = Field(None, gt=0, description="crewq: the run's budget in USD, from the price table; "
+                                   "no LLM call starts once it is spent")
 
 
 class LLMFallback(Model):

@@ -66,6 +66,7 @@ class Settings(BaseModel):
                                                                           "`tracing` extra)")
     pricing: str | None = Field(None, description="a JSON price file that extends the built-in prices")
     crews_dir: str | None = Field(None, description="the folder of crew files whose schedules `crewq beat` follows")
+    limits: str | None = Field(None, description="fleet limits each worker presets at start-up for scopes with none")
     queues: Queues = Queues()
 
     @classmethod

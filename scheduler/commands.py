@@ -132,6 +132,8 @@ def write_outputs(result: RunState, crew_file: str, extra: str | None) -> None:
 def format_status(data: RunState) -> str:
     lines = [f"run {data.run_id}  {data.name}  {data.status}",
              f"tokens: {data.usage.input_tokens} in, {data.usage.output_tokens} out, {cost_text(data.usage)}"]
+    if data.budgets:
+        lines.append(budget_text(data))
     if data.error:
         lines.append(f"error: {data.error}")
     for agent, s in data.agents.items():
@@ -142,6 +144,19 @@ def format_status(data: RunState) -> str:
     if data.status == RunStatus.SUCCEEDED:
         lines += ["", data.output or ""]
     return "\n".join(lines)
+
+
+def budget_text(data: RunState) -> str:
+    """Spend against the crew file's budgets (task.max_tokens, task.max_cost)."""
+    from crewq.workers.budgets import spent
+    used, budgets, parts = spent(data.usage.model_dump()), data.budgets, []
+    if budgets.get("max_tokens"):
+        parts.append(f"{used['tokens']} of {budgets['max_tokens']:g} tokens"
+                     + (" (spent)" if used["tokens"] >= budgets["max_tokens"] else ""))
+    if budgets.get("max_cost"):
+        parts.append(f"${used['cost_usd']:.4f} of ${budgets['max_cost']:g}"
+                     + (" (spent)" if used["cost_usd"] >= budgets["max_cost"] else ""))
+    return "budget: " + ", ".join(parts)
 
 
 def format_runs(runs: list[RunInfo]) -> str:
@@ -190,6 +205,8 @@ def init(directory: Path) -> Iterator[str]:
 
 def worker(queues: str | None, pool: str, concurrency: int, hostname: str | None, loglevel: str) -> None:
     from crewq.workers import logs
+    from crewq.workers.llm.limits import ENV_VAR, parse_presets
+    parse_presets(os.environ.get(ENV_VAR, ""))  # a malformed CREWQ_LIMITS stops the worker here, named
     settings = Settings.from_env()
     app = create_app(settings)
     logs.enable()  # run_id and agent_id on every line of a task; CREWQ_LOG_FORMAT=json for JSON lines

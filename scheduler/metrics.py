@@ -5,8 +5,8 @@
 
 The counters are written by every worker (`crewq.workers.ledger.metrics.record`, inside each event's
 pipeline), so one scrape of one supervisor sees the whole fleet, and nothing is lost when a process
-restarts. Besides the counters, two gauges are read live: runs not yet ended, and workers whose
-heartbeat is fresh.
+restarts. Besides the counters, gauges are read live: runs not yet ended, workers whose heartbeat is
+fresh, and each fleet limit's current use and maximum.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 
 from crewq.workers.ledger import Ledger
 from crewq.workers.ledger.metrics import METRICS, parse_field
+from crewq.workers.llm.limits import fleet_limits
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,25 @@ class LedgerCollector:
         yield GaugeMetricFamily("crewq_runs_active", "Runs submitted and not yet ended", value=active)
         yield GaugeMetricFamily("crewq_workers_alive", "Workers whose heartbeat is fresh", value=workers)
         yield from families(raw)
+        yield from self._limits()
+
+    def _limits(self) -> Iterator[Metric]:
+        """Each fleet limit and its current use (calls or tokens in the window, slots held), read live."""
+        in_use = GaugeMetricFamily("crewq_limit_in_use", "Current use of a fleet limit: calls (rpm) or tokens (tpm) "
+                                   "in its window, calls in flight (concurrency)", labels=("scope", "limit"))
+        maximum = GaugeMetricFamily("crewq_limit_max", "A fleet limit's maximum", labels=("scope", "limit"))
+        try:
+            rows = fleet_limits(self.ledger.redis, self.ledger.keys.prefix).usage()
+        except (RedisError, OSError) as exc:
+            log.warning("metrics: cannot read the fleet limits: %s", exc)
+            rows = []
+        for row in rows:
+            for kind in ("rpm", "tpm", "concurrency"):
+                if kind in row:
+                    in_use.add_metric([row["scope"], kind], row[kind][0])
+                    maximum.add_metric([row["scope"], kind], row[kind][1])
+        yield in_use
+        yield maximum
 
     def _read(self) -> tuple[dict[str, str], int, int]:
         redis, keys = self.ledger.redis, self.ledger.keys

@@ -31,6 +31,8 @@ class Progress:
             self._line(agent, f"running  turn {event['turn'] + 1} on {event.get('host')}{retry}")
         elif kind == "llm_call" and event.get("tool_calls"):
             self._line(agent, f"tool calls: {', '.join(event['tool_calls'])}")
+        elif kind == "llm_throttled":
+            self._line(agent, f"waits {event['seconds']:.1f}s for the fleet's {event['limit']} limit of {event['scope']}")
         elif kind == "llm_retry":
             self._line(agent, f"LLM retry in {event['countdown']:.1f}s: {event['error']}")
         elif kind == "tool_result" and event.get("is_error"):

@@ -27,6 +27,7 @@ from crewq.workers.app import CrewqApp, create_app
 from crewq.workers.ledger import TERMINAL
 from crewq.workers.ledger.events import Event, RunFinished, parse
 from crewq.workers.ledger.state import RunInfo, RunState
+from crewq.workers.llm.limits import FleetLimits, fleet_limits
 from crewq.workers.runspec import RunSpec
 
 from .emit import emit_wave
@@ -63,6 +64,12 @@ class Client:
     def from_env(cls, settings: Settings | None = None) -> "Client":
         return cls(create_app(settings))
 
+    @property
+    def limits(self) -> FleetLimits:
+        """The fleet's LLM limits: `.set("openai/gpt-4o", rpm=60, concurrency=4)`, `.clear(scope)`,
+        `.all()`, `.usage()` (each limit with its current use)."""
+        return fleet_limits(self.ledger.redis, self.ledger.keys.prefix)
+
     def submit(self, crew: str | Path, inputs: dict[str, str] | None = None, task: str | None = None) -> str:
         """Submit a crew file (a path) or crew YAML text."""
         if isinstance(crew, Path) or (isinstance(crew, str) and "\n" not in crew and Path(crew).is_file()):
@@ -81,7 +88,9 @@ class Client:
             raise LookupError(f"run {run_id} not found (unknown, or expired)")
         spec = self.ledger.spec(run_id)
         agents = self.ledger.agents(run_id, [a.id for a in spec.crew.agents])
-        return RunState.from_ledger(run_id, run, agents)
+        task = spec.crew.task
+        budgets = {k: v for k, v in (("max_tokens", task.max_tokens), ("max_cost", task.max_cost)) if v}
+        return RunState.from_ledger(run_id, run, agents, budgets=budgets)
 
     def events(self, run_id: str, follow: bool = False, after: str = "0-0",
                timeout: float | None = None) -> Iterator[Event]:

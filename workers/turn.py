@@ -17,12 +17,13 @@ from crewq.config.errors import (ConfigError, MissingEnvError, ProviderError, To
                            TransientProviderError)
 from crewq.config.states import AgentStatus
 
-from . import tracing
+from . import budgets, tracing
 from .app import TOOL_TASK, TURN_TASK, requeue_after_outage, turn_signature
 from .conversation import rebuild
 from .ledger import TERMINAL, Ledger
 from .llm.chain import llm_chain
 from .llm.dispatch import call_llm
+from .llm.limits import Throttled, wait_for_limit
 from .llm.pricing import estimate_cost
 from .llm.retry import countdown
 from .llm.types import LLMReply, LLMRequest
@@ -99,6 +100,8 @@ class Turn:
         conversation = rebuild(ledger, spec, self.agent_id, self.attempt, self.turn, set(tools), self.env)
         raw = ledger.reply(self.run_id, self.agent_id, self.attempt, self.turn)
         if raw is None:
+            if reason := budgets.exhausted(spec.crew.task, run):  # no new LLM call once a budget is spent
+                return self.fail(reason, permanent=True)
             raw = self.ask(conversation.messages, tools, deadline=self.deadline(started, run))
             if isinstance(raw, dict) and raw.get("status") == AgentStatus.FAILED:
                 return raw
@@ -137,6 +140,9 @@ class Turn:
                                          "gen_ai.usage.input_tokens": reply.usage.input_tokens,
                                          "gen_ai.usage.output_tokens": reply.usage.output_tokens,
                                          "crewq.tool_calls": len(reply.tool_calls)})
+        except Throttled as exc:  # a fleet limit: the same try, later, holding no worker slot meanwhile
+            raise wait_for_limit(self.task, ledger, self.run_id, self.agent_id, self.turn, exc,
+                                 ceiling=self.task.app.settings.visibility_timeout / 10)
         except TransientProviderError as exc:
             if retries >= self.agent.max_retries:
                 return self.fail(f"{exc} (after {retries + 1} tries)")

@@ -9,7 +9,7 @@ import click
 
 from crewq.config.errors import ConfigError, CrewqError, RunError
 
-from . import crew, fleet, runs
+from . import crew, fleet, limits, runs
 
 
 class CrewqGroup(click.Group):
@@ -41,5 +41,5 @@ def main() -> None:
 
 for command in (crew.run, crew.submit, runs.runs, runs.status, runs.events, runs.cancel, runs.resume,
                 crew.validate, crew.plan, crew.init, crew.schema,
-                fleet.worker, fleet.supervisor, fleet.beat, fleet.tools):
+                fleet.worker, fleet.supervisor, fleet.beat, fleet.tools, limits.limits):
     main.add_command(command)

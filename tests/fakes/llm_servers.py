@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,6 +28,7 @@ class Reply:
     content_type: str = "application/json"
     hang: bool = False  # send nothing until the server closes
     truncate: int | None = None  # send only this many body bytes, announcing the full length
+    delay: float = 0.0  # wait this long (or until the server closes) before replying
 
     def payload(self) -> bytes:
         if isinstance(self.body, bytes):
@@ -48,6 +50,8 @@ class FakeLLMServer:
         self.replies: deque[Reply] = deque()
         self.default: Reply | None = None
         self.received: list[Received] = []
+        # (arrived, ended) of each request, time.time(); ended is None until its reply is sent.
+        self.spans: list[list[float | None]] = []
         self.release = threading.Event()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.fake = self  # type: ignore[attr-defined]
@@ -70,6 +74,16 @@ class FakeLLMServer:
             return self.replies.popleft()
         return self.default or Reply(status=500, body={"error": "fake server: no reply queued"})
 
+    def most_in_flight(self) -> int:
+        """The most requests that were being served at once."""
+        edges = sorted([(s[0], 1) for s in self.spans] + [(s[1], -1) for s in self.spans if s[1] is not None],
+                       key=lambda e: (e[0], e[1]))
+        most = now = 0
+        for _, step in edges:
+            now += step
+            most = max(most, now)
+        return most
+
     def __enter__(self) -> "FakeLLMServer":
         self._thread.start()
         return self
@@ -89,11 +103,15 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(raw) if raw else None
         except ValueError:
             body = raw
+        span: list[float | None] = [time.time(), None]
+        fake.spans.append(span)
         fake.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
         reply = fake.next_reply()
         if reply.hang:
             fake.release.wait(10)
             return
+        if reply.delay:
+            fake.release.wait(reply.delay)
         payload = reply.payload()
         self.send_response(reply.status)
         self.send_header("content-type", reply.content_type)
@@ -103,6 +121,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload if reply.truncate is None else payload[:reply.truncate])
         self.wfile.flush()
+        span[1] = time.time()
         self.close_connection = True
 
     def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet

@@ -12,6 +12,11 @@
     {p}:beat                          hash   beat entry → {last_run_at, total_run_count} (JSON)
     {p}:metrics                       hash   crewq's Prometheus counters (crewq.workers.ledger.metrics)
     {p}:breaker:{{provider:model}}:*  strings a circuit breaker's state (workers.llm.breaker)
+    {p}:limits                        hash   "provider[/model]" → an operator's fleet limit, JSON (workers.llm.limits)
+    {p}:limit:{scope}:slots           zset   concurrency leases: holder → when its lease expires (ms)
+    {p}:limit:{scope}:not_before      string present while a 429's retry-after holds the fleet back
+    {p}:limit:LIMITER/{scope}/rpm/..  list   the `limits` library's moving window of that scope's rpm
+    {p}:limit:{LIMITER/{scope}/tpm/..}[/-1]  strings  its sliding-window counters of the tpm (now, before)
     {p}:run:{run}                     hash   the run's status projection
     {p}:run:{run}:spec                string the crew spec by value, env: references unresolved
     {p}:run:{run}:events              stream the run's append-only event log (source of truth)
@@ -51,6 +56,14 @@ class Keys:
     def breaker(self, name: str) -> str:
         """The breaker's key base; the braces keep its keys in one Redis Cluster slot."""
         return f"{self.prefix}:breaker:{{{name}}}"
+
+    @property
+    def limits(self) -> str:
+        return f"{self.prefix}:limits"
+
+    def limit(self, scope: str) -> str:
+        """The key base of one fleet limit's state (`scope` is "provider" or "provider/model")."""
+        return f"{self.prefix}:limit:{scope}"
 
     @property
     def active(self) -> str:

@@ -8,7 +8,8 @@ A field is one sample of a counter, or one part of a histogram: `<name>_sum`, `<
 `<name>_bucket` with an `le` label (cumulative, as Prometheus wants them). `METRICS` names every
 metric, its kind, help text and labels; `crewq.scheduler.metrics` turns the hash into metric families.
 
-Labels stay few and bounded: provider, model, tool, status, policy, action, agent id. Never a run id
+Labels stay few and bounded: provider, model, tool, status, policy, action, agent id, a fleet limit's
+scope (provider or provider/model, set by the operator) and kind. Never a run id
 (one series per run would grow without end), never text from a conversation.
 """
 
@@ -52,6 +53,10 @@ METRICS = {m.name: m for m in (
            (1, 2, 3, 5, 8, 13, 21)),
     Metric("crewq_llm_calls_total", "counter", "LLM calls answered", ("provider", "model")),
     Metric("crewq_llm_retries_total", "counter", "Transient LLM errors retried inside a turn"),
+    Metric("crewq_llm_throttled_total", "counter", "Turns put back to wait for a fleet limit (rpm, tpm, "
+           "concurrency, retry-after)", ("scope", "limit")),
+    Metric("crewq_llm_throttled_seconds_total", "counter", "Seconds turns were put back for, waiting for a fleet "
+           "limit", ("scope", "limit")),
     Metric("crewq_llm_tokens_total", "counter", "LLM tokens", ("provider", "model", "direction")),
     Metric("crewq_llm_cost_usd_total", "counter", "Estimated LLM cost in US dollars", ("provider", "model")),
     Metric("crewq_llm_seconds", "histogram", "Duration of an answered LLM call", ("provider", "model"),
@@ -179,6 +184,14 @@ def _llm_retry(pipe, key, agent, data):
     _count(pipe, key, "crewq_llm_retries_total")
 
 
+def _llm_throttled(pipe, key, agent, data):
+    labels = {"scope": data.get("scope") or "?", "limit": data.get("limit") or "?"}
+    _count(pipe, key, "crewq_llm_throttled_total", **labels)
+    seconds = _number(data.get("seconds"))
+    if seconds:
+        pipe.hincrbyfloat(key, field("crewq_llm_throttled_seconds_total", **labels), seconds)
+
+
 def _tool_result(pipe, key, agent, data):
     tool = data.get("name") or "?"
     _count(pipe, key, "crewq_tool_calls_total", tool=tool, status="error" if data.get("is_error") else "ok")
@@ -206,6 +219,6 @@ _HANDLERS = {
     "run_submitted": _run_submitted, "run_finished": _run_finished, "run_resumed": _run_resumed,
     "wave_emitted": _wave_emitted, "turn_started": _turn_started, "agent_succeeded": _agent_succeeded,
     "agent_failed": _agent_failed, "agent_skipped": _agent_skipped, "llm_call": _llm_call,
-    "llm_retry": _llm_retry, "tool_result": _tool_result, "tool_skipped": _tool_skipped,
+    "llm_retry": _llm_retry, "llm_throttled": _llm_throttled, "tool_result": _tool_result, "tool_skipped": _tool_skipped,
     "decision": _decision, "requeued": _requeued,
 }

@@ -95,11 +95,13 @@ class RunState(RunInfo):
     trace_id: str | None = None
     usage: Usage = Field(default_factory=Usage)
     agents: dict[str, AgentState] = Field(default_factory=dict)
+    budgets: dict[str, float] = Field(default_factory=dict)  # the crew file's task.max_tokens / max_cost
 
     @classmethod
-    def from_ledger(cls, run_id: str, run: dict[str, str], agents: dict[str, dict[str, str]]) -> "RunState":
+    def from_ledger(cls, run_id: str, run: dict[str, str], agents: dict[str, dict[str, str]],
+                    budgets: dict[str, float] | None = None) -> "RunState":
         # The run hash's own "agents" (the ids, as JSON) gives way to the agents' states.
-        return cls.model_validate({**run, "run_id": run_id, "agents": agents})
+        return cls.model_validate({**run, "run_id": run_id, "agents": agents, "budgets": budgets or {}})
 
 
 RUN_INFO_FIELDS = tuple(name for name in RunInfo.model_fields if name != "run_id")  # what `runs` reads

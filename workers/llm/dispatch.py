@@ -13,6 +13,10 @@ The turn task calls `call_llm` and nothing else. A `TransientProviderError` that
     - every breaker open → TransientProviderError(error_type="circuit_open", retry_after=the
       shortest cool-down left), so the turn waits until a probe can go;
     - `exhausted=True` with no fallback → ProviderError(error_type="retries_exhausted").
+Every call is first admitted by the operator's fleet limits (`limits.py`): one that must wait raises
+`limits.Throttled` (no call made; the turn goes back to its queue with a countdown: fallbacks are
+for failures, not for limits), and a 429 with retry-after holds the whole fleet back from that
+provider/model.
 Only transient errors count against a breaker: a 400 or a malformed reply says nothing about
 availability. Without `redis` there is no breaker. Providers in `policy.exempt` (the offline
 `scripted` one by default) have no breaker either, so scripted crews play exactly as written.
@@ -27,6 +31,7 @@ from crewq.config.errors import ConfigError, ProviderError, TransientProviderErr
 from crewq.config.schema import Agent
 
 from .breaker import Breaker, BreakerPolicy
+from .limits import fleet_limits
 from .names import WireNames
 from .registry import create_provider
 from .types import LLMConfig, LLMReply, LLMRequest
@@ -58,7 +63,7 @@ def call_llm(configs: list[LLMConfig], agent: Agent, request: LLMRequest, *, red
             log.info("agent %s: %s breaker open, skipping it", agent.id, breaker.name)
             continue
         try:
-            reply = create_provider(config, agent).complete(request)
+            reply = _complete(redis, prefix, config, agent, request)
         except TransientProviderError as exc:
             if breaker:
                 breaker.failure()
@@ -79,6 +84,15 @@ def call_llm(configs: list[LLMConfig], agent: Agent, request: LLMRequest, *, red
     raise TransientProviderError(f"every LLM of agent {agent.id!r} is unavailable (breaker open: {names})",
                                  retry_after=min(wait for _, wait in skipped), provider=configs[0].provider,
                                  error_type="circuit_open")
+
+
+def _complete(redis: Any, prefix: str, config: LLMConfig, agent: Agent, request: LLMRequest) -> LLMReply:
+    if redis is None:
+        return create_provider(config, agent).complete(request)
+    with fleet_limits(redis, prefix).admitted(config.provider, config.model, request, config.max_tokens) as used:
+        reply = create_provider(config, agent).complete(request)
+        used(reply.usage)
+        return reply
 
 
 def _breaker(redis: Any, config: LLMConfig, prefix: str, policy: BreakerPolicy) -> Breaker | None:
