@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from crewq.config.schema import TaskSpec
-from crewq.scheduler.commands import format_status, summarize
+from crewq.scheduler.commands import format_status
 from crewq.scheduler.runs import Client
 from crewq.workers.budgets import exhausted
 
@@ -19,18 +19,18 @@ def test_max_tokens_stops_the_run_before_its_next_call_and_keeps_finished_output
           - {id: second, depends_on: [first], script: [{text: "never asked"}]}
         """)
     status = run_crew(worker, path)
-    print(status["error"])
-    assert status["status"] == "failed"
-    assert "budget task.max_tokens (100) is spent: 110 tokens used" in status["error"]
-    assert status["agents"]["first"]["status"] == "succeeded"
-    assert status["agents"]["first"]["output"] == "first's work"  # kept
-    assert status["agents"]["second"]["status"] == "failed"
-    calls = [e for e in ledger.events(status["run_id"], count=None) if e["type"] == "llm_call"]
+    print(status.error)
+    assert status.status == "failed"
+    assert "budget task.max_tokens (100) is spent: 110 tokens used" in status.error
+    assert status.agents["first"].status == "succeeded"
+    assert status.agents["first"].output == "first's work"  # kept
+    assert status.agents["second"].status == "failed"
+    calls = [e for e in ledger.events(status.run_id, count=None) if e["type"] == "llm_call"]
     assert [e["agent"] for e in calls] == ["first"]  # the second agent's call never started
-    decisions = [e for e in ledger.events(status["run_id"], count=None) if e["type"] == "decision"]
+    decisions = [e for e in ledger.events(status.run_id, count=None) if e["type"] == "decision"]
     assert [d["action"] for d in decisions] == ["give_up"]  # no restart: a restart cannot unspend
-    assert summarize(Client(worker).status(status["run_id"]))["budgets"] == {"max_tokens": 100}  # run --json
-    shown = format_status(Client(worker).status(status["run_id"]))
+    assert Client(worker).status(status.run_id).model_dump(mode="json")["budgets"] == {"max_tokens": 100}  # --json
+    shown = format_status(Client(worker).status(status.run_id))
     print(shown)
     assert "budget: 110 of 100 tokens (spent)" in shown.splitlines()
 

@@ -63,7 +63,7 @@ def test_concurrency_one_serves_a_wave_one_call_at_a_time_and_other_crews_go_on(
     print(f"wave: {len(server.spans)} requests, at most {server.most_in_flight()} in flight, "
           f"{len(throttled(ledger, wave))} llm_throttled events; the scripted crew finished after "
           f"{ended_meanwhile} of 8 requests, the wave still {still}")
-    assert status["status"] == "succeeded"
+    assert status.status == "succeeded"
     assert len(server.spans) == 8 and server.most_in_flight() == 1
     assert ended_meanwhile < 8 and still == "running"  # the scripted crew did not wait for the wave
     events = throttled(ledger, wave)
@@ -95,7 +95,7 @@ def test_rpm_lets_no_more_than_n_calls_start_in_any_window(app, ledger, worker_p
     gaps = [round(b - a, 2) for a, b in zip(sorted(arrived), sorted(arrived)[3:])]
     print(f"rpm=3 per 2s: {len(arrived)} requests, at most {most} in any 1.8s; call i to call i+3: {gaps}s; "
           f"{len(throttled(ledger, run_id))} llm_throttled events")
-    assert status["status"] == "succeeded" and len(arrived) == 7
+    assert status.status == "succeeded" and len(arrived) == 7
     assert most == 3
     assert starts_in_any_window(arrived, 60) == 7  # (the check itself can count)
     assert {e["limit"] for e in throttled(ledger, run_id)} == {"rpm"}
@@ -123,7 +123,7 @@ def test_a_slot_held_by_a_killed_worker_frees_itself(app, ledger, supervisor, wo
     waits = [e for e in events if e["type"] == "llm_throttled" and e["ts"] > killed_at]
     print(f"killed {host}; {len(waits)} llm_throttled waits on the dead slot, then "
           f"{[e['type'] for e in events if e['ts'] > killed_at and e['type'] != 'llm_throttled']}")
-    assert status["status"] == "succeeded" and status["output"] == "answered after all"
+    assert status.status == "succeeded" and status.output == "answered after all"
     assert [e for e in events if e["type"] == "requeued"]  # the supervisor gave the turn back
     assert waits and {e["limit"] for e in waits} == {"concurrency"}  # the dead lease held the slot a while
     assert len(server.spans) == 2

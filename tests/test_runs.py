@@ -49,7 +49,7 @@ def test_three_waves_fan_in_and_four_parallel_tools(app, ledger, worker_processe
     # The four tool tasks overlap: each got past a barrier that only four calls running at once
     # pass, so every one started (its tool_call event) before any one finished (its tool_result).
     assert not any(e["is_error"] for e in results), results
-    kinds = [e["type"] for e in ledger.events(status["run_id"], count=None)
+    kinds = [e["type"] for e in ledger.events(status.run_id, count=None)
              if e["agent"] == "b" and e["type"] in ("tool_call", "tool_result")]
     assert kinds == ["tool_call"] * 4 + ["tool_result"] * 4
     # Their results reach the model in the order it asked, whatever order they finished in.

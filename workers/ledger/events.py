@@ -60,6 +60,15 @@ class LLMRetry(Event):
     retries: int
 
 
+class LLMThrottled(Event):
+    """A turn waits for a fleet limit (`crewq limits`); it goes back to its queue for `seconds`."""
+    type: Literal["llm_throttled"] = "llm_throttled"
+    turn: int
+    scope: str
+    limit: str
+    seconds: float
+
+
 class LLMCall(Event):
     type: Literal["llm_call"] = "llm_call"
     turn: int
@@ -159,7 +168,8 @@ AnyEvent = Annotated[
     Union[
         Annotated[RunSubmitted, Tag("run_submitted")], Annotated[RunStarted, Tag("run_started")],
         Annotated[WaveEmitted, Tag("wave_emitted")], Annotated[TurnStarted, Tag("turn_started")],
-        Annotated[LLMRetry, Tag("llm_retry")], Annotated[LLMCall, Tag("llm_call")],
+        Annotated[LLMRetry, Tag("llm_retry")], Annotated[LLMThrottled, Tag("llm_throttled")],
+        Annotated[LLMCall, Tag("llm_call")],
         Annotated[ToolSkipped, Tag("tool_skipped")], Annotated[ToolCall, Tag("tool_call")],
         Annotated[ToolResult, Tag("tool_result")], Annotated[AgentSucceeded, Tag("agent_succeeded")],
         Annotated[AgentFailed, Tag("agent_failed")], Annotated[AgentSkipped, Tag("agent_skipped")],
