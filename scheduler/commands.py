@@ -163,7 +163,7 @@ def format_runs(runs: list[RunInfo]) -> str:
     """`crewq runs`: one line a run, newest first."""
     def when(at: float | None) -> str:
         return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at)) if at else "-"
-    lines = [f"{'run':<16}  {'crew':<20} {'status':<10} {'started':<19}  {'finished':<19}"]
+    lines = [f"{'run':<16}  {'crew':<20} {'status':<10} {'started':<19}  finished"]
     for run in runs:
         lines.append(f"{run.run_id:<16}  {run.name[:20]:<20} {run.status:<10} {when(run.started_at or run.submitted_at)}"
                      f"  {when(run.finished_at)}" + (f"  {run.error}" if run.error else ""))

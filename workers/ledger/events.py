@@ -81,27 +81,25 @@ class LLMCall(Event):
     tool_calls: list[str] = []
 
 
-class ToolSkipped(Event):
-    type: Literal["tool_skipped"] = "tool_skipped"
+class _ToolEvent(Event):
+    """One of the tool calls a turn's reply asked for: the `index`th, of tool `name`."""
     turn: int
     index: int
     name: str
+
+
+class ToolSkipped(_ToolEvent):
+    type: Literal["tool_skipped"] = "tool_skipped"
     reason: str
 
 
-class ToolCall(Event):
+class ToolCall(_ToolEvent):
     type: Literal["tool_call"] = "tool_call"
-    turn: int
-    index: int
-    name: str
     host: str | None = None
 
 
-class ToolResult(Event):
+class ToolResult(_ToolEvent):
     type: Literal["tool_result"] = "tool_result"
-    turn: int
-    index: int
-    name: str
     is_error: bool
     started_at: float
     finished_at: float

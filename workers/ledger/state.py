@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from crewq.config.states import AgentStatus, RunStatus
 
@@ -51,6 +51,11 @@ class Usage(BaseModel):
     llm_calls: int = 0
     unpriced_calls: int = 0
     cost_usd: float = 0.0
+
+    @field_validator("cost_usd")
+    @classmethod
+    def _cents(cls, value: float) -> float:
+        return round(value, 6)  # Redis's float sums carry noise (0.030000000000000002)
 
 
 class AgentState(_State):
