@@ -8,6 +8,7 @@ from typing import Mapping
 from pydantic import BaseModel, ConfigDict, Field
 
 from .durations import parse_duration
+from .policy import Policy
 
 DAY = 86400.0
 
@@ -41,6 +42,8 @@ class Settings(BaseModel):
     sweep_interval: float = Field(1.0, description="how often the supervisor checks deadlines and workers")
     stall_after: float = Field(60.0, description="a run quiet this long with nothing in flight gets its next step again")
     queues: Queues = Queues()
+    # The operator's fleet policy (CREWQ_POLICY), never the submitter's: see crewq.config.policy.
+    policy: Policy = Field(default_factory=Policy.from_env)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "Settings":

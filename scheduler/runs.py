@@ -20,10 +20,11 @@ from crewq.config.loader import LoadedCrew, load_crew_text
 from crewq.config.settings import Settings
 
 from crewq.workers import tracing
-from crewq.workers.app import create_app, ledger_of
+from crewq.workers.app import create_app, ledger_of, settings_of
 from crewq.workers.ledger import TERMINAL
 from crewq.workers.runspec import RunSpec
 
+from . import submission
 from .emit import emit_wave
 from .validate import check, check_loaded, render_task
 
@@ -35,9 +36,11 @@ def new_run_id() -> str:
 def submit_loaded(app: Celery, loaded: LoadedCrew, inputs: dict[str, str] | None = None,
                   task: str | None = None, run_id: str | None = None) -> str:
     """Store the crew by value under a new run id and emit its first wave. Returns the run id."""
-    inputs = dict(inputs or {})
+    limits = settings_of(app).policy.limits
+    inputs = submission.check_inputs(inputs, task, limits)
     waves = check_loaded(loaded)
-    spec = RunSpec(run_id=run_id or new_run_id(), crew=loaded.crew, task=render_task(loaded, inputs, task),
+    rendered = submission.check_task(render_task(loaded, inputs, task), limits)
+    spec = RunSpec(run_id=run_id or new_run_id(), crew=loaded.crew, task=rendered,
                    waves=waves, source_file=str(Path(loaded.file).resolve()) if loaded.file != "<crew>" else None,
                    source_dir=loaded.source_dir if loaded.file != "<crew>" else None,
                    inputs=inputs, submitted_at=time.time())
@@ -60,10 +63,11 @@ class Client:
 
     def submit(self, crew: str | Path, inputs: dict[str, str] | None = None, task: str | None = None) -> str:
         """Submit a crew file (a path) or crew YAML text."""
+        limits = settings_of(self.app).policy.limits
         if isinstance(crew, Path) or (isinstance(crew, str) and "\n" not in crew and Path(crew).is_file()):
-            loaded, _ = check(crew)
+            loaded, _ = check(crew, limits)
         else:
-            loaded = load_crew_text(str(crew))
+            loaded = load_crew_text(submission.check_crew_text(crew), limits=limits)
         return submit_loaded(self.app, loaded, inputs, task)
 
     def status(self, run_id: str) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from crewq.config.errors import (ConfigError, MissingEnvError, ProviderError, To
 
 from . import tracing
 from .app import TOOL_TASK, TURN_TASK, ledger_of, requeue_after_outage, settings_of, turn_signature
+from .bounds import check_reply
 from .conversation import rebuild
 from .ledger import TERMINAL, Ledger
 from .llm.chain import llm_chain
@@ -92,8 +93,9 @@ class Turn:
         if agent.timeout and now - started > agent.timeout:
             return self.fail(f"agent timeout ({agent.timeout:g}s) exceeded")
 
-        tools = tools_for(spec, self.agent_id)
-        self.env = environment(spec)  # once per turn: the crew's .env may be read from disk
+        policy = settings_of(self.task.app).policy
+        tools = tools_for(spec, self.agent_id, policy)
+        self.env = environment(spec, policy)  # once per turn: the crew's .env may be read from disk
         conversation = rebuild(ledger, spec, self.agent_id, self.attempt, self.turn, set(tools), self.env)
         raw = ledger.reply(self.run_id, self.agent_id, self.attempt, self.turn)
         if raw is None:
@@ -146,8 +148,12 @@ class Turn:
             raise self.task.retry(countdown=wait, max_retries=self.agent.max_retries)
         except (ProviderError, ConfigError) as exc:
             return self.fail(str(exc))
-        won, stored = ledger.record_reply(self.run_id, self.agent_id, self.attempt, self.turn,
-                                          reply.model_dump(mode="json"))
+        data = reply.model_dump(mode="json")
+        try:
+            check_reply(data, settings_of(self.task.app).policy.limits, self.agent_id)
+        except ConfigError as exc:
+            return self.fail(str(exc), permanent=True)
+        won, stored = ledger.record_reply(self.run_id, self.agent_id, self.attempt, self.turn, data)
         if won:
             cost = estimate_cost(reply.provider, reply.model, reply.usage)
             pipe = ledger.redis.pipeline(transaction=False)  # usage and event in one round trip

@@ -32,6 +32,7 @@ import httpx
 
 from crewq.config.errors import ProviderError, TransientProviderError
 
+from . import outbound
 from .base import Provider
 from .types import LLMConfig, LLMRequest
 
@@ -128,6 +129,7 @@ class HTTPProvider(Provider):
 
     def post(self, path: str, headers: dict[str, str], body: dict[str, Any], request: LLMRequest) -> dict[str, Any]:
         url = self.url(path)
+        outbound.check(self.config, url)
         started = time.monotonic()
         response = self._send(url, headers, body, request.timeout)
         log.debug("%s POST %s -> %s in %.2fs (request_id=%s)", self.label, _host(url), response.status_code,

@@ -47,7 +47,10 @@ def blocked(address: str) -> bool:
     return ip in METADATA_ADDRESSES or not ip.is_global or ip.is_multicast
 
 
-def public_addresses(host: str, port: int) -> list[str]:
+TOOL_HINT = "set extra.allow_private to allow it"
+
+
+def public_addresses(host: str, port: int, hint: str = TOOL_HINT) -> list[str]:
     """The host's addresses, or ToolError if it has none or any of them is not public."""
     try:
         addresses = [host] if _is_ip(host) else resolver(host, port)
@@ -58,17 +61,29 @@ def public_addresses(host: str, port: int) -> list[str]:
     bad = [a for a in addresses if blocked(a)]
     if bad:
         # One private answer is enough to refuse: a rebinding name mixes them.
-        raise ToolError(f"refused: {host} resolves to a private or reserved address ({bad[0]}); "
-                        "set extra.allow_private to allow it")
+        raise ToolError(f"refused: {host} resolves to a private or reserved address ({bad[0]}); {hint}")
     return addresses
 
 
-def check_url(url: httpx.URL) -> None:
+def check_url(url: httpx.URL, hint: str = TOOL_HINT) -> None:
     if url.scheme not in ("http", "https"):
         raise ToolError(f"refused: only http and https URLs are fetched, not {url.scheme or 'a relative URL'}")
     if not url.host:
         raise ToolError(f"refused: {url} has no host")
-    public_addresses(url.host, url.port or (443 if url.scheme == "https" else 80))
+    public_addresses(url.host, url.port or (443 if url.scheme == "https" else 80), hint)
+
+
+POLICY_HINT = "the fleet policy's allow_private_addresses allows it"
+
+
+def address_problem(url: str) -> str | None:
+    """Why the fleet's address guard refuses `url` (an LLM base_url, an MCP server_url), or None.
+    The same check as the tools'; the caller raises its own (permanent) error."""
+    try:
+        check_url(httpx.URL(url), POLICY_HINT)
+    except (ToolError, httpx.InvalidURL) as exc:
+        return str(exc)
+    return None
 
 
 def _is_ip(host: str) -> bool:

@@ -27,8 +27,10 @@ import jsonschema
 
 from crewq.config import envref
 from crewq.config.errors import ConfigError, ToolServerUnavailable
+from crewq.config.policy import policy_of
 from crewq.config.schema import ToolSpec
 
+from .. import netguard
 from ..base import Tool, ToolContext, ToolResult
 from .http import HttpTransport
 from .jsonrpc import McpError, McpUnavailable
@@ -49,6 +51,13 @@ class McpServer:
         if bool(self.url) == bool(self.command):
             raise ConfigError("an MCP server needs extra.server_url or extra.command (one of them)", key=key)
         self.name = str(extra.get("server_name") or self.url or self.command)
+        policy = policy_of(env)
+        if policy is not None and self.command:
+            policy.check_mcp_command(str(self.command), key=f"{key}.command")
+        if policy is not None and self.url and not policy.allow_private_addresses:
+            problem = netguard.address_problem(str(self.url))
+            if problem:
+                raise ConfigError(f"MCP server {self.name!r}: {problem}", key=f"{key}.server_url")
         self.spec_key = f"tools.{spec.name}"
         self.args = [str(a) for a in envref.resolve(extra.get("args") or [], env, key=f"{key}.args")]
         self.child_env = {str(k): str(v) for k, v in envref.resolve(extra.get("env") or {}, env, key=f"{key}.env").items()}
