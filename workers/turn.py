@@ -146,7 +146,9 @@ class Turn:
             ledger.event(self.run_id, "llm_retry", self.agent_id, turn=self.turn, error=str(exc),
                          countdown=round(wait, 3), retries=retries + 1)
             raise self.task.retry(countdown=wait, max_retries=self.agent.max_retries)
-        except (ProviderError, ConfigError) as exc:
+        except ConfigError as exc:  # e.g. the fleet policy refused the request: no restart can fix it
+            return self.fail(str(exc), permanent=not isinstance(exc, MissingEnvError))
+        except ProviderError as exc:
             return self.fail(str(exc))
         data = reply.model_dump(mode="json")
         try:

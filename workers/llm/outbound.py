@@ -18,7 +18,7 @@ def check(config: LLMConfig, url: str) -> None:
         return
     host = urlsplit(url).hostname or ""
     if config.key_var:
-        policy.check_secret_host(config.key_var, host, key=f"{config.provider}.api_key")
+        policy.check_secret_host(config.key_var, host)
     if not policy.allow_private_addresses:
         problem = netguard.address_problem(url)
         if problem:
