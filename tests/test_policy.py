@@ -187,3 +187,47 @@ def test_the_policy_comes_from_the_workers_environment_or_a_file(tmp_path):
     path.write_text("python_tool: [mytools]\n")
     with pytest.raises(ConfigError, match="policy.yaml: python_tool: fleet policy: Extra inputs"):
         Policy.from_env({"CREWQ_POLICY": str(path)})
+
+
+# -- one address guard for base_url, MCP server_url and the tools --------------------------------
+
+@pytest.mark.parametrize("url", ["http://169.254.169.254/v1", "http://10.0.0.5:8000/v1", "http://[::1]:11434",
+                                 "http://rebound.example/v1"])
+def test_an_llm_base_url_on_a_private_address_is_refused(url, monkeypatch):
+    from crewq.config.schema import Agent, Crew
+    from crewq.workers.llm.chain import llm_chain
+    from crewq.workers.llm.openai import OpenAIProvider
+    from crewq.workers.llm.types import LLMRequest, Message
+    from crewq.workers.tools import netguard
+    monkeypatch.setattr(netguard, "resolver", lambda host, port: ["127.0.0.1"])  # a name aimed at the worker
+    crew = Crew(runtime={"llm_provider": "openai-compatible", "model": "m", "base_url": url}, agents=[Agent(id="a")])
+    config = llm_chain(crew, crew.agents[0], GuardedEnv({}, Policy()))[0]
+    with pytest.raises(ConfigError, match="allow_private_addresses"):
+        OpenAIProvider(config).complete(LLMRequest(system="", messages=[Message(role="user", content="x")]))
+
+
+def test_an_mcp_server_url_on_a_private_address_is_refused_and_redirects_are_guarded(monkeypatch):
+    from crewq.config.schema import ToolSpec
+    from crewq.workers.tools import netguard
+    from crewq.workers.tools.mcp.tools import McpServer
+    spec = ToolSpec(name="mcp", extra={"server_name": "m", "server_url": "http://127.0.0.1:9/mcp"})
+    with pytest.raises(ConfigError, match=r"tools.mcp.extra.server_url: MCP server 'm': refused: .*"
+                                          "allow_private_addresses"):
+        McpServer(spec, GuardedEnv({}, Policy()))
+    assert McpServer(spec, GuardedEnv({}, Policy.trusted())).guarded is False
+    # A public name: allowed at first, and every connection (a redirect, a rebinding) is checked again.
+    monkeypatch.setattr(netguard, "resolver", lambda host, port: ["93.184.215.14"])
+    public = McpServer(ToolSpec(name="mcp", extra={"server_url": "http://mcp.example/mcp"}), GuardedEnv({}, Policy()))
+    assert public.guarded
+    monkeypatch.setattr(netguard, "resolver", lambda host, port: ["169.254.169.254"])
+    with pytest.raises(ConfigError, match="169.254.169.254"):
+        public.discover()
+
+
+def test_a_tools_allow_private_needs_the_operator(monkeypatch):
+    from crewq.config.schema import ToolSpec
+    from crewq.workers.tools.base import ToolContext
+    from crewq.workers.tools.read_url import ReadUrl
+    tool = ReadUrl(ToolSpec(name="read_url", extra={"allow_private": True}))
+    refused = tool.execute({"url": "http://127.0.0.1:9/"}, ToolContext("r", "a", "k", env=GuardedEnv({}, Policy())))
+    assert refused.is_error and "policy allow_private_addresses" in refused.content

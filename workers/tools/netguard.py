@@ -100,7 +100,11 @@ class _GuardedBackend(httpcore.SyncBackend):
     def connect_tcp(self, host: str, port: int, timeout: float | None = None,
                     local_address: str | None = None, socket_options: Iterable[Any] | None = None):
         last: Exception | None = None
-        for address in public_addresses(host, port):
+        try:
+            addresses = public_addresses(host, port)
+        except ToolError as exc:  # as a connect error, so that every httpx caller handles it as one
+            raise httpcore.ConnectError(str(exc)) from None
+        for address in addresses:
             try:
                 return super().connect_tcp(address, port, timeout, local_address, socket_options)
             except httpcore.ConnectError as exc:
@@ -108,7 +112,7 @@ class _GuardedBackend(httpcore.SyncBackend):
         raise last or httpcore.ConnectError(f"cannot connect to {host}")
 
 
-class _GuardedTransport(httpx.HTTPTransport):
+class GuardedTransport(httpx.HTTPTransport):
     def __init__(self) -> None:
         super().__init__()
         # httpx has no public knob for the network backend; the pool it builds is replaced.
@@ -119,7 +123,7 @@ class _GuardedTransport(httpx.HTTPTransport):
 def client(allow_private: bool, timeout: float, transport: httpx.BaseTransport | None = None) -> httpx.Client:
     """An httpx client that never follows redirects itself (`fetch` checks every hop)."""
     if transport is None and not allow_private:
-        transport = _GuardedTransport()
+        transport = GuardedTransport()
     # trust_env=False when guarded: a proxy from the environment would hide the real destination.
     return httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)), transport=transport,
                         follow_redirects=False, trust_env=allow_private)

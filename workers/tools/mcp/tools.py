@@ -52,6 +52,8 @@ class McpServer:
             raise ConfigError("an MCP server needs extra.server_url or extra.command (one of them)", key=key)
         self.name = str(extra.get("server_name") or self.url or self.command)
         policy = policy_of(env)
+        # Under the fleet's address guard, every connection (redirects included) is checked again.
+        self.guarded = policy is not None and not policy.allow_private_addresses
         if policy is not None and self.command:
             policy.check_mcp_command(str(self.command), key=f"{key}.command")
         if policy is not None and self.url and not policy.allow_private_addresses:
@@ -70,14 +72,16 @@ class McpServer:
         self.startup_timeout = float(extra.get("startup_timeout", 15.0))
         self.timeout = float(extra.get("timeout", DEFAULT_TIMEOUT))
         self.identity = json.dumps([self.url, self.command, self.args, self.child_env, self.headers,
-                                    self.cwd, self.inherit_env], sort_keys=True)
+                                    self.cwd, self.inherit_env, self.guarded], sort_keys=True)
         self._session: McpSession | None = None
         self._lock = threading.Lock()
 
     def session(self) -> McpSession:
         with self._lock:
             if self._session is None:
-                transport = (HttpTransport(self.url, self.headers, server=self.name) if self.url else
+                transport = (HttpTransport(self.url, self.headers, server=self.name,
+                                           transport=netguard.GuardedTransport() if self.guarded else None)
+                             if self.url else
                              StdioTransport(self.command, self.args, server=self.name, env=self.child_env,
                                             cwd=self.cwd, inherit_env=self.inherit_env))
                 self._session = McpSession(transport, startup_timeout=self.startup_timeout)
