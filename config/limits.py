@@ -29,8 +29,9 @@ class Limits(BaseModel):
         """ConfigError naming `what` and the limit when `size` exceeds it."""
         allowed = getattr(self, limit)
         if size > allowed:
-            raise ConfigError(f"{what} is {size:,} long, over the limit of {allowed:,} (policy limits.{limit})",
-                              **where)
+            unit = " bytes" if limit.endswith("_bytes") else " characters" if limit.endswith("_chars") else ""
+            raise ConfigError(f"{what} is {size:,}{unit}, over the limit of {allowed:,}{unit} "
+                              f"(policy limits.{limit})", **where)
 
 
 DEFAULT_LIMITS = Limits()

@@ -59,5 +59,6 @@ class Settings(BaseModel):
                 values[name] = parse_duration(raw)
         if env.get("CREWQ_RUN_RESTART_CAP"):
             values["run_restart_cap"] = int(env["CREWQ_RUN_RESTART_CAP"])
+        values["policy"] = Policy.from_env(env)
         values.update(overrides)
         return cls(**values)

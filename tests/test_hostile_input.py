@@ -54,7 +54,7 @@ def test_anchors_alone_are_refused_too():
 def test_a_file_over_the_size_limit_is_not_read(tmp_path):
     path = tmp_path / "big.yaml"
     path.write_text(GOOD + "# " + "x" * (1024 * 1024) + "\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"over the limit of 1,048,576 \(policy limits.max_file_bytes\)"):
+    with pytest.raises(ConfigError, match=r"over the limit of 1,048,576 bytes \(policy limits.max_file_bytes\)"):
         load_crew(path)
     with pytest.raises(ConfigError, match="limits.max_file_bytes"):
         load_crew_text(path.read_text())

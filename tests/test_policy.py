@@ -231,3 +231,11 @@ def test_a_tools_allow_private_needs_the_operator(monkeypatch):
     tool = ReadUrl(ToolSpec(name="read_url", extra={"allow_private": True}))
     refused = tool.execute({"url": "http://127.0.0.1:9/"}, ToolContext("r", "a", "k", env=GuardedEnv({}, Policy())))
     assert refused.is_error and "policy allow_private_addresses" in refused.content
+
+
+def test_settings_read_the_policy_from_the_environment_they_are_given(tmp_path):
+    from crewq.config.settings import Settings
+    assert Settings.from_env({}).policy == Policy()
+    assert Settings.from_env({"CREWQ_POLICY": "trusted"}).policy == Policy.trusted()
+    with pytest.raises(ConfigError, match="cannot read the fleet policy"):
+        Settings.from_env({"CREWQ_POLICY": str(tmp_path / "missing.yaml")})
