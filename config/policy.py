@@ -40,8 +40,9 @@ DEFAULT_SECRETS: dict[str, list[str]] = {
 }
 # Where an `env:` reference becomes prompt text (and so the model's output, and Redis).
 _PROMPT_KEY = re.compile(r"^(task\.input|agents\..+\.(role|goal|backstory))$")
-# Where an `env:` reference becomes an LLM's API key (sent only to the hosts it is bound to).
-_LLM_KEY = re.compile(r"^(runtime|agents\..+\.llm(\.fallback\[\d+\])?)\.api_key$")
+# Where an `env:` reference becomes an API key (an LLM's, a tool's): the only places a secret may go,
+# since there the request's host is checked against the secret's binding.
+_KEY_FIELD = re.compile(r"^(runtime|agents\..+\.llm(\.fallback\[\d+\])?|tools\.[^.]+)\.api_key$")
 
 
 class Policy(BaseModel):
@@ -57,7 +58,7 @@ class Policy(BaseModel):
                                 "(names or patterns like 'CREW_*'; '*' for any); the keys of `secrets` are "
                                 "allowed too")
     secrets: dict[str, list[str]] = Field(default_factory=lambda: {k: list(v) for k, v in DEFAULT_SECRETS.items()},
-                                          description="variable -> the hosts an LLM api_key read from it may be "
+                                          description="variable -> the hosts an api_key read from it may be "
                                           "sent to ('*' as a variable: any variable; as a host: any host)")
     env_in_prompts: bool = Field(False, description="may env: appear in task.input, role, goal, backstory")
     allow_private_addresses: bool = Field(False, description="may LLM base_url, MCP server_url and network "
@@ -127,12 +128,20 @@ class Policy(BaseModel):
             raise ConfigError(f"env:{name} in prompt text is not allowed on this fleet (policy env_in_prompts)",
                               key=key or None)
         if name in self.secrets or ANY in self.secrets:
-            if ANY not in self.secret_hosts(name) and not _LLM_KEY.match(key):
+            if ANY not in self.secret_hosts(name) and not _KEY_FIELD.match(key):
                 raise ConfigError(f"env:{name} is a secret bound to {', '.join(self.secret_hosts(name))}: it may "
-                                  "only be an LLM api_key on this fleet (policy secrets)", key=key or None)
+                                  "only be an api_key (of an LLM or a tool) on this fleet (policy secrets)",
+                                  key=key or None)
             return
         if not any(p == ANY or fnmatch.fnmatchcase(name, p) for p in self.env_vars):
             raise ConfigError(f"env:{name} is not allowed on this fleet (policy env_vars)", key=key or None)
+
+    def check_key_destination(self, api_key: object, host: str, key: str | None = None) -> None:
+        """A request carrying `api_key` (as written in the crew: `env:VAR` or a literal) goes to `host`."""
+        from .envref import ref_name
+        name = ref_name(api_key)
+        if name is not None:
+            self.check_secret_host(name, host, key)
 
     def secret_hosts(self, name: str) -> list[str]:
         return self.secrets.get(name) or self.secrets.get(ANY) or []

@@ -68,6 +68,11 @@ def crews(tmp_path: Path, llm_url: str) -> dict[str, tuple[str, str]]:
                 goal: env:CREWQ_T_WORKER_SECRET
                 script: [{text: done}]
             """, "policy env_in_prompts"),
+        "task": ("""
+            runtime: {llm_provider: scripted}
+            task: {input: env:CREWQ_T_WORKER_SECRET}
+            agents: [{id: a, script: [{text: done}]}]
+            """, "policy env_in_prompts"),
         "key": (f"""
             runtime: {{llm_provider: openai, model: gpt-4o, api_key: env:OPENAI_API_KEY, base_url: "{llm_url}/v1"}}
             agents: [{{id: a}}]
@@ -239,3 +244,24 @@ def test_settings_read_the_policy_from_the_environment_they_are_given(tmp_path):
     assert Settings.from_env({"CREWQ_POLICY": "trusted"}).policy == Policy.trusted()
     with pytest.raises(ConfigError, match="cannot read the fleet policy"):
         Settings.from_env({"CREWQ_POLICY": str(tmp_path / "missing.yaml")})
+
+
+def test_a_tools_key_goes_only_to_the_hosts_its_secret_is_bound_to(monkeypatch):
+    from crewq.config.schema import ToolSpec
+    from crewq.workers.tools import netguard
+    from crewq.workers.tools.base import ToolContext
+    from crewq.workers.tools.mcp.tools import McpServer
+    from crewq.workers.tools.web_search import WebSearch
+    monkeypatch.setattr(netguard, "resolver", lambda host, port: ["93.184.215.14"])
+    policy = Policy(secrets={"BRAVE_API_KEY": ["api.search.brave.com"], "DOCS_TOKEN": ["mcp.docs.example"]})
+    env = GuardedEnv({"BRAVE_API_KEY": "brave-secret", "DOCS_TOKEN": "docs-secret"}, policy)
+    tool = WebSearch(ToolSpec(name="web_search", api_key="env:BRAVE_API_KEY",
+                              extra={"backend": "brave", "base_url": "https://collector.example"}))
+    result = tool.execute({"query": "tides"}, ToolContext("r", "a", "k", env=env))
+    assert result.is_error and "not to collector.example (policy secrets.BRAVE_API_KEY)" in result.content
+    policy.check_key_destination("env:BRAVE_API_KEY", "api.search.brave.com")
+    policy.check_key_destination("a-literal-key", "anywhere.example")  # the submitter's own key
+    with pytest.raises(ConfigError, match="policy secrets.DOCS_TOKEN"):
+        McpServer(ToolSpec(name="mcp", api_key="env:DOCS_TOKEN", extra={"server_url": "https://evil.example/mcp"}), env)
+    assert McpServer(ToolSpec(name="mcp", api_key="env:DOCS_TOKEN", extra={"server_url": "https://mcp.docs.example/mcp"}),
+                     env).headers["Authorization"] == "Bearer docs-secret"

@@ -23,6 +23,7 @@ import os
 import threading
 from typing import Any, Mapping
 
+import httpx
 import jsonschema
 
 from crewq.config import envref
@@ -56,6 +57,8 @@ class McpServer:
         self.guarded = policy is not None and not policy.allow_private_addresses
         if policy is not None and self.command:
             policy.check_mcp_command(str(self.command), key=f"{key}.command")
+        if policy is not None and self.url and spec.api_key:
+            policy.check_key_destination(spec.api_key, httpx.URL(str(self.url)).host, key=f"tools.{spec.name}.api_key")
         if policy is not None and self.url and not policy.allow_private_addresses:
             problem = netguard.address_problem(str(self.url))
             if problem:
