@@ -40,11 +40,10 @@ class _BoundedLoader(Reader, Scanner, Parser, Composer, SafeConstructor, Resolve
         self.max_depth, self.depth = max_depth, 0
 
     def compose_node(self, parent, index):
-        if self.check_event(AliasEvent):
-            event = self.peek_event()
+        event = self.peek_event()
+        if isinstance(event, AliasEvent):
             raise _Refused(f"YAML aliases (*{event.anchor}) are not allowed here: write the value out",
                            event.start_mark.line + 1)
-        event = self.peek_event()
         if getattr(event, "anchor", None):
             raise _Refused(f"YAML anchors (&{event.anchor}) are not allowed here: write the value out",
                            event.start_mark.line + 1)
