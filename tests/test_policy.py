@@ -265,3 +265,20 @@ def test_a_tools_key_goes_only_to_the_hosts_its_secret_is_bound_to(monkeypatch):
         McpServer(ToolSpec(name="mcp", api_key="env:DOCS_TOKEN", extra={"server_url": "https://evil.example/mcp"}), env)
     assert McpServer(ToolSpec(name="mcp", api_key="env:DOCS_TOKEN", extra={"server_url": "https://mcp.docs.example/mcp"}),
                      env).headers["Authorization"] == "Bearer docs-secret"
+
+
+def test_an_llm_base_url_that_rebinds_to_a_private_address_reaches_nothing(monkeypatch):
+    """The name passes the check before the request, then resolves to the worker itself at connect."""
+    from crewq.config.errors import TransientProviderError
+    from crewq.workers.llm.openai import OpenAIProvider
+    from crewq.workers.llm.types import LLMConfig, LLMRequest, Message
+    from crewq.workers.tools import netguard
+    answers = iter([["93.184.215.14"]])
+    monkeypatch.setattr(netguard, "resolver", lambda host, port: next(answers, ["127.0.0.1"]))
+    with FakeLLMServer() as server:
+        port = server.url.rsplit(":", 1)[1]
+        config = LLMConfig(provider="openai-compatible", model="m", base_url=f"http://rebind.example:{port}/v1",
+                           policy=Policy())
+        with pytest.raises(TransientProviderError, match="refused: rebind.example resolves to a private"):
+            OpenAIProvider(config).complete(LLMRequest(system="", messages=[Message(role="user", content="x")]))
+        assert server.received == []

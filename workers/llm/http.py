@@ -149,7 +149,7 @@ class HTTPProvider(Provider):
     # One concern each: transport, status, body.
 
     def _send(self, url: str, headers: dict[str, str], body: dict[str, Any], timeout: float) -> httpx.Response:
-        http = client()
+        http = outbound.guarded_client(self.config) or client()
         request = http.build_request("POST", url, json=body, headers=headers, timeout=timeout_of(timeout))
         host = _host(url)
         try:

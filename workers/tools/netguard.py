@@ -113,10 +113,13 @@ class _GuardedBackend(httpcore.SyncBackend):
 
 
 class GuardedTransport(httpx.HTTPTransport):
-    def __init__(self) -> None:
+    def __init__(self, limits: httpx.Limits = httpx.Limits()) -> None:
         super().__init__()
         # httpx has no public knob for the network backend; the pool it builds is replaced.
         self._pool = httpcore.ConnectionPool(ssl_context=httpx.create_ssl_context(),
+                                             max_connections=limits.max_connections,
+                                             max_keepalive_connections=limits.max_keepalive_connections,
+                                             keepalive_expiry=limits.keepalive_expiry,
                                              network_backend=_GuardedBackend())
 
 
