@@ -19,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from crewq.config.loader import load_crew_text  # noqa: E402
+from crewq.config.policy import Policy  # noqa: E402
 from crewq.config.settings import Settings  # noqa: E402
 from crewq.scheduler.embedded import in_process_worker  # noqa: E402
 from crewq.scheduler.local_redis import LocalRedis  # noqa: E402
@@ -59,7 +60,8 @@ def main() -> None:
     args = parser.parse_args()
     critical = WAVES * TURNS * LATENCY
     with LocalRedis() as server, tempfile.TemporaryDirectory() as folder:
-        app = create_app(Settings(redis_url=server.url))
+        # Its own crew on its own machine: the embedded default's trust (list_files in the temp folder).
+        app = create_app(Settings(redis_url=server.url, policy=Policy.trusted()))
         with in_process_worker(app, concurrency=16):
             client = Client(app)
             one_run(client, folder)  # warm-up: imports, connections

@@ -22,6 +22,12 @@ def is_ref(value: object) -> bool:
     return isinstance(value, str) and _REF.match(value) is not None
 
 
+def ref_name(value: object) -> str | None:
+    """The variable a reference names, or None for a plain value."""
+    match = _REF.match(value) if isinstance(value, str) else None
+    return match.group(1) if match else None
+
+
 def check_ref(value: str) -> None:
     """Raise ValueError for a string that starts like a reference but is malformed."""
     if value.startswith("env:") and not _REF.match(value):
@@ -41,6 +47,9 @@ def resolve(value: Any, env: Mapping[str, str] | None = None, *, key: str | None
     if not match:
         return value
     name, default = match.group(1), match.group(2)
+    check = getattr(env, "check_ref", None)  # a worker's environment checks the fleet policy first
+    if check is not None:
+        check(name, key)
     if name in env and env[name] != "":
         return env[name]
     if default is not None:

@@ -16,8 +16,9 @@ from typing import Any, Iterable
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from . import envref
+from . import envref, safeyaml
 from .errors import ConfigError
+from .limits import DEFAULT_LIMITS, Limits
 from .schema import Crew
 
 Loc = tuple[str | int, ...]
@@ -56,20 +57,24 @@ class LoadedCrew:
         return ConfigError(message, file=self.file, line=self.line_of(loc), key=key_path(loc) or None, hint=hint)
 
 
-def load_crew(path: str | Path) -> LoadedCrew:
+def load_crew(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> LoadedCrew:
     """Read and validate a crew file. Raises ConfigError (all problems found, the first on top)."""
     path = Path(path)
     try:
+        # Checked before reading: a huge file is refused without being read into memory.
+        limits.check_size("max_file_bytes", path.stat().st_size, "the crew file", file=str(path))
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError("crew file not found", file=str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read crew file: {exc}", file=str(path)) from None
-    return load_crew_text(text, str(path))
+    return load_crew_text(text, str(path), limits)
 
 
-def load_crew_text(text: str, file: str = "<crew>") -> LoadedCrew:
-    data, lines = _parse_yaml(text, file)
+def load_crew_text(text: str, file: str = "<crew>", limits: Limits = DEFAULT_LIMITS) -> LoadedCrew:
+    if not isinstance(text, str):
+        raise ConfigError(f"a crew is YAML text, not {type(text).__name__}", file=file)
+    data, lines = _parse_yaml(text, file, limits)
     if not isinstance(data, dict):
         raise ConfigError("a crew file is a mapping with runtime, task, agents and tools", file=file, line=1)
     try:
@@ -83,16 +88,8 @@ def load_crew_text(text: str, file: str = "<crew>") -> LoadedCrew:
     return loaded
 
 
-def _parse_yaml(text: str, file: str) -> tuple[Any, dict[Loc, int]]:
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        raise ConfigError(f"malformed YAML: {exc.problem or exc}", file=file, line=line) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"malformed YAML: {exc}", file=file) from None
+def _parse_yaml(text: str, file: str, limits: Limits) -> tuple[Any, dict[Loc, int]]:
+    node, data = safeyaml.parse(text, file, limits)
     lines: dict[Loc, int] = {}
     if node is not None:
         _index_lines(node, (), lines)

@@ -12,7 +12,10 @@ from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
 
 from .durations import parse_duration
 
-Duration = Annotated[float, BeforeValidator(parse_duration), Field(description="seconds, or '30s', '2m', '1h30m'")]
+# A year: longer is a mistake (or `1e309`), not a plan.
+MAX_DURATION = 365 * 86400.0
+Duration = Annotated[float, BeforeValidator(parse_duration),
+                     Field(le=MAX_DURATION, description="seconds, or '30s', '2m', '1h30m'")]
 RestartPolicy = Literal["one_for_one", "rest_for_one", "one_for_all"]
 AgentId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)]
 
@@ -20,7 +23,8 @@ BUILTIN_ROLES = ("planner", "researcher", "writer", "critic", "executor")
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    # NaN and infinities pass every comparison check, so they are refused outright.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, allow_inf_nan=False)
 
 
 class Runtime(Model):
@@ -50,7 +54,7 @@ class LLMFallback(Model):
     api_key: str | None = Field(None, description="use env:VAR; resolved on the worker")
     base_url: str | None = None
     temperature: float | None = Field(None, ge=0, le=2)
-    max_tokens: int | None = Field(None, gt=0)
+    max_tokens: int | None = Field(None, gt=0, le=10_000_000)
 
 
 class LLMOverride(Model):
@@ -59,7 +63,7 @@ class LLMOverride(Model):
     api_key: str | None = None
     base_url: str | None = None
     temperature: float | None = Field(None, ge=0, le=2)
-    max_tokens: int | None = Field(None, gt=0)
+    max_tokens: int | None = Field(None, gt=0, le=10_000_000)
     fallback: list[LLMFallback] = Field(default_factory=list, description="crewq: tried in order when the "
                                         "primary's breaker is open or its retries are used up")
 
@@ -73,7 +77,7 @@ class ScriptToolCall(Model):
 class ScriptError(Model):
     """crewq: an error the scripted provider raises instead of replying."""
     status: int | None = Field(None, description="HTTP-like status: 429, 5xx and 529 are transient")
-    retry_after: float | None = None
+    retry_after: Duration | None = None
     message: str = "scripted error"
 
 
@@ -83,8 +87,8 @@ class ScriptStep(Model):
     tool_calls: list[ScriptToolCall] = Field(default_factory=list)
     latency: Duration = 0.0
     error: ScriptError | Literal["crash"] | None = None
-    input_tokens: int = Field(0, ge=0)
-    output_tokens: int = Field(0, ge=0)
+    input_tokens: int = Field(0, ge=0, le=10**9)
+    output_tokens: int = Field(0, ge=0, le=10**9)
 
 
 class Agent(Model):
@@ -96,14 +100,14 @@ class Agent(Model):
     depends_on: list[str] = Field(default_factory=list, validation_alias=AliasChoices("depends_on", "depends"))
     llm: LLMOverride | None = None
     restart: RestartPolicy = "one_for_one"
-    max_restarts: int = Field(3, ge=0)
+    max_restarts: int = Field(3, ge=0, le=1000)
     restart_window: Duration = 60.0
-    max_retries: int = Field(4, ge=0, description="transient LLM errors retried inside a turn")
+    max_retries: int = Field(4, ge=0, le=1000, description="transient LLM errors retried inside a turn")
     max_backoff: Duration = Field(60.0, gt=0, description="crewq: the longest wait before such a retry")
     timeout: Duration | None = Field(None, description="the agent's wall-clock limit over all its turns")
-    max_turns: int = Field(10, ge=1)
-    max_total_tool_calls: int = Field(50, ge=0)
-    max_duplicate_tool_calls: int = Field(2, ge=1, description="identical calls (name and arguments) allowed")
+    max_turns: int = Field(10, ge=1, le=10_000)
+    max_total_tool_calls: int = Field(50, ge=0, le=100_000)
+    max_duplicate_tool_calls: int = Field(2, ge=1, le=100_000, description="identical calls (name and arguments) allowed")
     script: list[ScriptStep] = Field(default_factory=list, description="crewq: replies for the scripted provider")
     queue: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:-]+$",
                               description="crewq: the Celery queue its turns go to (e.g. a GPU or local-Ollama host)")
@@ -113,7 +117,7 @@ class ToolSpec(Model):
     name: str
     api_key: str | None = None
     base_dir: str | None = Field(None, description="file tools: the folder they are confined to")
-    max_results: int | None = Field(None, gt=0)
+    max_results: int | None = Field(None, gt=0, le=10_000)
     extra: dict[str, Any] = Field(default_factory=dict)
     python: str | None = Field(None, description="crewq: a custom tool, 'package.module:function'")
     description: str | None = Field(None, description="crewq: overrides the tool's description")

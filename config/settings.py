@@ -19,11 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .durations import parse_duration
 from .errors import ConfigError
+from .policy import Policy
 
 DAY = 86400.0
 # Fields whose variable is not CREWQ_<NAME>, and fields no variable sets.
 ENV_NAMES = {"key_prefix": "CREWQ_PREFIX"}
-NOT_FROM_ENV = {"queues"}
+NOT_FROM_ENV = {"queues", "policy"}  # policy: read by Policy.from_env (CREWQ_POLICY)
 OFF = ("", "0", "off", "false", "none")
 
 
@@ -68,6 +69,8 @@ class Settings(BaseModel):
     crews_dir: str | None = Field(None, description="the folder of crew files whose schedules `crewq beat` follows")
     limits: str | None = Field(None, description="fleet limits each worker presets at start-up for scopes with none")
     queues: Queues = Queues()
+    # The operator's fleet policy (CREWQ_POLICY), never the submitter's: see crewq.config.policy.
+    policy: Policy = Field(default_factory=Policy.from_env)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "Settings":
@@ -77,6 +80,7 @@ class Settings(BaseModel):
             raw = _read(name, env)
             if raw is not None:
                 values[name] = raw
+        values["policy"] = Policy.from_env(env)  # CREWQ_POLICY: a name or a file (config/policy.py)
         values.update(overrides)
         return _validated(cls, values)
 

@@ -17,6 +17,7 @@ from typing import Iterator
 from celery.contrib.testing.worker import start_worker
 from celery.worker import state as worker_state
 
+from crewq.config.policy import Policy
 from crewq.config.settings import Settings
 from crewq.workers.app import CrewqApp, create_app
 from crewq.workers.liveness import stop_heartbeat
@@ -58,7 +59,10 @@ def in_process_worker(app: CrewqApp, concurrency: int = 16, loglevel: str = "WAR
 def embedded_fleet(settings: Settings | None = None, concurrency: int = 16) -> Iterator[CrewqApp]:
     settings = settings or Settings.from_env()
     with LocalRedis() as server:
-        app = create_app(settings.model_copy(update={"redis_url": server.url}))
+        # The person running their own crew on their own machine is the operator: today's trust,
+        # unless they name a policy (CREWQ_POLICY).
+        policy = Policy.from_env(default=Policy.trusted())
+        app = create_app(settings.model_copy(update={"redis_url": server.url, "policy": policy}))
         logging.getLogger("celery").setLevel(logging.WARNING)
         try:
             # By the time the block ends the run is over, so a task still running is not waited for long.

@@ -30,6 +30,7 @@ from crewq.workers.ledger.state import RunInfo, RunState
 from crewq.workers.llm.limits import FleetLimits, fleet_limits
 from crewq.workers.runspec import RunSpec
 
+from . import submission
 from .emit import emit_wave
 from .validate import check, check_loaded, render_task
 
@@ -41,9 +42,11 @@ def new_run_id() -> str:
 def submit_loaded(app: CrewqApp, loaded: LoadedCrew, inputs: dict[str, str] | None = None,
                   task: str | None = None, run_id: str | None = None) -> str:
     """Store the crew by value under a new run id and emit its first wave. Returns the run id."""
-    inputs = dict(inputs or {})
+    limits = app.settings.policy.limits
+    inputs = submission.check_inputs(inputs, task, limits)
     waves = check_loaded(loaded)
-    spec = RunSpec(run_id=run_id or new_run_id(), crew=loaded.crew, task=render_task(loaded, inputs, task),
+    rendered = submission.check_task(render_task(loaded, inputs, task), limits)
+    spec = RunSpec(run_id=run_id or new_run_id(), crew=loaded.crew, task=rendered,
                    waves=waves, source_file=str(Path(loaded.file).resolve()) if loaded.file != "<crew>" else None,
                    source_dir=loaded.source_dir if loaded.file != "<crew>" else None,
                    inputs=inputs, submitted_at=time.time())
@@ -72,10 +75,11 @@ class Client:
 
     def submit(self, crew: str | Path, inputs: dict[str, str] | None = None, task: str | None = None) -> str:
         """Submit a crew file (a path) or crew YAML text."""
+        limits = self.app.settings.policy.limits
         if isinstance(crew, Path) or (isinstance(crew, str) and "\n" not in crew and Path(crew).is_file()):
-            loaded, _ = check(crew)
+            loaded, _ = check(crew, limits)
         else:
-            loaded = load_crew_text(str(crew))
+            loaded = load_crew_text(submission.check_crew_text(crew), limits=limits)
         return submit_loaded(self.app, loaded, inputs, task)
 
     def runs(self, limit: int = 20) -> list[RunInfo]:

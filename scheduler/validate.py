@@ -8,6 +8,7 @@ from pathlib import Path
 
 from crewq.config import envref
 from crewq.config.errors import ConfigError, CycleError
+from crewq.config.limits import DEFAULT_LIMITS, Limits
 from crewq.config.loader import LoadedCrew, load_crew, suggest
 
 from crewq.workers.llm.registry import provider_names
@@ -18,9 +19,9 @@ from . import plan
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-def check(path: str | Path) -> tuple[LoadedCrew, list[list[str]]]:
+def check(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> tuple[LoadedCrew, list[list[str]]]:
     """Load a crew file and check everything that can be checked offline. Returns (crew, waves)."""
-    loaded = load_crew(path)
+    loaded = load_crew(path, limits)
     return loaded, check_loaded(loaded)
 
 

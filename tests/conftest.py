@@ -27,6 +27,9 @@ HOST = socket.gethostname()
 # itself is always the installed package (`./dev test` runs `python -P`, so the repository root is
 # not on sys.path and `config`, `workers`, `scheduler` are never top-level names).
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "tests"), os.environ.get("PYTHONPATH")) if p)
+# The tests' operator trusts their crews (python tools from tests/fakes, fakes on 127.0.0.1): the fleet
+# default policy is tested on its own, with CREWQ_POLICY unset (test_policy.py).
+os.environ["CREWQ_POLICY"] = "trusted"
 
 
 # -- no live network ------------------------------------------------------------------------------

@@ -78,7 +78,7 @@ def test_a_tool_that_cannot_be_built_where_it_is_called_is_a_tool_error(app, led
     import crewq.workers.tool_call
     from crewq.config.errors import ConfigError
 
-    def unavailable(spec, agent_id):
+    def unavailable(spec, agent_id, policy):
         raise ConfigError("MCP server 'calc' (http://127.0.0.1:9/mcp) is not usable: connection refused",
                           key="tools.mcp")
     monkeypatch.setattr(crewq.workers.tool_call, "tools_for", unavailable)

@@ -182,6 +182,8 @@ class Fleet:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWER_")}
         env.update({k: str(v) for k, v in (self.compose["services"][service].get("environment") or {}).items()})
         env.update(FAST_ENV)
+        if env.get("CREWQ_POLICY") == "/etc/crewq/policy.yaml":  # the compose file's mount, from here
+            env["CREWQ_POLICY"] = str(ROOT / "config" / "policy.example.yaml")
         env.update(CREWQ_REDIS_URL=self.redis_url, CREWQ_CREWS_DIR=str(self.tmp / "crews"), HOSTNAME=HOST,
                    PATH=VENV_BIN + os.pathsep + env.get("PATH", ""))
         return env

@@ -14,7 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from crewq.config.errors import ConfigError
 
-from . import tracing
+from . import bounds, tracing
 from .app import TOOL_TASK, requeue_after_outage
 from .llm.types import LLMReply
 from .resources import environment, tools_for
@@ -49,12 +49,16 @@ def run_tool_call(task, run_id: str, agent_id: str, turn: int, attempt: int, ind
         # Whatever goes wrong becomes the call's result: a raised error would leave the chord's
         # next turn waiting for a header that never succeeds.
         try:
-            tool = tools_for(spec, agent_id).get(call.name)
+            policy = task.app.settings.policy
+            tool = tools_for(spec, agent_id, policy).get(call.name)
+            too_big = bounds.arguments_problem(call.arguments, policy.limits)
             if tool is None:
                 result = ToolResult(f"unknown tool {call.name!r}", is_error=True)
+            elif too_big:
+                result = ToolResult(f"{call.name}: {too_big}", is_error=True)
             else:
                 context = ToolContext(run_id=run_id, agent_id=agent_id, idempotency_key=key,
-                                      source_dir=spec.source_dir, env=environment(spec))
+                                      source_dir=spec.source_dir, env=environment(spec, policy))
                 result = tool.execute(call.arguments, context)
         except ConfigError as exc:  # e.g. its MCP server is down on this worker
             result = ToolResult(f"tool {call.name!r} is not available: {exc}", is_error=True)
@@ -68,7 +72,8 @@ def run_tool_call(task, run_id: str, agent_id: str, turn: int, attempt: int, ind
             span.set_attribute("crewq.tool.is_error", result.is_error)
     finished = time.time()
     pipe = ledger.redis.pipeline(transaction=False)  # the result and its event in one round trip
-    ledger.record_result(run_id, agent_id, attempt, turn, index, result.to_json(), pipe=pipe)
+    stored = bounds.bound_result(result.to_json(), task.app.settings.policy.limits)
+    ledger.record_result(run_id, agent_id, attempt, turn, index, stored, pipe=pipe)
     ledger.event(run_id, "tool_result", agent_id, pipe=pipe, turn=turn, index=index, name=call.name,
                  is_error=result.is_error, started_at=started, finished_at=finished, chars=len(result.content))
     pipe.execute()

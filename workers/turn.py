@@ -19,6 +19,7 @@ from crewq.config.states import AgentStatus
 
 from . import budgets, tracing
 from .app import TOOL_TASK, TURN_TASK, requeue_after_outage, turn_signature
+from .bounds import check_reply
 from .conversation import rebuild
 from .ledger import TERMINAL, Ledger
 from .llm.chain import llm_chain
@@ -95,8 +96,9 @@ class Turn:
         if agent.timeout and now - started > agent.timeout:
             return self.fail(f"agent timeout ({agent.timeout:g}s) exceeded")
 
-        tools = tools_for(spec, self.agent_id)
-        self.env = environment(spec)  # once per turn: the crew's .env may be read from disk
+        policy = self.task.app.settings.policy
+        tools = tools_for(spec, self.agent_id, policy)
+        self.env = environment(spec, policy)  # once per turn: the crew's .env may be read from disk
         conversation = rebuild(ledger, spec, self.agent_id, self.attempt, self.turn, set(tools), self.env)
         raw = ledger.reply(self.run_id, self.agent_id, self.attempt, self.turn)
         if raw is None:
@@ -152,10 +154,16 @@ class Turn:
             ledger.event(self.run_id, "llm_retry", self.agent_id, turn=self.turn, error=str(exc),
                          countdown=round(wait, 3), retries=retries + 1)
             raise self.task.retry(countdown=wait, max_retries=self.agent.max_retries)
-        except (ProviderError, ConfigError) as exc:
+        except ConfigError as exc:  # e.g. the fleet policy refused the request: no restart can fix it
+            return self.fail(str(exc), permanent=not isinstance(exc, MissingEnvError))
+        except ProviderError as exc:
             return self.fail(str(exc))
-        won, stored = ledger.record_reply(self.run_id, self.agent_id, self.attempt, self.turn,
-                                          reply.model_dump(mode="json"))
+        data = reply.model_dump(mode="json")
+        try:
+            check_reply(data, self.task.app.settings.policy.limits, self.agent_id)
+        except ConfigError as exc:
+            return self.fail(str(exc), permanent=True)
+        won, stored = ledger.record_reply(self.run_id, self.agent_id, self.attempt, self.turn, data)
         if won:
             cost = estimate_cost(reply.provider, reply.model, reply.usage)
             pipe = ledger.redis.pipeline(transaction=False)  # usage and event in one round trip

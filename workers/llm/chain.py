@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Callable, Mapping
 
-from crewq.config.envref import resolve
+from crewq.config.envref import ref_name, resolve
+from crewq.config.policy import policy_of
 from crewq.config.errors import ConfigError
 from crewq.config.schema import Agent, Crew, LLMFallback, LLMOverride
 
@@ -54,7 +55,8 @@ def _config(spec: LLMOverride | LLMFallback, origin: Callable[[str], str],
                           key=origin("provider"))
     if provider in MODEL_REQUIRED and not values["model"]:
         raise ConfigError(f"the {provider} provider needs a model", key=origin("model"))
-    return LLMConfig(**values, temperature=spec.temperature, max_tokens=spec.max_tokens)
+    return LLMConfig(**values, temperature=spec.temperature, max_tokens=spec.max_tokens, policy=policy_of(env),
+                     key_var=ref_name(spec.api_key) if values["api_key"] else None)
 
 
 def _inherit(entry: LLMFallback, primary: LLMOverride) -> LLMFallback:

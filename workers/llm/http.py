@@ -33,6 +33,7 @@ import httpx
 from crewq.config.errors import ProviderError, TransientProviderError
 from crewq.config.settings import Settings
 
+from . import outbound
 from .base import Provider
 from .types import LLMConfig, LLMRequest
 
@@ -129,6 +130,7 @@ class HTTPProvider(Provider):
 
     def post(self, path: str, headers: dict[str, str], body: dict[str, Any], request: LLMRequest) -> dict[str, Any]:
         url = self.url(path)
+        outbound.check(self.config, url)
         started = time.monotonic()
         response = self._send(url, headers, body, request.timeout)
         log.debug("%s POST %s -> %s in %.2fs (request_id=%s)", self.label, _host(url), response.status_code,
@@ -148,7 +150,7 @@ class HTTPProvider(Provider):
     # One concern each: transport, status, body.
 
     def _send(self, url: str, headers: dict[str, str], body: dict[str, Any], timeout: float) -> httpx.Response:
-        http = client()
+        http = outbound.guarded_client(self.config) or client()
         request = http.build_request("POST", url, json=body, headers=headers, timeout=timeout_of(timeout))
         host = _host(url)
         try:

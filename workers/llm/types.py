@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from crewq.config.policy import Policy
+
 
 class ToolCall(BaseModel):
     id: str
@@ -55,6 +57,10 @@ class LLMConfig(BaseModel):
     base_url: str | None = None
     temperature: float | None = None
     max_tokens: int | None = None
+    # The fleet policy's say on where the request may go (None: a local caller, no policy), and the
+    # variable the key came from, whose hosts the policy binds.
+    policy: Policy | None = Field(None, repr=False, exclude=True)
+    key_var: str | None = None
 
 
 class LLMRequest(BaseModel):

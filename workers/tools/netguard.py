@@ -47,7 +47,10 @@ def blocked(address: str) -> bool:
     return ip in METADATA_ADDRESSES or not ip.is_global or ip.is_multicast
 
 
-def public_addresses(host: str, port: int) -> list[str]:
+TOOL_HINT = "set extra.allow_private to allow it"
+
+
+def public_addresses(host: str, port: int, hint: str = TOOL_HINT) -> list[str]:
     """The host's addresses, or ToolError if it has none or any of them is not public."""
     try:
         addresses = [host] if _is_ip(host) else resolver(host, port)
@@ -58,17 +61,29 @@ def public_addresses(host: str, port: int) -> list[str]:
     bad = [a for a in addresses if blocked(a)]
     if bad:
         # One private answer is enough to refuse: a rebinding name mixes them.
-        raise ToolError(f"refused: {host} resolves to a private or reserved address ({bad[0]}); "
-                        "set extra.allow_private to allow it")
+        raise ToolError(f"refused: {host} resolves to a private or reserved address ({bad[0]}); {hint}")
     return addresses
 
 
-def check_url(url: httpx.URL) -> None:
+def check_url(url: httpx.URL, hint: str = TOOL_HINT) -> None:
     if url.scheme not in ("http", "https"):
         raise ToolError(f"refused: only http and https URLs are fetched, not {url.scheme or 'a relative URL'}")
     if not url.host:
         raise ToolError(f"refused: {url} has no host")
-    public_addresses(url.host, url.port or (443 if url.scheme == "https" else 80))
+    public_addresses(url.host, url.port or (443 if url.scheme == "https" else 80), hint)
+
+
+POLICY_HINT = "the fleet policy's allow_private_addresses allows it"
+
+
+def address_problem(url: str) -> str | None:
+    """Why the fleet's address guard refuses `url` (an LLM base_url, an MCP server_url), or None.
+    The same check as the tools'; the caller raises its own (permanent) error."""
+    try:
+        check_url(httpx.URL(url), POLICY_HINT)
+    except (ToolError, httpx.InvalidURL) as exc:
+        return str(exc)
+    return None
 
 
 def _is_ip(host: str) -> bool:
@@ -85,7 +100,11 @@ class _GuardedBackend(httpcore.SyncBackend):
     def connect_tcp(self, host: str, port: int, timeout: float | None = None,
                     local_address: str | None = None, socket_options: Iterable[Any] | None = None):
         last: Exception | None = None
-        for address in public_addresses(host, port):
+        try:
+            addresses = public_addresses(host, port)
+        except ToolError as exc:  # as a connect error, so that every httpx caller handles it as one
+            raise httpcore.ConnectError(str(exc)) from None
+        for address in addresses:
             try:
                 return super().connect_tcp(address, port, timeout, local_address, socket_options)
             except httpcore.ConnectError as exc:
@@ -93,18 +112,21 @@ class _GuardedBackend(httpcore.SyncBackend):
         raise last or httpcore.ConnectError(f"cannot connect to {host}")
 
 
-class _GuardedTransport(httpx.HTTPTransport):
-    def __init__(self) -> None:
+class GuardedTransport(httpx.HTTPTransport):
+    def __init__(self, limits: httpx.Limits = httpx.Limits()) -> None:
         super().__init__()
         # httpx has no public knob for the network backend; the pool it builds is replaced.
         self._pool = httpcore.ConnectionPool(ssl_context=httpx.create_ssl_context(),
+                                             max_connections=limits.max_connections,
+                                             max_keepalive_connections=limits.max_keepalive_connections,
+                                             keepalive_expiry=limits.keepalive_expiry,
                                              network_backend=_GuardedBackend())
 
 
 def client(allow_private: bool, timeout: float, transport: httpx.BaseTransport | None = None) -> httpx.Client:
     """An httpx client that never follows redirects itself (`fetch` checks every hop)."""
     if transport is None and not allow_private:
-        transport = _GuardedTransport()
+        transport = GuardedTransport()
     # trust_env=False when guarded: a proxy from the environment would hide the real destination.
     return httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)), transport=transport,
                         follow_redirects=False, trust_env=allow_private)

@@ -12,7 +12,8 @@ from typing import Any, Mapping
 import httpx
 
 from crewq._version import __version__
-from crewq.config.errors import ToolError
+from crewq.config.errors import ConfigError, ToolError
+from crewq.config.policy import policy_of
 from crewq.config.schema import ToolSpec
 
 from . import netguard
@@ -41,10 +42,23 @@ class NetTool(Tool):
     def user_agent(self, context: ToolContext) -> str:
         return str(self.option("user_agent", context, USER_AGENT))
 
+    def private_ok(self, context: ToolContext) -> bool:
+        """`extra.allow_private`, if the fleet policy lets a crew turn the guard off."""
+        if not self.allow_private:
+            return False
+        policy = policy_of(context.env)
+        if policy is not None and not policy.allow_private_addresses:
+            raise ConfigError("extra.allow_private is refused on this fleet (policy allow_private_addresses)",
+                              key=f"tools.{self.spec.name}.extra.allow_private")
+        return True
+
     def fetch(self, method: str, url: str, context: ToolContext, **kw: Any) -> netguard.Fetched:
+        policy = policy_of(context.env)
+        if policy is not None and self.spec.api_key:  # a tool holding a key fetches only from the key's hosts
+            policy.check_key_destination(self.spec.api_key, httpx.URL(url).host, key=f"tools.{self.spec.name}.api_key")
         headers = {"User-Agent": self.user_agent(context), **kw.pop("headers", {})}
         # The HTTP timeout stays under the tool's, so the model gets the clearer network error.
-        return netguard.fetch(method, url, allow_private=self.allow_private, timeout=self.timeout * 0.9,
+        return netguard.fetch(method, url, allow_private=self.private_ok(context), timeout=self.timeout * 0.9,
                               headers=headers, transport=self.transport, **kw)
 
     def fetch_json(self, method: str, url: str, context: ToolContext, **kw: Any) -> Any:

@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping
 
 from crewq.config.errors import ConfigError
 from crewq.config.loader import suggest
+from crewq.config.policy import policy_of
 from crewq.config.schema import Agent, Crew, ToolSpec
 
 from .base import Tool
@@ -122,6 +123,9 @@ def config_problem(spec: ToolSpec) -> str | None:
 
 def build_tools(spec: ToolSpec, env: Mapping[str, str] | None = None) -> list[Tool]:
     if spec.python:
+        policy = policy_of(env)
+        if policy is not None:  # checked before the module is imported: importing runs its code
+            policy.check_python_tool(spec.python, key=f"tools.{spec.name}.python")
         return [PythonTool(spec)]
     factory = _FACTORIES.get(spec.name)
     if factory is None:

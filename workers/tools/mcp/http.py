@@ -22,14 +22,16 @@ MAX_RESUMES = 3
 
 
 class HttpTransport:
-    def __init__(self, url: str, headers: Mapping[str, str], *, server: str, connect_timeout: float = 10.0):
+    def __init__(self, url: str, headers: Mapping[str, str], *, server: str, connect_timeout: float = 10.0,
+                 transport: httpx.BaseTransport | None = None):
         self.url, self.server = url, server
         self.session_id: str | None = None
         self.protocol_version: str | None = None
         self._headers = dict(headers)
         self._ids = jsonrpc.Ids()
         self._lock = threading.Lock()
-        self._http = httpx.Client(timeout=httpx.Timeout(60.0, connect=connect_timeout), follow_redirects=True)
+        self._http = httpx.Client(timeout=httpx.Timeout(60.0, connect=connect_timeout), follow_redirects=True,
+                                  transport=transport)
 
     # -- what the session uses -------------------------------------------------------------
 

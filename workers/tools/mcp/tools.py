@@ -23,12 +23,15 @@ import os
 import threading
 from typing import Any, Mapping
 
+import httpx
 import jsonschema
 
 from crewq.config import envref
 from crewq.config.errors import ConfigError, ToolServerUnavailable
+from crewq.config.policy import policy_of
 from crewq.config.schema import ToolSpec
 
+from .. import netguard
 from ..base import Tool, ToolContext, ToolResult
 from .http import HttpTransport
 from .jsonrpc import McpError, McpUnavailable
@@ -49,6 +52,17 @@ class McpServer:
         if bool(self.url) == bool(self.command):
             raise ConfigError("an MCP server needs extra.server_url or extra.command (one of them)", key=key)
         self.name = str(extra.get("server_name") or self.url or self.command)
+        policy = policy_of(env)
+        # Under the fleet's address guard, every connection (redirects included) is checked again.
+        self.guarded = policy is not None and not policy.allow_private_addresses
+        if policy is not None and self.command:
+            policy.check_mcp_command(str(self.command), key=f"{key}.command")
+        if policy is not None and self.url and spec.api_key:
+            policy.check_key_destination(spec.api_key, httpx.URL(str(self.url)).host, key=f"tools.{spec.name}.api_key")
+        if policy is not None and self.url and not policy.allow_private_addresses:
+            problem = netguard.address_problem(str(self.url))
+            if problem:
+                raise ConfigError(f"MCP server {self.name!r}: {problem}", key=f"{key}.server_url")
         self.spec_key = f"tools.{spec.name}"
         self.args = [str(a) for a in envref.resolve(extra.get("args") or [], env, key=f"{key}.args")]
         self.child_env = {str(k): str(v) for k, v in envref.resolve(extra.get("env") or {}, env, key=f"{key}.env").items()}
@@ -61,14 +75,16 @@ class McpServer:
         self.startup_timeout = float(extra.get("startup_timeout", 15.0))
         self.timeout = float(extra.get("timeout", DEFAULT_TIMEOUT))
         self.identity = json.dumps([self.url, self.command, self.args, self.child_env, self.headers,
-                                    self.cwd, self.inherit_env], sort_keys=True)
+                                    self.cwd, self.inherit_env, self.guarded], sort_keys=True)
         self._session: McpSession | None = None
         self._lock = threading.Lock()
 
     def session(self) -> McpSession:
         with self._lock:
             if self._session is None:
-                transport = (HttpTransport(self.url, self.headers, server=self.name) if self.url else
+                transport = (HttpTransport(self.url, self.headers, server=self.name,
+                                           transport=netguard.GuardedTransport() if self.guarded else None)
+                             if self.url else
                              StdioTransport(self.command, self.args, server=self.name, env=self.child_env,
                                             cwd=self.cwd, inherit_env=self.inherit_env))
                 self._session = McpSession(transport, startup_timeout=self.startup_timeout)
