@@ -111,11 +111,11 @@ def test_a_fleet_on_the_default_policy_refuses_each_attack_naming_the_setting(ap
     statuses = run_all(app, tmp_path, texts)
     for name, (_, setting) in texts.items():
         status = statuses[name]
-        error = status["agents"]["a"].get("error", "")
+        error = (status.agents["a"].error or "")
         print(name, "->", error)
-        assert status["status"] == "failed", (name, status)
+        assert status.status == "failed", (name, status)
         assert setting in error, (name, error)
-        assert int(status["agents"]["a"].get("attempt") or 0) == 0, (name, "a refusal is permanent: no restart")
+        assert status.agents["a"].attempt == 0, (name, "a refusal is permanent: no restart")
     assert not (tmp_path / "ran").exists()  # the python tool never ran
     assert llm.received == []  # neither the key nor the request left the worker
     shown = str(statuses)
@@ -133,11 +133,11 @@ def test_the_embedded_default_runs_the_same_crews(tmp_path, llm, monkeypatch):
     finally:
         forget_servers()
     for name, status in statuses.items():
-        assert status["status"] == "succeeded", (name, status)
-    assert "ran-42" in statuses["python"]["output"] and (tmp_path / "ran").exists()
-    assert "42" in statuses["stdio"]["output"]
-    assert "the redis password" in statuses["base_dir"]["output"]
-    assert statuses["key"]["output"] == "from the model"
+        assert status.status == "succeeded", (name, status)
+    assert "ran-42" in statuses["python"].output and (tmp_path / "ran").exists()
+    assert "42" in statuses["stdio"].output
+    assert "the redis password" in statuses["base_dir"].output
+    assert statuses["key"].output == "from the model"
     assert f"Bearer {KEY}" in [r.headers.get("authorization") for r in llm.received]
 
 
