@@ -28,7 +28,6 @@ class Interrupted(KeyboardInterrupt):
         self.run_id, self.cancelled = run_id, cancelled
 
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "config" / "templates"
 DEFAULT_WAIT = 3600.0
 
 
@@ -171,16 +170,9 @@ def format_plan(loaded: LoadedCrew, waves: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def init(directory: Path) -> Iterator[str]:
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, template in (("crew.yaml", "crew.yaml"), (".env.example", "env.example"),
-                           (".gitignore", "gitignore")):
-        target = directory / name
-        if target.exists():
-            yield f"kept     {target} (exists)"
-            continue
-        target.write_text((TEMPLATES / template).read_text(encoding="utf-8"), encoding="utf-8")
-        yield f"created  {target}"
+def init(directory: Path, provider: str = "scripted") -> Iterator[str]:
+    from .scaffold import init as scaffold
+    return scaffold(directory, provider)
 
 
 def worker(queues: str | None, pool: str, concurrency: int, hostname: str | None, loglevel: str) -> None:

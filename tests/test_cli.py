@@ -131,21 +131,6 @@ def test_fleet_commands_need_a_broker(tmp_path):
     assert result.exit_code == 2 and "set CREWQ_REDIS_URL" in result.output
 
 
-def test_init_never_overwrites(tmp_path):
-    runner = CliRunner()
-    (tmp_path / ".gitignore").write_text("mine\n")
-    result = runner.invoke(main, ["init", str(tmp_path)])
-    assert result.exit_code == 0
-    assert f"kept     {tmp_path / '.gitignore'} (exists)" in result.output
-    assert (tmp_path / ".gitignore").read_text() == "mine\n"
-    assert "env:ANTHROPIC_API_KEY" in (tmp_path / "crew.yaml").read_text()
-    assert (tmp_path / ".env.example").exists()
-    # No .env yet: the fresh crew still validates (its variables may come from the environment).
-    assert not (tmp_path / ".env").exists()
-    validated = runner.invoke(main, ["validate", str(tmp_path / "crew.yaml")])
-    assert validated.exit_code == 0, validated.output
-
-
 def test_tools_list_shows_builtins_and_a_crews_python_tool(tmp_path):
     path = write_crew(tmp_path, """
         runtime: {llm_provider: scripted}

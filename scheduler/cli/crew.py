@@ -65,9 +65,12 @@ def plan(file):
 
 @click.command()
 @click.argument("directory", type=click.Path(file_okay=False), default=".")
-def init(directory):
-    """Create a crew, .env.example and .gitignore in DIRECTORY (never overwriting)."""
-    for line in commands.init(Path(directory)):
+@click.option("--provider", "-p", default="scripted", show_default=True,
+              type=click.Choice(["scripted", "anthropic", "openai", "gemini", "ollama", "openai-compatible"]),
+              help="the LLM provider the crew starts on (scripted: offline, no key)")
+def init(directory, provider):
+    """Create a crew, .env.example and .gitignore in DIRECTORY (never overwriting), and print how to run it."""
+    for line in commands.init(Path(directory), provider):
         click.echo(line)
 
 
