@@ -11,6 +11,7 @@ from typing import Any, Iterator, NoReturn
 from crewq.config.errors import ConfigError, RunError
 from crewq.config.loader import LoadedCrew
 from crewq.config.settings import Settings
+from crewq.config.words import plural
 
 from crewq.workers.app import create_app, settings_of
 from crewq.workers.ledger import TERMINAL
@@ -156,9 +157,13 @@ def format_event(event: dict[str, Any]) -> str:
     return f"{stamp}  {event['type']:<16} {event.get('agent') or '-':<14} {details}"
 
 
-def format_plan(loaded: LoadedCrew, waves: list[list[str]]) -> str:
+def format_plan(loaded: LoadedCrew, waves: list[list[str]], form: str = "text") -> str:
+    """The plan as text, or as a picture: `mermaid` (GitHub renders it) or Graphviz `dot`."""
     crew = loaded.crew
-    lines = [f"{crew.runtime.name}: {len(crew.agents)} agents, {len(waves)} waves"]
+    if form != "text":
+        from . import diagram
+        return {"mermaid": diagram.mermaid, "dot": diagram.dot}[form](crew, waves)
+    lines = [f"{crew.runtime.name}: {plural(len(crew.agents), 'agent')} in {plural(len(waves), 'wave')}"]
     for n, wave in enumerate(waves):
         lines.append(f"wave {n}:")
         for agent_id in wave:

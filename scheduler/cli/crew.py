@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from crewq.config.schema import json_schema
+from crewq.config.words import plural
 
 from .. import commands
 from .options import parse_inputs
@@ -53,14 +54,16 @@ def submit(file, inputs, task):
 def validate(file):
     """Check a crew file: schema, references, cycles, tools, providers. No network, no secrets."""
     loaded, waves = commands.check(file)
-    click.echo(f"{file}: ok ({len(loaded.crew.agents)} agents in {len(waves)} waves)")
+    click.echo(f"{file}: ok ({plural(len(loaded.crew.agents), 'agent')} in {plural(len(waves), 'wave')})")
 
 
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False))
-def plan(file):
-    """Show the waves and each agent's provider and model. No network, no secrets needed."""
-    click.echo(commands.format_plan(*commands.check(file)))
+@click.option("--format", "form", type=click.Choice(["text", "mermaid", "dot"]), default="text", show_default=True,
+              help="text, or a picture of the DAG: mermaid (renders on GitHub) or Graphviz dot")
+def plan(file, form):
+    """Show the waves, the edges, each agent's provider, model and tools. No network, no secrets needed."""
+    click.echo(commands.format_plan(*commands.check(file), form=form))
 
 
 @click.command()
