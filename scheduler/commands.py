@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Iterator, NoReturn
 
@@ -17,9 +18,9 @@ from crewq.workers.app import create_app, settings_of
 from crewq.workers.ledger import TERMINAL
 
 from .embedded import embedded_fleet
-from .progress import Progress
-from .runs import Client, submit_loaded
-from .validate import check
+from .progress import HeldLogs, Watch
+from .runs import Client, new_run_id, submit_loaded
+from .validate import check, render_task
 
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C while `crewq run` waited: the embedded run is cancelled; a fleet's run goes on."""
@@ -40,16 +41,23 @@ def client() -> Client:
 
 
 def run(file: str, inputs: dict[str, str], task: str | None, timeout: float | None,
-        concurrency: int, quiet: bool = False) -> dict[str, Any]:
-    """Run a crew to its end, on the fleet when a broker is configured, else on the embedded default."""
-    loaded, _ = check(file)
+        concurrency: int, quiet: bool = False, watch: Watch | None = None) -> dict[str, Any]:
+    """Run a crew to its end, on the fleet when a broker is configured, else on the embedded default.
+    Progress goes to stderr unless `quiet` (`watch` says how)."""
+    loaded, waves = check(file)
+    render_task(loaded, inputs, task)  # a missing input is named before anything starts
     wait = timeout or (loaded.crew.task.max_duration + 30 if loaded.crew.task.max_duration else DEFAULT_WAIT)
     settings = Settings.from_env()
+    watch = None if quiet else (watch or Watch())
+    if watch:
+        where = "on the fleet" if settings.redis_url else "starting a private Redis and an in-process worker"
+        print(f"{loaded.crew.runtime.name}: {plural(len(loaded.crew.agents), 'agent')} in "
+              f"{plural(len(waves), 'wave')}; {where}", file=sys.stderr, flush=True)
     if settings.redis_url:
-        return _run_on(Client(create_app(settings)), loaded, inputs, task, wait, quiet, cancel_on_exit=False)
+        return _run_on(Client(create_app(settings)), loaded, waves, inputs, task, wait, watch, cancel_on_exit=False)
     with embedded_fleet(settings, concurrency=concurrency) as app:
         try:
-            return _run_on(Client(app), loaded, inputs, task, wait, quiet, cancel_on_exit=True)
+            return _run_on(Client(app), loaded, waves, inputs, task, wait, watch, cancel_on_exit=True)
         finally:
             _embedded.append(app)
 
@@ -74,24 +82,35 @@ def exit_now(code: int) -> NoReturn:
     os._exit(code)
 
 
-def _run_on(client: Client, loaded: LoadedCrew, inputs, task, wait: float, quiet: bool,
+def _run_on(client: Client, loaded: LoadedCrew, waves, inputs, task, wait: float, watch: Watch | None,
             cancel_on_exit: bool) -> dict[str, Any]:
-    run_id = submit_loaded(client.app, loaded, inputs, task)
-    progress = None if quiet else Progress([a.id for a in loaded.crew.agents])
+    run_id = new_run_id()  # the view is up before the first wave is emitted
+    progress = watch.start(loaded.crew.runtime.name, waves, client.ledger, run_id) if watch else None
+    held = HeldLogs()
     try:
-        try:
-            client.wait(run_id, timeout=wait, on_event=progress)
-        except RunError:
-            pass  # reported below from the ledger, with the agents' states
+        with held if progress else nullcontext():
+            try:
+                submit_loaded(client.app, loaded, inputs, task, run_id=run_id)
+                client.wait(run_id, timeout=wait, on_event=progress)
+            except RunError:
+                pass  # reported below from the ledger, with the agents' states
+            finally:
+                if progress:
+                    progress.close()
     except KeyboardInterrupt:
         if cancel_on_exit:
             client.cancel(run_id, "interrupted")
         raise Interrupted(run_id, cancelled=cancel_on_exit) from None
+    finally:
+        held.flush_to(sys.stderr)
     status = client.status(run_id)
     if status.get("status") not in TERMINAL:
         client.cancel(run_id, f"timed out after {wait:g}s")
         status = client.status(run_id)
-    return summarize(status)
+    summary = summarize(status)
+    if progress and progress.view.error:
+        summary["shown_error"] = progress.view.error  # the CLI's last line need not say it again
+    return summary
 
 
 def summarize(status: dict[str, Any]) -> dict[str, Any]:
@@ -113,10 +132,11 @@ def cost_text(data: dict[str, Any]) -> str:
     return f"cost at least ${cost:.4f} ({missing})" if cost else f"cost unknown ({missing})"
 
 
-def write_outputs(result: dict[str, Any], crew_file: str, extra: str | None) -> None:
-    """The final output to the crew's task.output_file (relative to the crew file) and to -o."""
+def write_outputs(result: dict[str, Any], crew_file: str, extra: str | None) -> list[Path]:
+    """The final output to the crew's task.output_file (relative to the crew file) and to -o,
+    ending with a newline; returns the files written."""
     if result["status"] != "succeeded":
-        return
+        return []
     from crewq.config import envref
     from crewq.config.loader import load_crew
     targets = []
@@ -131,7 +151,9 @@ def write_outputs(result: dict[str, Any], crew_file: str, extra: str | None) -> 
         targets.append(Path(extra))
     for target in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(result["output"] + "\n", encoding="utf-8")
+        text = result["output"]
+        target.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    return targets
 
 
 def format_status(data: dict[str, Any]) -> str:

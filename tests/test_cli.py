@@ -45,7 +45,9 @@ def test_demo_on_the_embedded_default_twice_leaves_nothing_behind(tmp_path):
                      "writer      done     after 1 turn", "run         succeeded"):
             assert line in proc.stderr
         assert proc.stdout.startswith("Tides: why the sea breathes")
-        assert out.read_text().startswith("Tides: why the sea breathes")
+        assert out.read_text().startswith("Tides: why the sea breathes") and out.read_text().endswith("tides.\n")
+        assert proc.stderr.splitlines()[0] == "crewq: running config/crews/demo.yaml on the embedded default"
+        assert f"wrote {out}" in proc.stderr and "log during the run" not in proc.stderr
         assert crewq_redis_pids() == before
         assert proc.returncode == 0
 
@@ -93,8 +95,12 @@ def test_failed_run_exits_1_with_the_reason(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "crewq", "run", str(path)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
-    assert "agent a failed after 1 attempt: scripted: scripted crash" in proc.stderr
-    assert "0 LLM calls, 0 tokens in, 0 out, cost $0.0000;" in proc.stderr
+    # The failure once, with the supervisor's decision; the run's end points to it.
+    assert proc.stderr.count("scripted crash") == 1
+    assert "a    FAILED   attempt 1: scripted: scripted crash" in proc.stderr
+    assert "a    supervisor: give up (restart budget spent: 0 restarts" in proc.stderr
+    assert "run  failed: agent a failed after 1 attempt (error above)" in proc.stderr
+    assert proc.stderr.rstrip().endswith("0 LLM calls, 0 tokens in, 0 out, cost $0.0000")
     assert "Traceback" not in proc.stderr
 
 

@@ -15,6 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from crewq.config.errors import (ConfigError, MissingEnvError, ProviderError, ToolServerUnavailable,
                            TransientProviderError)
+from crewq.config.words import plural
 
 from . import tracing
 from .app import TOOL_TASK, TURN_TASK, ledger_of, requeue_after_outage, settings_of, turn_signature
@@ -137,7 +138,7 @@ class Turn:
                                          "crewq.tool_calls": len(reply.tool_calls)})
         except TransientProviderError as exc:
             if retries >= self.agent.max_retries:
-                return self.fail(f"{exc} (after {retries + 1} tries)")
+                return self.fail(f"{exc} (after {plural(retries + 1, 'try', 'tries')})")
             # A countdown near the visibility timeout would let Redis redeliver the waiting retry.
             ceiling = min(self.agent.max_backoff, settings_of(self.task.app).visibility_timeout / 10)
             wait = countdown(retries, exc.retry_after, max_backoff=ceiling)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
+import time
 from pathlib import Path
 
 import click
 
-from crewq.config.schema import json_schema
 from crewq.config.words import plural
 
-from .. import commands
+from .lazy import commands
 from .options import parse_inputs
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False))
@@ -20,22 +22,34 @@ from .options import parse_inputs
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="also write the final output here")
 @click.option("--timeout", type=float, help="seconds to wait for the run (default: max_duration, else 1 h)")
 @click.option("--concurrency", type=int, default=16, show_default=True, help="embedded worker threads")
-def run(file, inputs, task, as_json, output, timeout, concurrency):
+@click.option("--plain", is_flag=True, help="progress as plain lines, also on a terminal (they are, off one)")
+@click.option("--verbose", "-v", is_flag=True, help="show each tool call's arguments and result, cut short")
+def run(file, inputs, task, as_json, output, timeout, concurrency, plain, verbose):
     """Run a crew and print its final output, with live progress per agent."""
+    started = time.time()
+    if not as_json:  # before the heavy imports: a second or more passes until the run starts
+        where = "the fleet" if os.environ.get("CREWQ_REDIS_URL") or os.environ.get("REDIS_URL") else "the embedded default"
+        click.echo(f"crewq: running {file} on {where}", err=True)
     try:
-        result = commands.run(file, parse_inputs(inputs), task, timeout, concurrency, quiet=as_json)
+        watch = commands.Watch(plain=plain, verbose=verbose, started=started)
+        result = commands.run(file, parse_inputs(inputs), task, timeout, concurrency, quiet=as_json, watch=watch)
     except commands.Interrupted as stop:
         click.echo(f"\ninterrupted: run {stop.run_id} " + ("cancelled" if stop.cancelled else
                    f"goes on in the fleet (crewq status {stop.run_id}; crewq cancel {stop.run_id})"), err=True)
         commands.exit_now(130)
-    commands.write_outputs(result, file, output)
+    written = commands.write_outputs(result, file, output)
     if as_json:
         click.echo(json.dumps(result, indent=2, default=str))
     else:
         usage = result["usage"]
-        click.echo(f"run {result['run_id']} {result['status']}: {usage['llm_calls']} LLM calls, "
+        # The error was shown as the run ended, unless the wait ended first (a timeout).
+        error = result["error"] if result["error"] and result.get("shown_error") != result["error"] else None
+        click.echo(f"run {result['run_id']} {result['status']}: {plural(usage['llm_calls'], 'LLM call')}, "
                    f"{usage['input_tokens']} tokens in, {usage['output_tokens']} out, {commands.cost_text(usage)}"
-                   + (f"; {result['error']}" if result["error"] else ""), err=True)
+                   + (f"; {error}" if error else ""), err=True)
+        for path in written:
+            click.echo(f"wrote {path}", err=True)
+        sys.stderr.flush()
         click.echo(result["output"])
     commands.exit_now(0 if result["status"] == "succeeded" else 1)
 
@@ -80,4 +94,5 @@ def init(directory, provider):
 @click.command()
 def schema():
     """Print the JSON Schema of the crew file, for editors."""
+    from crewq.config.schema import json_schema
     click.echo(json.dumps(json_schema(), indent=2))

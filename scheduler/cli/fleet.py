@@ -7,7 +7,7 @@ import signal
 
 import click
 
-from .. import commands
+from .lazy import commands
 
 
 @click.command()

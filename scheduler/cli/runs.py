@@ -6,7 +6,7 @@ import json
 
 import click
 
-from .. import commands
+from .lazy import commands
 
 
 @click.command()
