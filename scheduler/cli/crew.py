@@ -26,13 +26,13 @@ from .options import parse_inputs
 @click.option("--verbose", "-v", is_flag=True, help="show each tool call's arguments and result, cut short")
 def run(file, inputs, task, as_json, output, timeout, concurrency, plain, verbose):
     """Run a crew and print its final output, with live progress per agent."""
-    started = time.time()
+    started, inputs = time.time(), parse_inputs(inputs)
     if not as_json:  # before the heavy imports: a second or more passes until the run starts
         where = "the fleet" if os.environ.get("CREWQ_REDIS_URL") or os.environ.get("REDIS_URL") else "the embedded default"
         click.echo(f"crewq: running {file} on {where}", err=True)
     try:
         watch = commands.Watch(plain=plain, verbose=verbose, started=started)
-        result = commands.run(file, parse_inputs(inputs), task, timeout, concurrency, quiet=as_json, watch=watch)
+        result = commands.run(file, inputs, task, timeout, concurrency, quiet=as_json, watch=watch)
     except commands.Interrupted as stop:
         click.echo(f"\ninterrupted: run {stop.run_id} " + ("cancelled" if stop.cancelled else
                    f"goes on in the fleet (crewq status {stop.run_id}; crewq cancel {stop.run_id})"), err=True)
@@ -56,7 +56,7 @@ def run(file, inputs, task, as_json, output, timeout, concurrency, plain, verbos
 
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--input", "-i", "inputs", multiple=True, metavar="KEY=VALUE")
+@click.option("--input", "-i", "inputs", multiple=True, metavar="KEY=VALUE", help="fills {KEY} in the task")
 @click.option("--task", help="replaces the crew file's task input")
 def submit(file, inputs, task):
     """Submit a crew to the fleet and print its run id at once."""
