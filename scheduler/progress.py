@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from collections import Counter
@@ -267,7 +268,7 @@ class Watch:
         view = RunView(name, waves, started=self.started)
         details = ToolDetails(ledger, run_id, view) if self.verbose else None
         out = out or sys.stderr
-        if not self.plain and out.isatty():
+        if not self.plain and out.isatty() and os.environ.get("TERM") != "dumb":
             from .live import LiveProgress
             return LiveProgress(view, details=details)
         return Progress(view, out, details)

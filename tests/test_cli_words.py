@@ -73,3 +73,15 @@ def test_tools_list_reports_a_dead_mcp_server_and_lists_the_rest(tmp_path):
     assert {"read_file", "wikipedia", "echo"} <= set(rows)
     assert "mcp docs" in rows["mcp"] and "UNAVAILABLE: " in rows["mcp"] and "127.0.0.1:9" in rows["mcp"]
     assert result.output.splitlines()[-1] == "crewq: error: 1 tool unavailable: mcp docs"
+
+
+def test_the_cli_starts_without_the_heavy_imports():
+    """`crewq run` prints what it starts before Celery, pydantic and the providers are imported
+    (they take a second or more), so the first line comes at once."""
+    import subprocess
+    import sys
+    code = ("import sys; from crewq.scheduler.cli import main; "
+            "print(sorted(m for m in ('celery', 'pydantic', 'yaml', 'httpx', 'rich', 'crewq.workers') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

@@ -48,7 +48,8 @@ def run(file, inputs, task, as_json, output, timeout, concurrency, plain, verbos
                    f"{usage['input_tokens']} tokens in, {usage['output_tokens']} out, {commands.cost_text(usage)}"
                    + (f"; {error}" if error else ""), err=True)
         for path in written:
-            click.echo(f"wrote {path}", err=True)
+            near = os.path.relpath(path)
+            click.echo(f"wrote {path if near.startswith('..') else near}", err=True)
         sys.stderr.flush()
         click.echo(result["output"])
     commands.exit_now(0 if result["status"] == "succeeded" else 1)
