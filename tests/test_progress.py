@@ -174,3 +174,34 @@ def test_log_lines_are_held_during_the_view_and_printed_once_after(capsys):
     assert out.getvalue().splitlines() == [
         "log during the run (3 lines, WARNING and above):",
         "  WARNING crewq.workers.llm.breaker: breaker anthropic:claude open for 30s  (×3)"]
+
+
+def test_verbose_run_on_a_fleet_shows_tool_arguments_and_results_from_the_ledger(worker, redis_url, tmp_path):
+    from click.testing import CliRunner
+
+    from crewq.scheduler.cli import main
+
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "tides.md").write_text("The Moon pulls the sea.")
+    path = tmp_path / "crew.yaml"
+    path.write_text("""
+runtime: {name: reader, llm_provider: scripted}
+task: {output_file: out/answer.md}
+tools: [{name: read_file, base_dir: notes}]
+agents:
+  - id: a
+    tools: [read_file]
+    script:
+      - tool_calls: [{name: read_file, arguments: {path: tides.md}}, {name: read_file, arguments: {path: nope.md}}]
+      - text: "read it"
+""")
+    result = CliRunner().invoke(main, ["run", str(path), "-v"], env={"CREWQ_REDIS_URL": redis_url})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == f"crewq: running {path} on the fleet"
+    assert lines[1] == "reader: 1 agent in 1 wave; on the fleet"
+    shown = [line.split("  ", 2)[-1].strip() for line in lines if "→" in line or "←" in line]
+    assert sorted(shown) == ['a    → read_file {"path": "nope.md"}', 'a    → read_file {"path": "tides.md"}',
+                             "a    ← read_file The Moon pulls the sea.",
+                             "a    ← read_file error: read_file failed: no such file: nope.md"]
+    assert f"wrote {tmp_path / 'out' / 'answer.md'}" in lines
