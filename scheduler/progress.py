@@ -269,6 +269,8 @@ class Watch:
         details = ToolDetails(ledger, run_id, view) if self.verbose else None
         out = out or sys.stderr
         if not self.plain and out.isatty() and os.environ.get("TERM") != "dumb":
+            from rich.console import Console
+
             from .live import LiveProgress
-            return LiveProgress(view, details=details)
+            return LiveProgress(view, console=Console(file=out), details=details)
         return Progress(view, out, details)

@@ -153,13 +153,19 @@ def test_live_progress_keeps_failures_in_the_scrollback_and_not_the_waves():
     assert "wave 0: a" not in text  # the table shows the waves
 
 
-def test_a_terminal_gets_the_live_view_and_a_pipe_plain_lines():
+def test_a_terminal_gets_the_live_view_and_a_pipe_plain_lines(monkeypatch):
     class Tty(io.StringIO):
         def isatty(self):
             return True
 
+    monkeypatch.setenv("TERM", "xterm-256color")
+    live = Watch(started=T0).start("d", WAVES, None, "r", out=Tty())
+    live.close()
+    assert isinstance(live, LiveProgress)
     assert isinstance(Watch(started=T0).start("d", WAVES, None, "r", out=io.StringIO()), Progress)
     assert isinstance(Watch(plain=True, started=T0).start("d", WAVES, None, "r", out=Tty()), Progress)
+    monkeypatch.setenv("TERM", "dumb")
+    assert isinstance(Watch(started=T0).start("d", WAVES, None, "r", out=Tty()), Progress)
 
 
 def test_log_lines_are_held_during_the_view_and_printed_once_after(capsys):
