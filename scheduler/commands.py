@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Iterator, NoReturn
 
@@ -12,15 +13,16 @@ from crewq.config.errors import ConfigError, RunError
 from crewq.config.loader import LoadedCrew
 from crewq.config.settings import Settings
 from crewq.config.states import RunStatus
+from crewq.config.words import plural
 
 from crewq.workers.app import create_app
 from crewq.workers.ledger.events import Event
 from crewq.workers.ledger.state import RunInfo, RunState, Usage
 
 from .embedded import embedded_fleet
-from .progress import Progress
-from .runs import Client, submit_loaded
-from .validate import check
+from .progress import HeldLogs, Watch
+from .runs import Client, new_run_id, submit_loaded
+from .validate import check, render_task
 
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C while `crewq run` waited: the embedded run is cancelled; a fleet's run goes on."""
@@ -30,7 +32,6 @@ class Interrupted(KeyboardInterrupt):
         self.run_id, self.cancelled = run_id, cancelled
 
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "config" / "templates"
 DEFAULT_WAIT = 3600.0
 
 
@@ -42,16 +43,23 @@ def client() -> Client:
 
 
 def run(file: str, inputs: dict[str, str], task: str | None, timeout: float | None,
-        concurrency: int, quiet: bool = False) -> RunState:
-    """Run a crew to its end, on the fleet when a broker is configured, else on the embedded default."""
-    loaded, _ = check(file)
+        concurrency: int, quiet: bool = False, watch: Watch | None = None) -> RunState:
+    """Run a crew to its end, on the fleet when a broker is configured, else on the embedded default.
+    Progress goes to stderr unless `quiet` (`watch` says how)."""
+    loaded, waves = check(file)
+    render_task(loaded, inputs, task)  # a missing input is named before anything starts
     wait = timeout or (loaded.crew.task.max_duration + 30 if loaded.crew.task.max_duration else DEFAULT_WAIT)
     settings = Settings.from_env()
+    watch = None if quiet else (watch or Watch())
+    if watch:
+        where = "on the fleet" if settings.redis_url else "starting a private Redis and an in-process worker"
+        print(f"{loaded.crew.runtime.name}: {plural(len(loaded.crew.agents), 'agent')} in "
+              f"{plural(len(waves), 'wave')}; {where}", file=sys.stderr, flush=True)
     if settings.redis_url:
-        return _run_on(Client(create_app(settings)), loaded, inputs, task, wait, quiet, cancel_on_exit=False)
+        return _run_on(Client(create_app(settings)), loaded, waves, inputs, task, wait, watch, cancel_on_exit=False)
     with embedded_fleet(settings, concurrency=concurrency) as app:
         try:
-            return _run_on(Client(app), loaded, inputs, task, wait, quiet, cancel_on_exit=True)
+            return _run_on(Client(app), loaded, waves, inputs, task, wait, watch, cancel_on_exit=True)
         finally:
             _embedded.append(app)
 
@@ -76,26 +84,34 @@ def exit_now(code: int) -> NoReturn:
     os._exit(code)
 
 
-def _run_on(client: Client, loaded: LoadedCrew, inputs, task, wait: float, quiet: bool,
+def _run_on(client: Client, loaded: LoadedCrew, waves, inputs, task, wait: float, watch: Watch | None,
             cancel_on_exit: bool) -> RunState:
-    run_id = submit_loaded(client.app, loaded, inputs, task)
-    on_event = None
-    if not quiet:
-        progress = Progress([a.id for a in loaded.crew.agents])
-        on_event = lambda event: progress(event.model_dump())  # noqa: E731 (Progress reads events as dicts)
+    run_id = new_run_id()  # the view is up before the first wave is emitted
+    progress = watch.start(loaded.crew.runtime.name, waves, client.ledger, run_id) if watch else None
+    held = HeldLogs()
     try:
-        try:
-            client.wait(run_id, timeout=wait, on_event=on_event)
-        except RunError:
-            pass  # reported below from the ledger, with the agents' states
+        with held if progress else nullcontext():
+            try:
+                submit_loaded(client.app, loaded, inputs, task, run_id=run_id)
+                # (the progress reads events as dicts)
+                client.wait(run_id, timeout=wait, on_event=(lambda e: progress(e.model_dump())) if progress else None)
+            except RunError:
+                pass  # reported below from the ledger, with the agents' states
+            finally:
+                if progress:
+                    progress.close()
     except KeyboardInterrupt:
         if cancel_on_exit:
             client.cancel(run_id, "interrupted")
         raise Interrupted(run_id, cancelled=cancel_on_exit) from None
+    finally:
+        held.flush_to(sys.stderr)
     status = client.status(run_id)
     if not status.status.terminal:
         client.cancel(run_id, f"timed out after {wait:g}s")
         status = client.status(run_id)
+    if watch and progress and progress.view.error:
+        watch.shown_error = progress.view.error  # the CLI's last line need not say it again
     return status
 
 
@@ -108,10 +124,11 @@ def cost_text(usage: Usage) -> str:
     return f"cost at least ${cost:.4f} ({missing})" if cost else f"cost unknown ({missing})"
 
 
-def write_outputs(result: RunState, crew_file: str, extra: str | None) -> None:
-    """The final output to the crew's task.output_file (relative to the crew file) and to -o."""
+def write_outputs(result: RunState, crew_file: str, extra: str | None) -> list[Path]:
+    """The final output to the crew's task.output_file (relative to the crew file) and to -o,
+    ending with a newline; returns the files written."""
     if result.status != RunStatus.SUCCEEDED:
-        return
+        return []
     from crewq.config import envref
     from crewq.config.loader import load_crew
     targets = []
@@ -126,7 +143,9 @@ def write_outputs(result: RunState, crew_file: str, extra: str | None) -> None:
         targets.append(Path(extra))
     for target in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text((result.output or "") + "\n", encoding="utf-8")
+        text = result.output or ""
+        target.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    return targets
 
 
 def format_status(data: RunState) -> str:
@@ -177,9 +196,13 @@ def format_event(event: Event) -> str:
     return f"{stamp}  {event.type:<16} {event.agent or '-':<14} {details}"
 
 
-def format_plan(loaded: LoadedCrew, waves: list[list[str]]) -> str:
+def format_plan(loaded: LoadedCrew, waves: list[list[str]], form: str = "text") -> str:
+    """The plan as text, or as a picture: `mermaid` (GitHub renders it) or Graphviz `dot`."""
     crew = loaded.crew
-    lines = [f"{crew.runtime.name}: {len(crew.agents)} agents, {len(waves)} waves"]
+    if form != "text":
+        from . import diagram
+        return {"mermaid": diagram.mermaid, "dot": diagram.dot}[form](crew, waves)
+    lines = [f"{crew.runtime.name}: {plural(len(crew.agents), 'agent')} in {plural(len(waves), 'wave')}"]
     for n, wave in enumerate(waves):
         lines.append(f"wave {n}:")
         for agent_id in wave:
@@ -191,16 +214,9 @@ def format_plan(loaded: LoadedCrew, waves: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def init(directory: Path) -> Iterator[str]:
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, template in (("crew.yaml", "crew.yaml"), (".env.example", "env.example"),
-                           (".gitignore", "gitignore")):
-        target = directory / name
-        if target.exists():
-            yield f"kept     {target} (exists)"
-            continue
-        target.write_text((TEMPLATES / template).read_text(encoding="utf-8"), encoding="utf-8")
-        yield f"created  {target}"
+def init(directory: Path, provider: str = "scripted") -> Iterator[str]:
+    from .scaffold import init as scaffold
+    return scaffold(directory, provider)
 
 
 def worker(queues: str | None, pool: str, concurrency: int, hostname: str | None, loglevel: str) -> None:

@@ -56,6 +56,16 @@ def test_duplicate_agent_ids(tmp_path):
     assert "crew.yaml:5: agents[1].id: duplicate agent id 'a' (first at agents[0])" in message
 
 
+def test_a_duplicate_key_is_named_not_kept_silently(tmp_path):
+    message = error_of(tmp_path, """
+        runtime: {name: mine, llm_provider: scripted, env_file: .env}
+        agents:
+          - {id: a, script: [{text: x}]}
+        runtime: {llm_provider: anthropic}
+        """)
+    assert "crew.yaml:5: runtime: duplicate key 'runtime' (first at line 2)" in message
+
+
 def test_unknown_dependency_suggests_an_agent(tmp_path):
     message = error_of(tmp_path, """
         runtime: {llm_provider: scripted}

@@ -32,7 +32,8 @@ def test_the_wheel_has_one_top_level_name(wheel):
     assert {n for n in names if not n.endswith(".dist-info")} == {"crewq"}
     files = set(zipfile.ZipFile(wheel).namelist())
     assert {"crewq/py.typed", "crewq/config/crews/demo.yaml", "crewq/config/templates/crew.yaml",
-            "crewq/scheduler/supervisor/service.py", "crewq/workers/tools/mcp/session.py"} <= files
+            "crewq/scheduler/supervisor/service.py", "crewq/workers/tools/mcp/session.py",
+            "crewq/scheduler/cli/__init__.py", "crewq/scheduler/cli/lazy.py"} <= files
 
 
 def test_an_app_with_its_own_config_and_workers_packages_imports_both(wheel, tmp_path):

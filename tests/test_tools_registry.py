@@ -159,11 +159,13 @@ def test_listing_a_crew_file_discovers_its_servers(tmp_path, plugin):
     assert ToolRow("shout", "package crewq-fake-plugin", "Say it loudly.") in rows
 
 
-def test_listing_a_crew_with_a_dead_server_names_it(tmp_path):
+def test_listing_a_crew_with_a_dead_server_names_it_and_lists_the_rest(tmp_path):
     path = tmp_path / "crew.yaml"
     path.write_text(textwrap.dedent("""
         agents: [{id: a, tools: [docs]}]
         tools: [{name: mcp, extra: {server_name: docs, server_url: "http://127.0.0.1:9/mcp"}}]
     """), encoding="utf-8")
-    with pytest.raises(ConfigError, match="MCP server 'docs'"):
-        list_tools(path)
+    rows = list_tools(path)
+    dead = [r for r in rows if r.problem]
+    assert [(r.name, r.source) for r in dead] == [("mcp", "mcp docs")] and "MCP server 'docs'" in dead[0].problem
+    assert "read_file" in {r.name for r in rows if not r.problem}

@@ -16,6 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from crewq.config.errors import (ConfigError, MissingEnvError, ProviderError, ToolServerUnavailable,
                            TransientProviderError)
 from crewq.config.states import AgentStatus
+from crewq.config.words import plural
 
 from . import budgets, tracing
 from .app import TOOL_TASK, TURN_TASK, requeue_after_outage, turn_signature
@@ -147,7 +148,7 @@ class Turn:
                                  ceiling=self.task.app.settings.visibility_timeout / 10)
         except TransientProviderError as exc:
             if retries >= self.agent.max_retries:
-                return self.fail(f"{exc} (after {retries + 1} tries)")
+                return self.fail(f"{exc} (after {plural(retries + 1, 'try', 'tries')})")
             # A countdown near the visibility timeout would let Redis redeliver the waiting retry.
             ceiling = min(self.agent.max_backoff, self.task.app.settings.visibility_timeout / 10)
             wait = countdown(retries, exc.retry_after, max_backoff=ceiling)

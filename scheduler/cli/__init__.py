@@ -15,6 +15,22 @@ from . import crew, fleet, limits, runs
 class CrewqGroup(click.Group):
     """User mistakes and failed runs end with a one-line message and an exit code, not a traceback."""
 
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        """Click's own errors (usage, bad values) in crewq's one style, `crewq: error: ...`."""
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        except click.ClickException as exc:
+            click.echo(f"crewq: error: {exc.format_message()}", err=True)
+            ctx = getattr(exc, "ctx", None)
+            if ctx is not None:
+                click.echo(f"{ctx.get_usage()}\nTry '{ctx.command_path} --help' for help.", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("crewq: aborted", err=True)
+            sys.exit(1)
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
@@ -22,7 +38,7 @@ class CrewqGroup(click.Group):
             click.echo(f"crewq: error: {exc}", err=True)
             sys.exit(2)
         except RunError as exc:
-            click.echo(f"crewq: {exc}", err=True)
+            click.echo(f"crewq: error: {exc}", err=True)
             sys.exit(1)
         except (CrewqError, LookupError) as exc:
             click.echo(f"crewq: error: {exc.args[0] if exc.args else exc}", err=True)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
+import time
 from pathlib import Path
 
 import click
 
-from crewq.config.schema import json_schema
 from crewq.config.states import RunStatus
+from crewq.config.words import plural
 
-from .. import commands
+from .lazy import commands
 from .options import parse_inputs
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False))
@@ -20,31 +23,44 @@ from .options import parse_inputs
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="also write the final output here")
 @click.option("--timeout", type=float, help="seconds to wait for the run (default: max_duration, else 1 h)")
 @click.option("--concurrency", type=int, default=16, show_default=True, help="embedded worker threads")
-def run(file, inputs, task, as_json, output, timeout, concurrency):
+@click.option("--plain", is_flag=True, help="progress as plain lines, also on a terminal (they are, off one)")
+@click.option("--verbose", "-v", is_flag=True, help="show each tool call's arguments and result, cut short")
+def run(file, inputs, task, as_json, output, timeout, concurrency, plain, verbose):
     """Run a crew and print its final output, with live progress per agent."""
+    started, inputs = time.time(), parse_inputs(inputs)
+    if not as_json:  # before the heavy imports: a second or more passes until the run starts
+        where = "the fleet" if os.environ.get("CREWQ_REDIS_URL") or os.environ.get("REDIS_URL") else "the embedded default"
+        click.echo(f"crewq: running {file} on {where}", err=True)
     from crewq.workers import logs
     logs.install("WARNING")  # warnings only, in crewq's format (CREWQ_LOG_FORMAT=json for JSON lines)
     try:
-        result = commands.run(file, parse_inputs(inputs), task, timeout, concurrency, quiet=as_json)
+        watch = commands.Watch(plain=plain, verbose=verbose, started=started)
+        result = commands.run(file, inputs, task, timeout, concurrency, quiet=as_json, watch=watch)
     except commands.Interrupted as stop:
         click.echo(f"\ninterrupted: run {stop.run_id} " + ("cancelled" if stop.cancelled else
                    f"goes on in the fleet (crewq status {stop.run_id}; crewq cancel {stop.run_id})"), err=True)
         commands.exit_now(130)
-    commands.write_outputs(result, file, output)
+    written = commands.write_outputs(result, file, output)
     if as_json:
         click.echo(json.dumps(result.model_dump(mode="json"), indent=2))  # `crewq status --json`'s shape
     else:
         usage = result.usage
-        click.echo(f"run {result.run_id} {result.status}: {usage.llm_calls} LLM calls, "
+        # The error was shown as the run ended, unless the wait ended first (a timeout).
+        error = result.error if result.error and watch.shown_error != result.error else None
+        click.echo(f"run {result.run_id} {result.status}: {plural(usage.llm_calls, 'LLM call')}, "
                    f"{usage.input_tokens} tokens in, {usage.output_tokens} out, {commands.cost_text(usage)}"
-                   + (f"; {result.error}" if result.error else ""), err=True)
+                   + (f"; {error}" if error else ""), err=True)
+        for path in written:
+            near = os.path.relpath(path)
+            click.echo(f"wrote {path if near.startswith('..') else near}", err=True)
+        sys.stderr.flush()
         click.echo(result.output or "")
     commands.exit_now(0 if result.status == RunStatus.SUCCEEDED else 1)
 
 
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--input", "-i", "inputs", multiple=True, metavar="KEY=VALUE")
+@click.option("--input", "-i", "inputs", multiple=True, metavar="KEY=VALUE", help="fills {KEY} in the task")
 @click.option("--task", help="replaces the crew file's task input")
 def submit(file, inputs, task):
     """Submit a crew to the fleet and print its run id at once."""
@@ -56,25 +72,31 @@ def submit(file, inputs, task):
 def validate(file):
     """Check a crew file: schema, references, cycles, tools, providers. No network, no secrets."""
     loaded, waves = commands.check(file)
-    click.echo(f"{file}: ok ({len(loaded.crew.agents)} agents in {len(waves)} waves)")
+    click.echo(f"{file}: ok ({plural(len(loaded.crew.agents), 'agent')} in {plural(len(waves), 'wave')})")
 
 
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False))
-def plan(file):
-    """Show the waves and each agent's provider and model. No network, no secrets needed."""
-    click.echo(commands.format_plan(*commands.check(file)))
+@click.option("--format", "form", type=click.Choice(["text", "mermaid", "dot"]), default="text", show_default=True,
+              help="text, or a picture of the DAG: mermaid (renders on GitHub) or Graphviz dot")
+def plan(file, form):
+    """Show the waves, the edges, each agent's provider, model and tools. No network, no secrets needed."""
+    click.echo(commands.format_plan(*commands.check(file), form=form))
 
 
 @click.command()
 @click.argument("directory", type=click.Path(file_okay=False), default=".")
-def init(directory):
-    """Create a crew, .env.example and .gitignore in DIRECTORY (never overwriting)."""
-    for line in commands.init(Path(directory)):
+@click.option("--provider", "-p", default="scripted", show_default=True,
+              type=click.Choice(["scripted", "anthropic", "openai", "gemini", "ollama", "openai-compatible"]),
+              help="the LLM provider the crew starts on (scripted: offline, no key)")
+def init(directory, provider):
+    """Create a crew, .env.example and .gitignore in DIRECTORY (never overwriting), and print how to run it."""
+    for line in commands.init(Path(directory), provider):
         click.echo(line)
 
 
 @click.command()
 def schema():
     """Print the JSON Schema of the crew file, for editors."""
+    from crewq.config.schema import json_schema
     click.echo(json.dumps(json_schema(), indent=2))

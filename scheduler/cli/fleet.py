@@ -7,15 +7,18 @@ import signal
 
 import click
 
-from .. import commands
+from crewq.config.words import plural
+
+from .lazy import commands
 
 
 @click.command()
 @click.option("--queues", "-Q", help="comma-separated queues (default: all of crewq's)")
-@click.option("--pool", "-P", default="threads", show_default=True, type=click.Choice(["threads", "prefork", "solo"]))
-@click.option("--concurrency", "-c", type=int, default=16, show_default=True)
+@click.option("--pool", "-P", default="threads", show_default=True, type=click.Choice(["threads", "prefork", "solo"]),
+              help="Celery's pool: threads for LLM turns (they wait on the network), prefork for heavy tools")
+@click.option("--concurrency", "-c", type=int, default=16, show_default=True, help="tasks run at once")
 @click.option("--hostname", "-n", help="the worker's node name")
-@click.option("--loglevel", "-l", default="INFO", show_default=True)
+@click.option("--loglevel", "-l", default="INFO", show_default=True, help="DEBUG, INFO, WARNING or ERROR")
 def worker(queues, pool, concurrency, hostname, loglevel):
     """Start a Celery worker on crewq's queues (needs CREWQ_REDIS_URL)."""
     commands.worker(queues, pool, concurrency, hostname, loglevel)
@@ -34,14 +37,18 @@ def tools_list(file):
     rows = list_tools(file)
     width = max((len(r.name) for r in rows), default=4)
     for row in rows:
-        click.echo(f"{row.name:<{width}}  {row.source:<24}  {row.description.splitlines()[0] if row.description else ''}")
+        about = f"UNAVAILABLE: {row.problem}" if row.problem else (row.description.splitlines() or [""])[0]
+        click.echo(f"{row.name:<{width}}  {row.source:<24}  {about}")
+    dead = [r for r in rows if r.problem]
+    if dead:  # the others are listed; the exit code says something is wrong
+        raise click.ClickException(f"{plural(len(dead), 'tool')} unavailable: {', '.join(r.source for r in dead)}")
 
 
 @click.command()
 @click.option("--name", help="this supervisor's name (default: host:pid)")
 @click.option("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
-@click.option("--metrics-addr", default="0.0.0.0", show_default=True)
-@click.option("--loglevel", "-l", default="INFO", show_default=True)
+@click.option("--metrics-addr", default="0.0.0.0", show_default=True, help="the address the metrics are served on")
+@click.option("--loglevel", "-l", default="INFO", show_default=True, help="DEBUG, INFO, WARNING or ERROR")
 def supervisor(name, metrics_port, metrics_addr, loglevel):
     """Run the supervisor: restarts by policy, requeues from dead workers, deadlines.
     Start two for a standby: one is active, the other takes over within seconds."""
@@ -64,7 +71,7 @@ def supervisor(name, metrics_port, metrics_addr, loglevel):
               help="the folder of crew files whose `schedule:` beat follows [default: CREWQ_CREWS_DIR]")
 @click.option("--max-interval", type=float, default=None, help="longest sleep between checks, in seconds")
 @click.option("--list", "list_only", is_flag=True, help="print the schedules found and exit (no Redis needed)")
-@click.option("--loglevel", "-l", default="INFO", show_default=True)
+@click.option("--loglevel", "-l", default="INFO", show_default=True, help="DEBUG, INFO, WARNING or ERROR")
 def beat(crews_dir, max_interval, list_only, loglevel):
     """Run Celery beat over the schedules of every crew under --crews-dir: each firing submits a run.
     Run one beat per fleet (two would submit every run twice)."""
@@ -74,11 +81,13 @@ def beat(crews_dir, max_interval, list_only, loglevel):
     settings = Settings.from_env()
     crews_dir = crews_dir or settings.crews_dir
     if not crews_dir:
-        raise click.UsageError("name the crews folder: --crews-dir or CREWQ_CREWS_DIR")
+        raise click.UsageError("no crews folder: pass --crews-dir DIR or set CREWQ_CREWS_DIR")
     if list_only:
         entries, problems = beats.load_schedules(crews_dir, settings.queues.control)
         for name, entry in entries.items():
             click.echo(f"{name}  {beats.explain(entry)}")
+        if not entries:
+            click.echo(f"no crew under {crews_dir} has a schedule")
         for problem in problems:
             click.echo(f"skipped: {problem}", err=True)
         return

@@ -7,7 +7,7 @@ import json
 
 import click
 
-from .. import commands
+from .lazy import commands
 
 
 @click.command()
@@ -22,7 +22,7 @@ def runs(limit, as_json):
 
 @click.command()
 @click.argument("run_id")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="the whole status as JSON")
 def status(run_id, as_json):
     """A run's status, per agent: state, turns, tokens, host."""
     data = commands.client().status(run_id)

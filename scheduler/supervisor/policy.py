@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from crewq.config.settings import Settings
+from crewq.config.words import plural
 from crewq.workers.runspec import RunSpec
 
 from ..advance import downstream
@@ -47,7 +48,7 @@ def decide(spec: RunSpec, agent_id: str, attempt: int, states: dict[str, dict], 
     if permanent:
         return Decision("give_up", reason="a configuration error: restarting cannot fix it", **base)
     if len(recent) >= agent.max_restarts:
-        return Decision("give_up", reason=f"restart budget spent: {len(recent)} restarts within "
+        return Decision("give_up", reason=f"restart budget spent: {plural(len(recent), 'restart')} within "
                         f"{agent.restart_window:g}s (max_restarts {agent.max_restarts})", **base)
     if run_restarts >= settings.run_restart_cap:
         return Decision("give_up", reason=f"the run's restart cap ({settings.run_restart_cap}) is reached", **base)

@@ -1,7 +1,7 @@
 """What `crewq tools list [FILE]` shows: the built-ins, and every tool a crew file would give its agents.
 
-With a crew file, its MCP servers are discovered (so a dead server is reported here, by name,
-as a ConfigError) and custom Python tools are imported.
+With a crew file, its MCP servers are discovered and custom Python tools are imported; a tool that
+cannot be built (a dead MCP server) is a row with its problem, and the rest are still listed.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Mapping
 
 from crewq.config import envref
+from crewq.config.errors import ConfigError
 from crewq.config.loader import load_crew
 from crewq.config.schema import ToolSpec
 
@@ -26,6 +27,7 @@ class ToolRow:
     name: str
     source: str  # builtin | package <dist> | python <module:function> | mcp <server_name>
     description: str
+    problem: str | None = None  # why it cannot be used now (a dead MCP server)
 
 
 def list_tools(crew_file: str | Path | None = None, env: Mapping[str, str] | None = None) -> list[ToolRow]:
@@ -39,7 +41,14 @@ def list_tools(crew_file: str | Path | None = None, env: Mapping[str, str] | Non
         env = envref.environment(loaded.source_dir, loaded.crew.runtime.env_file)
     shown = {(r.name, r.source) for r in rows}
     for spec in loaded.crew.tools:
-        for tool in build_tools(spec, env):
+        try:
+            tools = build_tools(spec, env)
+        except ConfigError as exc:
+            mcp = spec.name == "mcp"
+            where = f"mcp {spec.extra.get('server_name') or 'mcp'}" if mcp else _source(None, spec)
+            rows.append(ToolRow(spec.name, where, "", problem=str(exc)))
+            continue
+        for tool in tools:
             row = _row(tool, _source(tool, spec))
             if (row.name, row.source) not in shown:
                 shown.add((row.name, row.source))
