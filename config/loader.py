@@ -92,25 +92,21 @@ def _parse_yaml(text: str, file: str, limits: Limits) -> tuple[Any, dict[Loc, in
     node, data = safeyaml.parse(text, file, limits)
     lines: dict[Loc, int] = {}
     if node is not None:
-        _index_lines(node, (), lines, file)
+        _index_lines(node, (), lines)
     return data, lines
 
 
-def _index_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int], file: str) -> None:
+def _index_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> None:
+    # (Duplicate keys never get here: safeyaml refuses them, naming both lines.)
     lines.setdefault(loc, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             child = loc + (str(key_node.value),)
-            if child in lines and key_node.value != "<<":
-                # YAML would keep the last one silently, and the first block's keys would vanish.
-                raise ConfigError(f"duplicate key {key_node.value!r} (first at line {lines[child]}); "
-                                  "merge the two into one", file=file, line=key_node.start_mark.line + 1,
-                                  key=key_path(child))
             lines[child] = key_node.start_mark.line + 1
-            _index_lines(value_node, child, lines, file)
+            _index_lines(value_node, child, lines)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _index_lines(item, loc + (i,), lines, file)
+            _index_lines(item, loc + (i,), lines)
 
 
 def _fields_at(loc: Loc) -> list[str]:

@@ -238,6 +238,8 @@ class HeldLogs(logging.Handler):
         self._saved: list[logging.Handler] = []
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.name == "crewq.supervisor" and record.levelno < logging.ERROR:
+            return  # the embedded supervisor's decisions are events: the view has shown them
         text = f"{record.levelname} {record.name}: {record.getMessage()}"
         if record.exc_info and record.exc_info[1] is not None:
             text += f" ({type(record.exc_info[1]).__name__}: {record.exc_info[1]})"

@@ -63,7 +63,7 @@ def test_a_duplicate_key_is_named_not_kept_silently(tmp_path):
           - {id: a, script: [{text: x}]}
         runtime: {llm_provider: anthropic}
         """)
-    assert "crew.yaml:5: runtime: duplicate key 'runtime' (first at line 2)" in message
+    assert "crew.yaml:5: duplicate key 'runtime' (lines 2 and 5)" in message
 
 
 def test_unknown_dependency_suggests_an_agent(tmp_path):

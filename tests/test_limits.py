@@ -171,7 +171,7 @@ def test_throttled_time_and_current_use_are_prometheus_metrics(ledger):
     from prometheus_client import generate_latest
 
     from crewq.scheduler.metrics import registry_for
-    from crewq.scheduler.progress import Progress
+    from crewq.scheduler.progress import Progress, RunView
     from crewq.workers.llm.limits import fleet_limits
     limits = fleet_limits(ledger.redis, ledger.keys.prefix)
     limits.set("openai/gpt-4o", concurrency=2, rpm=60)
@@ -187,6 +187,6 @@ def test_throttled_time_and_current_use_are_prometheus_metrics(ledger):
     # `crewq run`'s progress says so, one line per wait.
     import io
     out = io.StringIO()
-    Progress(["a"], out=out)({"type": "llm_throttled", "agent": "a", "scope": "openai/gpt-4o",
+    Progress(RunView("c", [["a"]]), out=out)({"type": "llm_throttled", "agent": "a", "scope": "openai/gpt-4o",
                               "limit": "concurrency", "seconds": 1.25})
-    assert out.getvalue().splitlines()[-1].endswith("a  waits 1.2s for the fleet's concurrency limit of openai/gpt-4o")
+    assert out.getvalue().splitlines()[-1].endswith("a    waits 1.2s for the fleet's concurrency limit of openai/gpt-4o")

@@ -8,11 +8,11 @@ import click
 
 from crewq.config.durations import parse_duration
 
-from .. import commands
+from .lazy import commands
 
 
 @click.group(invoke_without_command=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="print each limit and its use as JSON")
 @click.pass_context
 def limits(ctx, as_json):
     """Fleet-wide LLM limits, in force on every worker at once: list them with their current use.
