@@ -83,16 +83,18 @@ def _counter(metric, samples) -> CounterMetricFamily:
 
 def _histogram(metric, samples) -> HistogramMetricFamily:
     family = HistogramMetricFamily(metric.name, metric.help, labels=metric.labels)
-    series: dict[tuple[str, ...], dict] = defaultdict(lambda: {"sum": 0.0, "count": 0.0, "buckets": {}})
+    series: dict[tuple[str, ...], dict] = defaultdict(lambda: {"sum": 0.0, "buckets": {}})
     for labels, value in samples.get(metric.name + "_sum", []):
         series[_label_values(metric, labels)]["sum"] = value
-    for labels, value in samples.get(metric.name + "_count", []):
-        series[_label_values(metric, labels)]["count"] = value
-    for labels, value in samples.get(metric.name + "_bucket", []):
+    for labels, value in samples.get(metric.name + "_bin", []):
         series[_label_values(metric, labels)]["buckets"][float(labels.get("le", "inf"))] = value
     for label_values, s in sorted(series.items()):
-        buckets = [(_le(bound), s["buckets"].get(float(bound), 0.0)) for bound in metric.buckets]
-        buckets.append(("+Inf", s["count"]))
+        # The workers count each observation in its own bin only (one write); Prometheus wants them cumulative.
+        buckets, running = [], 0.0
+        for bound in metric.buckets:
+            running += s["buckets"].get(float(bound), 0.0)
+            buckets.append((_le(bound), running))
+        buckets.append(("+Inf", running + s["buckets"].get(float("inf"), 0.0)))
         family.add_metric(list(label_values), buckets, s["sum"])
     return family
 

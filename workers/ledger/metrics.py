@@ -4,9 +4,11 @@
 
     {p}:metrics   hash   "<metric>|<label>=<value>,..." → number
 
-A field is one sample of a counter, or one part of a histogram: `<name>_sum`, `<name>_count` and
-`<name>_bucket` with an `le` label (cumulative, as Prometheus wants them). `METRICS` names every
-metric, its kind, help text and labels; `crewq.scheduler.metrics` turns the hash into metric families.
+A field is one sample of a counter, or one part of a histogram: `<name>_sum`, and `<name>_bin` with
+an `le` label counting the observations that fell in that bucket alone (`le="+Inf"`: above the last
+bound). An observation so costs one bucket increment and the sum, not one write per cumulative
+bucket; the reader (`crewq.scheduler.metrics`) accumulates the bins into Prometheus's cumulative
+buckets and their total into `_count`. `METRICS` names every metric, its kind, help text and labels.
 
 Labels stay few and bounded: provider, model, tool, status, policy, action, agent id. Never a run id
 (one series per run would grow without end), never text from a conversation.
@@ -97,12 +99,10 @@ def _count(pipe, key: str, name: str, amount: int = 1, **labels: Any) -> None:
 
 
 def _observe(pipe, key: str, name: str, value: float, **labels: Any) -> None:
-    """A histogram observation: sum, count and every cumulative bucket the value falls in."""
+    """A histogram observation: the sum and the one bucket the value falls in (count = the bins' total)."""
     pipe.hincrbyfloat(key, field(name + "_sum", **labels), value)
-    pipe.hincrby(key, field(name + "_count", **labels), 1)
-    for bound in METRICS[name].buckets:
-        if value <= bound:
-            pipe.hincrby(key, field(name + "_bucket", le=bound, **labels), 1)
+    bound = next((b for b in METRICS[name].buckets if value <= b), "+Inf")
+    pipe.hincrby(key, field(name + "_bin", le=bound, **labels), 1)
 
 
 def _number(value: Any) -> float | None:
