@@ -20,7 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from redis.exceptions import RedisError
 
 from crewq.workers.ledger import Ledger
-from crewq.workers.ledger.metrics import METRICS, parse_field
+from crewq.workers.ledger.metrics import EVENT_COUNTERS, METRICS, parse_field
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +65,21 @@ def families(raw: dict[str, str]) -> Iterator[Metric]:
             samples[name].append((labels, float(value)))
         except ValueError:
             continue
+    samples["crewq_events_total"] += list(_derived_event_counts(samples))
     for metric in METRICS.values():
         if metric.kind == "counter":
             yield _counter(metric, samples.get(metric.name, []))
         else:
             yield _histogram(metric, samples)
+
+
+def _derived_event_counts(samples) -> Iterator[tuple[dict[str, str], float]]:
+    """`crewq_events_total` of the event types that their own counter counts (written once, not twice)."""
+    for type_, (name, wanted) in EVENT_COUNTERS.items():
+        total = sum(value for labels, value in samples.get(name, [])
+                    if all(labels.get(k) in (v if isinstance(v, tuple) else (v,)) for k, v in wanted.items()))
+        if total:
+            yield {"type": type_}, total
 
 
 def _counter(metric, samples) -> CounterMetricFamily:

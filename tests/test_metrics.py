@@ -144,3 +144,14 @@ def test_a_histogram_observation_is_one_bin_and_the_reader_accumulates(ledger):
     assert got[("crewq_tool_seconds_bucket", (("le", "60.0"),) + tool)] == 2
     assert got[("crewq_tool_seconds_bucket", (("le", "+Inf"),) + tool)] == 3
     assert got[("crewq_tool_seconds_count", tool)] == 3
+
+
+def test_events_counted_by_their_own_counter_are_written_once_and_still_served_by_type(ledger):
+    ledger.event("r1", "tool_result", "a", name="t", is_error=True)
+    ledger.event("r1", "tool_skipped", "a", name="t")
+    ledger.event("r1", "tool_call", "a", name="t")  # no counter of its own: crewq_events_total is written
+    raw = ledger.redis.hgetall(ledger.keys.metrics)
+    assert [k for k in raw if k.startswith("crewq_events_total")] == ["crewq_events_total|type=tool_call"]
+    got = scrape(registry_for(ledger))
+    for type_ in ("tool_result", "tool_skipped", "tool_call"):
+        assert got[("crewq_events_total", (("type", type_),))] == 1

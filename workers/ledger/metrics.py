@@ -115,9 +115,10 @@ def _number(value: Any) -> float | None:
 def record(pipe, keys: Keys, type_: str, agent: str | None, data: dict[str, Any]) -> None:
     """Count one event (queued on the caller's pipeline; nothing is read)."""
     key = keys.metrics
-    _count(pipe, key, "crewq_events_total", type=type_)
     handler = _HANDLERS.get(type_)
-    if handler is not None:
+    if handler is None:
+        _count(pipe, key, "crewq_events_total", type=type_)
+    else:  # its own counter counts it once: `crewq_events_total` of its type is read from that (EVENT_COUNTERS)
         handler(pipe, key, agent or "", data)
 
 
@@ -199,6 +200,21 @@ def _decision(pipe, key, agent, data):
 def _requeued(pipe, key, agent, data):
     _count(pipe, key, "crewq_requeues_total")
 
+
+# Event types whose handler counts each event exactly once in a counter of its own: the counter (and the
+# labels its samples must have) that `crewq_events_total{type}` is summed from at read time.
+EVENT_COUNTERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "run_submitted": ("crewq_runs_submitted_total", {}), "run_finished": ("crewq_runs_finished_total", {}),
+    "run_resumed": ("crewq_runs_resumed_total", {}), "wave_emitted": ("crewq_waves_emitted_total", {}),
+    "turn_started": ("crewq_turns_total", {}),
+    "agent_succeeded": ("crewq_agents_finished_total", {"status": "succeeded"}),
+    "agent_failed": ("crewq_agents_finished_total", {"status": "failed"}),
+    "agent_skipped": ("crewq_agents_finished_total", {"status": "skipped"}),
+    "llm_call": ("crewq_llm_calls_total", {}), "llm_retry": ("crewq_llm_retries_total", {}),
+    "tool_result": ("crewq_tool_calls_total", {"status": ("ok", "error")}),
+    "tool_skipped": ("crewq_tool_calls_total", {"status": "skipped"}),
+    "decision": ("crewq_decisions_total", {}), "requeued": ("crewq_requeues_total", {}),
+}
 
 _HANDLERS = {
     "run_submitted": _run_submitted, "run_finished": _run_finished, "run_resumed": _run_resumed,
