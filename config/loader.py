@@ -83,16 +83,23 @@ def load_crew_text(text: str, file: str = "<crew>") -> LoadedCrew:
     return loaded
 
 
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _parse_yaml(text: str, file: str) -> tuple[Any, dict[Loc, int]]:
+    # One parse (libyaml's when there): the node tree gives the lines, and the data is built from it.
+    loader = _Loader(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         raise ConfigError(f"malformed YAML: {exc.problem or exc}", file=file, line=line) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"malformed YAML: {exc}", file=file) from None
+    finally:
+        loader.dispose()
     lines: dict[Loc, int] = {}
     if node is not None:
         _index_lines(node, (), lines)
