@@ -6,19 +6,16 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator, NoReturn
+from typing import TYPE_CHECKING, Any, Iterator, NoReturn
 
 from crewq.config.errors import ConfigError, RunError
-from crewq.config.loader import LoadedCrew
-from crewq.config.settings import Settings
 
-from crewq.workers.app import create_app, settings_of
-from crewq.workers.ledger import TERMINAL
+# Celery, redis, pydantic and the providers are imported by the commands that use them, not here:
+# every CLI invocation imports this module, and `crewq --help` should not pay for a worker.
+if TYPE_CHECKING:
+    from crewq.config.loader import LoadedCrew
 
-from .embedded import embedded_fleet
-from .progress import Progress
-from .runs import Client, submit_loaded
-from .validate import check
+    from .runs import Client
 
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C while `crewq run` waited: the embedded run is cancelled; a fleet's run goes on."""
@@ -32,7 +29,17 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "config" / "templates"
 DEFAULT_WAIT = 3600.0
 
 
+def check(file: str):
+    """`validate.check` (loaded crew, waves), imported when a command needs it."""
+    from .validate import check as check_file
+    return check_file(file)
+
+
 def client() -> Client:
+    from crewq.config.settings import Settings
+    from crewq.workers.app import create_app
+
+    from .runs import Client
     settings = Settings.from_env()
     if not settings.redis_url:
         raise ConfigError("this command needs a fleet: set CREWQ_REDIS_URL (or REDIS_URL) to its Redis")
@@ -42,6 +49,11 @@ def client() -> Client:
 def run(file: str, inputs: dict[str, str], task: str | None, timeout: float | None,
         concurrency: int, quiet: bool = False) -> dict[str, Any]:
     """Run a crew to its end, on the fleet when a broker is configured, else on the embedded default."""
+    from crewq.config.settings import Settings
+    from crewq.workers.app import create_app
+
+    from .embedded import embedded_fleet
+    from .runs import Client
     loaded, _ = check(file)
     wait = timeout or (loaded.crew.task.max_duration + 30 if loaded.crew.task.max_duration else DEFAULT_WAIT)
     settings = Settings.from_env()
@@ -76,6 +88,10 @@ def exit_now(code: int) -> NoReturn:
 
 def _run_on(client: Client, loaded: LoadedCrew, inputs, task, wait: float, quiet: bool,
             cancel_on_exit: bool) -> dict[str, Any]:
+    from crewq.workers.ledger import TERMINAL
+
+    from .progress import Progress
+    from .runs import submit_loaded
     run_id = submit_loaded(client.app, loaded, inputs, task)
     progress = None if quiet else Progress([a.id for a in loaded.crew.agents])
     try:
@@ -186,7 +202,9 @@ def init(directory: Path) -> Iterator[str]:
 def worker(queues: str | None, pool: str, concurrency: int, hostname: str | None, loglevel: str) -> None:
     import os
 
+    from crewq.config.settings import Settings
     from crewq.workers import logs
+    from crewq.workers.app import create_app, settings_of
     settings = Settings.from_env()
     app = create_app(settings)
     logs.enable()  # run_id and agent_id on every line of a task; CREWQ_LOG_FORMAT=json for JSON lines

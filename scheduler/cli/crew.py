@@ -7,8 +7,6 @@ from pathlib import Path
 
 import click
 
-from crewq.config.schema import json_schema
-
 from .. import commands
 from .options import parse_inputs
 @click.command()
@@ -74,4 +72,5 @@ def init(directory):
 @click.command()
 def schema():
     """Print the JSON Schema of the crew file, for editors."""
+    from crewq.config.schema import json_schema  # pydantic: only for this command
     click.echo(json.dumps(json_schema(), indent=2))
