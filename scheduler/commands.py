@@ -212,7 +212,7 @@ def worker(queues: str | None, pool: str, concurrency: int, hostname: str | None
     # tasks gives them this long, then its cold shutdown hands their messages back to the queue.
     app.conf.worker_soft_shutdown_timeout = float(os.environ.get("CREWQ_SOFT_SHUTDOWN_TIMEOUT") or 20)
     argv = ["worker", f"--pool={pool}", f"--concurrency={concurrency}", f"--loglevel={loglevel}",
-            "--queues=" + (queues or ",".join(settings_of(app).queues.all())), "--events"]
+            "--queues=" + (queues or ",".join(settings_of(app).queues.all()))]  # events: when Flower asks
     if hostname:
         argv.append(f"--hostname={hostname}")
     app.worker_main(argv)
