@@ -14,8 +14,6 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from ._version import __version__
-
 __all__ = [
     # running crews
     "Client", "run",
@@ -31,6 +29,7 @@ __all__ = [
 ]
 
 _LAZY = {
+    "__version__": "crewq._version",  # reading the package metadata imports importlib.metadata: ~80 ms
     "Client": "crewq.scheduler.runs",
     "run": "crewq.scheduler.runs",
     "Crew": "crewq.config.schema",
@@ -52,6 +51,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    from crewq._version import __version__
     from crewq.config.errors import ConfigError, CrewqError, ProviderError, RunError, ToolError
     from crewq.config.loader import load_crew, load_crew_text
     from crewq.config.schema import Agent, Crew

@@ -35,7 +35,17 @@ class Interrupted(KeyboardInterrupt):
 DEFAULT_WAIT = 3600.0
 
 
+def check(file: str):
+    """`validate.check` (loaded crew, waves), imported when a command needs it."""
+    from .validate import check as check_file
+    return check_file(file)
+
+
 def client() -> Client:
+    from crewq.config.settings import Settings
+    from crewq.workers.app import create_app
+
+    from .runs import Client
     settings = Settings.from_env()
     if not settings.redis_url:
         raise ConfigError("this command needs a fleet: set CREWQ_REDIS_URL (or REDIS_URL) to its Redis")
@@ -221,16 +231,16 @@ def init(directory: Path, provider: str = "scripted") -> Iterator[str]:
 
 def worker(queues: str | None, pool: str, concurrency: int, hostname: str | None, loglevel: str) -> None:
     from crewq.workers import logs
-    from crewq.workers.llm.limits import ENV_VAR, parse_presets
-    parse_presets(os.environ.get(ENV_VAR, ""))  # a malformed CREWQ_LIMITS stops the worker here, named
+    from crewq.workers.llm.limits import parse_presets
     settings = Settings.from_env()
+    parse_presets(settings.limits or "")  # a malformed CREWQ_LIMITS stops the worker here, named
     app = create_app(settings)
     logs.enable()  # run_id and agent_id on every line of a task; CREWQ_LOG_FORMAT=json for JSON lines
     # On SIGQUIT (or SIGTERM with REMAP_SIGTERM=SIGQUIT, as in docker-compose.yml) a worker that holds
     # tasks gives them this long, then its cold shutdown hands their messages back to the queue.
     app.conf.worker_soft_shutdown_timeout = settings.soft_shutdown_timeout
     argv = ["worker", f"--pool={pool}", f"--concurrency={concurrency}", f"--loglevel={loglevel}",
-            "--queues=" + (queues or ",".join(app.settings.queues.all())), "--events"]
+            "--queues=" + (queues or ",".join(app.settings.queues.all()))]  # events: when Flower asks
     if hostname:
         argv.append(f"--hostname={hostname}")
     app.worker_main(argv)

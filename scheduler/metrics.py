@@ -20,7 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from redis.exceptions import RedisError
 
 from crewq.workers.ledger import Ledger
-from crewq.workers.ledger.metrics import METRICS, parse_field
+from crewq.workers.ledger.metrics import EVENT_COUNTERS, METRICS, parse_field
 from crewq.workers.llm.limits import fleet_limits
 
 log = logging.getLogger(__name__)
@@ -85,11 +85,21 @@ def families(raw: dict[str, str]) -> Iterator[Metric]:
             samples[name].append((labels, float(value)))
         except ValueError:
             continue
+    samples["crewq_events_total"] += list(_derived_event_counts(samples))
     for metric in METRICS.values():
         if metric.kind == "counter":
             yield _counter(metric, samples.get(metric.name, []))
         else:
             yield _histogram(metric, samples)
+
+
+def _derived_event_counts(samples) -> Iterator[tuple[dict[str, str], float]]:
+    """`crewq_events_total` of the event types that their own counter counts (written once, not twice)."""
+    for type_, (name, wanted) in EVENT_COUNTERS.items():
+        total = sum(value for labels, value in samples.get(name, [])
+                    if all(labels.get(k) in (v if isinstance(v, tuple) else (v,)) for k, v in wanted.items()))
+        if total:
+            yield {"type": type_}, total
 
 
 def _counter(metric, samples) -> CounterMetricFamily:
@@ -103,16 +113,18 @@ def _counter(metric, samples) -> CounterMetricFamily:
 
 def _histogram(metric, samples) -> HistogramMetricFamily:
     family = HistogramMetricFamily(metric.name, metric.help, labels=metric.labels)
-    series: dict[tuple[str, ...], dict] = defaultdict(lambda: {"sum": 0.0, "count": 0.0, "buckets": {}})
+    series: dict[tuple[str, ...], dict] = defaultdict(lambda: {"sum": 0.0, "buckets": {}})
     for labels, value in samples.get(metric.name + "_sum", []):
         series[_label_values(metric, labels)]["sum"] = value
-    for labels, value in samples.get(metric.name + "_count", []):
-        series[_label_values(metric, labels)]["count"] = value
-    for labels, value in samples.get(metric.name + "_bucket", []):
+    for labels, value in samples.get(metric.name + "_bin", []):
         series[_label_values(metric, labels)]["buckets"][float(labels.get("le", "inf"))] = value
     for label_values, s in sorted(series.items()):
-        buckets = [(_le(bound), s["buckets"].get(float(bound), 0.0)) for bound in metric.buckets]
-        buckets.append(("+Inf", s["count"]))
+        # The workers count each observation in its own bin only (one write); Prometheus wants them cumulative.
+        buckets, running = [], 0.0
+        for bound in metric.buckets:
+            running += s["buckets"].get(float(bound), 0.0)
+            buckets.append((_le(bound), running))
+        buckets.append(("+Inf", running + s["buckets"].get(float("inf"), 0.0)))
         family.add_metric(list(label_values), buckets, s["sum"])
     return family
 

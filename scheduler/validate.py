@@ -35,13 +35,14 @@ def check_loaded(loaded: LoadedCrew) -> list[list[str]]:
         problems.append(CycleError(exc.cycle, file=loaded.file, line=loaded.line_of(("agents", index)),
                                    key=f"agents[{index}].depends_on"))
         waves = []
-    for agent_index, tool_index, name, hint in unknown_tools(crew):
+    missing = unknown_tools(crew)  # once: both loops below need it
+    for agent_index, tool_index, name, hint in missing:
         if agent_index < 0:
             problems.append(loaded.error(("tools", tool_index, "name"), f"unknown tool {name!r}", hint))
         else:
             problems.append(loaded.error(("agents", agent_index, "tools", tool_index),
                                          f"agent {crew.agents[agent_index].id!r} uses unknown tool {name!r}", hint))
-    unknown = {index for agent_index, index, _, _ in unknown_tools(crew) if agent_index < 0}
+    unknown = {index for agent_index, index, _, _ in missing if agent_index < 0}
     for index, spec in enumerate(crew.tools):
         problem = None if index in unknown else config_problem(spec)
         if problem:

@@ -252,6 +252,27 @@ def flower_page_in_chromium(url: str, tmp: Path) -> str:
     return dom.stdout
 
 
+def flower_enabled_events(fleet: "Fleet", app, nodes: list[str], timeout: float = 30) -> None:
+    """Wait for Flower's `enable_events` broadcast (workers send no task events by default; Flower
+    turns them on every 5 s), then for a ping from every worker: each handles its control messages
+    in order, so by its answer it has handled that broadcast too."""
+    listener = redis.Redis.from_url(fleet.redis_url).pubsub()
+    listener.psubscribe("*pidbox*")
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            message = listener.get_message(timeout=1.0)
+            if message and message["type"] == "pmessage":
+                body = json.loads(message["data"]).get("body", "")
+                if b"enable_events" in base64.b64decode(body):
+                    break
+        else:
+            raise AssertionError(f"Flower did not enable task events in {timeout:g}s: {fleet.log('flower')[-2000:]}")
+    finally:
+        listener.close()
+    until(lambda: len(app.control.ping(destination=nodes, timeout=1)) == len(nodes), 30, "a ping", fleet)
+
+
 def until(check, timeout: float, what: str, fleet: Fleet, service: str | None = None):
     """Poll `check` (a readiness probe: these processes signal readiness no other way) up to `timeout`."""
     deadline = time.monotonic() + timeout
@@ -296,6 +317,7 @@ def test_the_compose_fleet_runs_crews_from_flower_and_beat(tmp_path):
         flower = f"http://127.0.0.1:{fleet.flower_port}"
         auth = (ENV["FLOWER_USER"], ENV["FLOWER_PASSWORD"])
         until(lambda: http(flower + "/healthcheck")[1] == "OK", 30, "flower", fleet, "flower")
+        flower_enabled_events(fleet, app, nodes)  # Flower shows tasks from their events: on once it asks
 
         # Flower's HTTP API: basic auth, then a crew by value, as any language can send it
         with pytest.raises(urllib.error.HTTPError, match="401"):

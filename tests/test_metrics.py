@@ -125,3 +125,33 @@ def test_a_scrape_without_redis_reports_the_ledger_down(ledger):
     down = type(ledger)(redis.Redis(port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0)), ledger.keys)
     got = scrape(registry_for(down))
     assert got == {("crewq_ledger_up", ()): 0}
+
+
+def test_a_histogram_observation_is_one_bin_and_the_reader_accumulates(ledger):
+    ledger.event("r1", "tool_result", "a", name="t", started_at=0.0, finished_at=0.02)  # the 0.05 bin
+    ledger.event("r1", "tool_result", "a", name="t", started_at=0.0, finished_at=0.07)  # the 0.1 bin
+    ledger.event("r1", "tool_result", "a", name="t", started_at=0.0, finished_at=99.0)  # over the last bound
+    raw = ledger.redis.hgetall(ledger.keys.metrics)
+    bins = {k: v for k, v in raw.items() if k.startswith("crewq_tool_seconds_bin")}
+    assert sorted(bins.values()) == ["1", "1", "1"]  # one field written per observation, not one per bucket
+    assert not any(k.startswith("crewq_tool_seconds_bucket") or k.startswith("crewq_tool_seconds_count")
+                   for k in raw)
+    got = scrape(registry_for(ledger))
+    tool = (("tool", "t"),)
+    assert got[("crewq_tool_seconds_bucket", (("le", "0.01"),) + tool)] == 0
+    assert got[("crewq_tool_seconds_bucket", (("le", "0.05"),) + tool)] == 1
+    assert got[("crewq_tool_seconds_bucket", (("le", "0.1"),) + tool)] == 2
+    assert got[("crewq_tool_seconds_bucket", (("le", "60.0"),) + tool)] == 2
+    assert got[("crewq_tool_seconds_bucket", (("le", "+Inf"),) + tool)] == 3
+    assert got[("crewq_tool_seconds_count", tool)] == 3
+
+
+def test_events_counted_by_their_own_counter_are_written_once_and_still_served_by_type(ledger):
+    ledger.event("r1", "tool_result", "a", name="t", is_error=True)
+    ledger.event("r1", "tool_skipped", "a", name="t")
+    ledger.event("r1", "tool_call", "a", name="t")  # no counter of its own: crewq_events_total is written
+    raw = ledger.redis.hgetall(ledger.keys.metrics)
+    assert [k for k in raw if k.startswith("crewq_events_total")] == ["crewq_events_total|type=tool_call"]
+    got = scrape(registry_for(ledger))
+    for type_ in ("tool_result", "tool_skipped", "tool_call"):
+        assert got[("crewq_events_total", (("type", type_),))] == 1

@@ -59,6 +59,18 @@ def test_three_waves_fan_in_and_four_parallel_tools(app, ledger, worker_processe
                                 "\n\nOutput of c:\nC-out")
 
 
+def test_every_key_of_a_run_expires_though_ttls_are_set_once(app, ledger, worker, tmp_path):
+    status = run_crew(app, write_crew(tmp_path, FOUR_TOOLS_CREW), timeout=60)
+
+    assert status["status"] == "succeeded", status
+    keys = list(ledger.redis.scan_iter(match=ledger.keys.run_pattern(status["run_id"])))
+    assert any(k.endswith(":results") for k in keys) and any(k.endswith(":hosts") for k in keys)
+    assert {k: ledger.redis.ttl(k) for k in keys if ledger.redis.ttl(k) <= 0} == {}
+    # An event for a run that is gone is dropped, not left in a stream that would never expire.
+    ledger.event("gone", "tool_call", "a", name="t")
+    assert not ledger.redis.exists(ledger.keys.events("gone"))
+
+
 def test_two_workers_share_one_wave(app, ledger, worker_processes, tmp_path):
     nodes = {worker_processes.start("w1", concurrency=1), worker_processes.start("w2", concurrency=1)}
     agents = "\n".join(f"  - {{id: p{i}, script: [{{latency: 0.4s, text: p{i}}}]}}" for i in range(4))

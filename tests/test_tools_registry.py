@@ -14,7 +14,7 @@ from crewq.config.schema import ToolSpec
 from crewq.workers.tools.base import ToolContext
 from crewq.workers.tools.listing import ToolRow, list_tools
 from crewq.workers.tools.mcp import McpTool, forget_servers
-from crewq.workers.tools.registry import build_tools, builtin_names, toolbox, unknown_tools
+from crewq.workers.tools.registry import build_tools, builtin_names, rescan_entry_points, toolbox, unknown_tools
 
 CONTEXT = ToolContext(run_id="run", agent_id="agent", idempotency_key="k")
 BUILTINS = {"read_file", "write_file", "list_files", "web_search", "wikipedia", "http_request", "read_url", "mcp"}
@@ -71,7 +71,26 @@ def plugin(tmp_path, monkeypatch):
         broken = crewq_fake_plugin:missing
     """), encoding="utf-8")
     monkeypatch.syspath_prepend(str(tmp_path))
+    rescan_entry_points()  # the list of installed tools is cached per process
     yield tmp_path
+    monkeypatch.undo()
+    rescan_entry_points()
+
+
+def test_installed_tools_are_read_once_until_a_rescan(tmp_path, monkeypatch):
+    rescan_entry_points()
+    assert "shout" not in builtin_names()
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "crewq_late-1.0.dist-info").mkdir()
+    (tmp_path / "crewq_late-1.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: crewq-late\n"
+                                                                   "Version: 1.0\n", encoding="utf-8")
+    (tmp_path / "crewq_late-1.0.dist-info" / "entry_points.txt").write_text("[crewq.tools]\nshout = x:y\n",
+                                                                           encoding="utf-8")
+    assert "shout" not in builtin_names()  # installed after the first look: not scanned again
+    rescan_entry_points()
+    assert "shout" in builtin_names()
+    monkeypatch.undo()
+    rescan_entry_points()
 
 
 def crew(text: str):

@@ -71,10 +71,13 @@ def create_app(settings: Settings | None = None, *, name: str = "crewq") -> Crew
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_track_started=True,
-        result_extended=True,
-        worker_send_task_events=True,
-        task_send_sent_event=True,
+        # Off unless something reads them: the ledger is the record, nothing of crewq's reads a STARTED
+        # state or an extended result, and Flower turns the workers' events on when it starts
+        # (its enable_events control command). Each costs Redis writes on every task.
+        task_track_started=False,
+        result_extended=False,
+        worker_send_task_events=False,
+        task_send_sent_event=False,
         result_expires=int(settings.retention),
         result_chord_expires=int(settings.retention),
         broker_transport_options=transport,

@@ -92,8 +92,9 @@ class Turn:
         now = time.time()
         if spec.crew.task.max_duration and now - float(run.get("started_at") or now) > spec.crew.task.max_duration:
             return self.fail(f"the run's max_duration ({spec.crew.task.max_duration:g}s) is exceeded")
-        started = ledger.start_turn(self.run_id, self.agent_id, self.task.request.hostname or "?", self.turn,
-                                    attempt=self.attempt, retries=self.task.request.retries)
+        started = self.started = ledger.start_turn(self.run_id, self.agent_id, self.task.request.hostname or "?",
+                                                   self.turn, state=state, attempt=self.attempt,
+                                                   retries=self.task.request.retries)
         if agent.timeout and now - started > agent.timeout:
             return self.fail(f"agent timeout ({agent.timeout:g}s) exceeded")
 
@@ -205,7 +206,7 @@ class Turn:
         # First settlement wins: a redelivered or swept turn cannot overwrite it.
         if not self.ledger.settle_agent(self.run_id, self.agent_id, self.attempt, AgentStatus.SUCCEEDED, output=output, error=""):
             return envelope(AgentStatus.SKIPPED, self.agent_id, self.attempt, error="attempt already settled or superseded")
-        started = float(self.ledger.agent(self.run_id, self.agent_id).get("started_at") or time.time())
+        started = self.started  # start_turn's answer: no second read of the agent's hash
         self.ledger.event(self.run_id, "agent_succeeded", self.agent_id, turns=self.turn + 1, attempt=self.attempt,
                           seconds=round(time.time() - started, 3))
         trace_agent(self.ledger, self.run_id, self.agent_id, self.attempt, AgentStatus.SUCCEEDED)

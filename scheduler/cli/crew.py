@@ -98,5 +98,5 @@ def init(directory, provider):
 @click.command()
 def schema():
     """Print the JSON Schema of the crew file, for editors."""
-    from crewq.config.schema import json_schema
+    from crewq.config.schema import json_schema  # pydantic: only for this command
     click.echo(json.dumps(json_schema(), indent=2))

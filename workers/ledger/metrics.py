@@ -4,9 +4,11 @@
 
     {p}:metrics   hash   "<metric>|<label>=<value>,..." → number
 
-A field is one sample of a counter, or one part of a histogram: `<name>_sum`, `<name>_count` and
-`<name>_bucket` with an `le` label (cumulative, as Prometheus wants them). `METRICS` names every
-metric, its kind, help text and labels; `crewq.scheduler.metrics` turns the hash into metric families.
+A field is one sample of a counter, or one part of a histogram: `<name>_sum`, and `<name>_bin` with
+an `le` label counting the observations that fell in that bucket alone (`le="+Inf"`: above the last
+bound). An observation so costs one bucket increment and the sum, not one write per cumulative
+bucket; the reader (`crewq.scheduler.metrics`) accumulates the bins into Prometheus's cumulative
+buckets and their total into `_count`. `METRICS` names every metric, its kind, help text and labels.
 
 Labels stay few and bounded: provider, model, tool, status, policy, action, agent id, a fleet limit's
 scope (provider or provider/model, set by the operator) and kind. Never a run id
@@ -104,12 +106,10 @@ def _count(pipe, key: str, name: str, amount: int = 1, **labels: Any) -> None:
 
 
 def _observe(pipe, key: str, name: str, value: float, **labels: Any) -> None:
-    """A histogram observation: sum, count and every cumulative bucket the value falls in."""
+    """A histogram observation: the sum and the one bucket the value falls in (count = the bins' total)."""
     pipe.hincrbyfloat(key, field(name + "_sum", **labels), value)
-    pipe.hincrby(key, field(name + "_count", **labels), 1)
-    for bound in METRICS[name].buckets:
-        if value <= bound:
-            pipe.hincrby(key, field(name + "_bucket", le=bound, **labels), 1)
+    bound = next((b for b in METRICS[name].buckets if value <= b), "+Inf")
+    pipe.hincrby(key, field(name + "_bin", le=bound, **labels), 1)
 
 
 def _number(value: Any) -> float | None:
@@ -122,9 +122,10 @@ def _number(value: Any) -> float | None:
 def record(pipe, keys: Keys, type_: str, agent: str | None, data: dict[str, Any]) -> None:
     """Count one event (queued on the caller's pipeline; nothing is read)."""
     key = keys.metrics
-    _count(pipe, key, "crewq_events_total", type=type_)
     handler = _HANDLERS.get(type_)
-    if handler is not None:
+    if handler is None:
+        _count(pipe, key, "crewq_events_total", type=type_)
+    else:  # its own counter counts it once: `crewq_events_total` of its type is read from that (EVENT_COUNTERS)
         handler(pipe, key, agent or "", data)
 
 
@@ -214,6 +215,21 @@ def _decision(pipe, key, agent, data):
 def _requeued(pipe, key, agent, data):
     _count(pipe, key, "crewq_requeues_total")
 
+
+# Event types whose handler counts each event exactly once in a counter of its own: the counter (and the
+# labels its samples must have) that `crewq_events_total{type}` is summed from at read time.
+EVENT_COUNTERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "run_submitted": ("crewq_runs_submitted_total", {}), "run_finished": ("crewq_runs_finished_total", {}),
+    "run_resumed": ("crewq_runs_resumed_total", {}), "wave_emitted": ("crewq_waves_emitted_total", {}),
+    "turn_started": ("crewq_turns_total", {}),
+    "agent_succeeded": ("crewq_agents_finished_total", {"status": "succeeded"}),
+    "agent_failed": ("crewq_agents_finished_total", {"status": "failed"}),
+    "agent_skipped": ("crewq_agents_finished_total", {"status": "skipped"}),
+    "llm_call": ("crewq_llm_calls_total", {}), "llm_retry": ("crewq_llm_retries_total", {}),
+    "tool_result": ("crewq_tool_calls_total", {"status": ("ok", "error")}),
+    "tool_skipped": ("crewq_tool_calls_total", {"status": "skipped"}),
+    "decision": ("crewq_decisions_total", {}), "requeued": ("crewq_requeues_total", {}),
+}
 
 _HANDLERS = {
     "run_submitted": _run_submitted, "run_finished": _run_finished, "run_resumed": _run_resumed,

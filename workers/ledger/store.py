@@ -1,7 +1,9 @@
 """The run ledger in Redis: run and agent state, recorded turns, the event stream, failure reports.
 
 Writes that a redelivered task may repeat are first-write-wins (HSETNX, SET NX), so a turn or a
-tool call delivered twice records once. Every run-scoped key gets the retention TTL when written.
+tool call delivered twice records once. Every run-scoped key gets the retention TTL once, when it is
+created (at submission, or by the first write of its kind), not on every write: writes that keep a
+key keep its TTL, and a resume renews them all.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ local found = redis.call('HGET', KEYS[1], ARGV[1])
 if found then return tonumber(found) end
 local n = redis.call('HINCRBY', KEYS[1], '_next', 1) - 1
 redis.call('HSET', KEYS[1], ARGV[1], n)
-redis.call('EXPIRE', KEYS[1], ARGV[2])
+if n == 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end  -- the key's first call created it
 return n
 """
 
@@ -93,8 +95,11 @@ class Ledger:
         pipe.zremrangebyscore(k.runs, "-inf", now - self.ttl)
         pipe.expire(k.runs, self.ttl)
         pipe.sadd(k.active, spec.run_id)
+        # The first event creates the run's stream, so its TTL is set here once (events never set it).
+        self.event(spec.run_id, "run_submitted", pipe=pipe, create=True, name=spec.crew.runtime.name,
+                   waves=spec.waves)
+        pipe.expire(k.events(spec.run_id), self.ttl)
         pipe.execute()
-        self.event(spec.run_id, "run_submitted", name=spec.crew.runtime.name, waves=spec.waves)
 
     def spec(self, run_id: str) -> RunSpec:
         return _cached_spec(self, run_id)
@@ -187,19 +192,26 @@ class Ledger:
         run, agent = pipe.execute()
         return run, agent
 
-    def start_turn(self, run_id: str, agent_id: str, hostname: str, turn: int, **event: Any) -> float:
+    def start_turn(self, run_id: str, agent_id: str, hostname: str, turn: int, *, state: dict | None = None,
+                   **event: Any) -> float:
         """Mark the agent running this turn on `hostname` and append its `turn_started` event (fields
-        `event`); returns when the agent started. One round trip."""
-        key = self.keys.agent(run_id, agent_id)
+        `event`); returns when the agent started. One round trip. `state` is the agent's hash as the
+        turn just read it: what it already says (when the attempt started, its last host) is not
+        written or read again."""
+        key, state = self.keys.agent(run_id, agent_id), state or {}
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hsetnx(key, "started_at", time.time())
-        pipe.hset(key, mapping={"status": AgentStatus.RUNNING, "hostname": hostname, "turn": turn})
-        pipe.expire(key, self.ttl)
-        pipe.sadd(self.keys.hosts(run_id, agent_id), hostname)
-        pipe.expire(self.keys.hosts(run_id, agent_id), self.ttl)
+        known = state.get("started_at")
+        if not known:
+            pipe.hsetnx(key, "started_at", time.time())
+        pipe.hset(key, mapping={"status": AgentStatus.RUNNING, "hostname": hostname, "turn": turn})  # TTL since create_run
+        if state.get("hostname") != hostname:  # the last turn's host is in the set already
+            pipe.sadd(self.keys.hosts(run_id, agent_id), hostname)
+            pipe.expire(self.keys.hosts(run_id, agent_id), self.ttl)  # a new member: rare, so its TTL too
         self.event(run_id, "turn_started", agent_id, pipe=pipe, turn=turn, host=hostname, **event)
-        pipe.hget(key, "started_at")
-        return float(pipe.execute()[-1])
+        if not known:
+            pipe.hget(key, "started_at")
+        done = pipe.execute()
+        return float(known or done[-1])
 
     def settle_agent(self, run_id: str, agent_id: str, attempt: int, status: AgentStatus, **fields: Any) -> bool:
         """Succeed or fail one attempt, once: False if the attempt is stale or already settled."""
@@ -228,6 +240,8 @@ class Ledger:
         pipe.hset(self.keys.run(run_id), mapping={"status": RunStatus.RUNNING, "error": "", "restarts": 0})
         pipe.hdel(self.keys.run(run_id), "finished_at", "failed_agent")
         pipe.sadd(self.keys.active, run_id)
+        for key in self.redis.scan_iter(match=self.keys.run_pattern(run_id), count=500):
+            pipe.expire(key, self.ttl)  # TTLs are set at creation: a resumed run gets its retention again
         pipe.execute()
 
     def active_runs(self) -> list[str]:
@@ -258,10 +272,11 @@ class Ledger:
         key, field = self.keys.replies(run_id, agent_id), f"{attempt}:{turn}"
         pipe = self.redis.pipeline(transaction=False)
         pipe.hsetnx(key, field, json.dumps(reply))
-        pipe.hget(key, field)
-        pipe.expire(key, self.ttl)
-        won, stored, _ = pipe.execute()
-        return bool(won), json.loads(stored)
+        if turn == 0:  # the attempt's first reply (the one that creates the hash): its TTL, once
+            pipe.expire(key, self.ttl)
+        if pipe.execute()[0]:
+            return True, json.loads(json.dumps(reply))  # what was stored, without reading it back
+        return False, json.loads(self.redis.hget(key, field))  # a redelivery lost the race: the first one
 
     def reply(self, run_id: str, agent_id: str, attempt: int, turn: int) -> dict | None:
         raw = self.redis.hget(self.keys.replies(run_id, agent_id), f"{attempt}:{turn}")
@@ -288,7 +303,8 @@ class Ledger:
         key = self.keys.results(run_id, agent_id)
         own, pipe = pipe is None, pipe or self.redis.pipeline(transaction=False)
         pipe.hsetnx(key, f"{attempt}:{turn}:{index}", json.dumps(result))
-        pipe.expire(key, self.ttl)
+        if index == 0:  # every tool turn records an index 0 (run or skipped): the TTL once a turn, not a call
+            pipe.expire(key, self.ttl)
         return bool(pipe.execute()[0]) if own else None
 
     def results(self, run_id: str, agent_id: str, attempt: int, turn: int, count: int) -> list[dict | None]:
@@ -304,16 +320,17 @@ class Ledger:
 
     # -- events and failure reports -------------------------------------------------------------
 
-    def event(self, run_id: str, type_: str, agent: str | None = None, *, pipe=None, **data: Any) -> str | None:
+    def event(self, run_id: str, type_: str, agent: str | None = None, *, pipe=None, create: bool = False,
+              **data: Any) -> str | None:
         """Append an event (and count it in the metrics); with `pipe`, only queue it there (returns None).
-        `data` must fit the event model of `type_` (ledger/events.py)."""
+        Only `create_run` creates the stream (`create`, with its TTL): an event for a run that is gone
+        (expired, deleted) is dropped rather than left in a stream that would never expire."""
         check_event(type_, agent or None, data)
         key = self.keys.events(run_id)
         fields = {"type": type_, "agent": agent or "", "ts": f"{time.time():.6f}",
                   "data": json.dumps(data, default=str)}
         own, pipe = pipe is None, pipe or self.redis.pipeline(transaction=False)
-        pipe.xadd(key, fields)
-        pipe.expire(key, self.ttl)
+        pipe.xadd(key, fields, nomkstream=not create)
         metrics.record(pipe, self.keys, type_, agent, data)
         return pipe.execute()[0] if own else None
 

@@ -2,28 +2,38 @@
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Callable
 
 from crewq.config.errors import ConfigError
 from crewq.config.schema import Agent
 
-from .anthropic import AnthropicProvider
 from .base import Provider
-from .gemini import GeminiProvider
-from .ollama import OllamaProvider
-from .openai import OpenAIProvider
-from .scripted import ScriptedProvider
 from .types import LLMConfig
 
 Factory = Callable[[LLMConfig, Agent], Provider]
 
+
+def _http(module: str, name: str) -> Factory:
+    """A provider imported when first built: the HTTP providers pull in httpx, which checking a crew
+    file (`crewq validate`) never needs."""
+    def factory(config: LLMConfig, agent: Agent) -> Provider:
+        return getattr(import_module(module, __package__), name)(config)
+    return factory
+
+
+def _scripted(config: LLMConfig, agent: Agent) -> Provider:
+    from .scripted import ScriptedProvider
+    return ScriptedProvider(config, agent.script)
+
+
 _FACTORIES: dict[str, Factory] = {
-    "scripted": lambda config, agent: ScriptedProvider(config, agent.script),
-    "anthropic": lambda config, agent: AnthropicProvider(config),
-    "openai": lambda config, agent: OpenAIProvider(config),
-    "openai-compatible": lambda config, agent: OpenAIProvider(config),  # vLLM, LM Studio, llama.cpp, ...
-    "ollama": lambda config, agent: OllamaProvider(config),
-    "gemini": lambda config, agent: GeminiProvider(config),
+    "scripted": _scripted,
+    "anthropic": _http(".anthropic", "AnthropicProvider"),
+    "openai": _http(".openai", "OpenAIProvider"),
+    "openai-compatible": _http(".openai", "OpenAIProvider"),  # vLLM, LM Studio, llama.cpp, ...
+    "ollama": _http(".ollama", "OllamaProvider"),
+    "gemini": _http(".gemini", "GeminiProvider"),
 }
 
 

@@ -13,8 +13,6 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-import jsonschema
-
 from crewq.config import envref
 from crewq.config.durations import parse_duration
 from crewq.config.errors import ConfigError, CrewqError, ToolError
@@ -80,6 +78,7 @@ class Tool(ABC):
     def execute(self, arguments: Any, context: ToolContext) -> ToolResult:
         if not isinstance(arguments, dict):
             return ToolResult(f"arguments must be a JSON object, got {type(arguments).__name__}", is_error=True)
+        import jsonschema  # ~0.1 s to import: on the first call, not when a CLI command loads the registry
         try:
             jsonschema.validate(arguments, self.parameters)
         except jsonschema.ValidationError as exc:

@@ -9,8 +9,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bs4 import BeautifulSoup
-
 from crewq.config.errors import ToolError
 
 from .base import ToolContext
@@ -57,6 +55,7 @@ class ReadUrl(NetTool):
 
 
 def readable_text(markup: str) -> str:
+    from bs4 import BeautifulSoup  # ~0.1 s to import: when a page is read, not when the registry loads
     soup = BeautifulSoup(markup, "html.parser")
     title = soup.title.get_text(" ", strip=True) if soup.title else ""
     for tag in soup(DROPPED):

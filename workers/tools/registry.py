@@ -6,13 +6,16 @@ built-in, or a `tools[]` entry by its `name` (or, for servers, its `extra.server
 
 Installed packages add tools through the `crewq.tools` entry point group: the entry point's name
 is the tool name, its value a factory `f(spec) -> list[Tool]` or a `Tool` subclass. They are
-imported only when a crew uses them.
+imported only when a crew uses them; the list of them is read once per process
+(`rescan_entry_points()` reads it again).
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 from importlib.metadata import EntryPoint, entry_points
+from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
 from crewq.config.errors import ConfigError
@@ -52,8 +55,15 @@ def register_tool(name: str, factory: ToolFactory, *, wants_env: bool = False) -
         _WANTS_ENV.add(name)
 
 
-def _entry_points() -> dict[str, EntryPoint]:
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+@functools.lru_cache(maxsize=1)
+def _entry_points() -> Mapping[str, EntryPoint]:
+    # Scanning every installed distribution's metadata costs ~20 ms: once per process, not per check.
+    return MappingProxyType({ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)})
+
+
+def rescan_entry_points() -> None:
+    """Forget the installed packages' tools, so the next lookup scans again (after installing one)."""
+    _entry_points.cache_clear()
 
 
 def _known() -> set[str]:

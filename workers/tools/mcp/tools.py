@@ -23,9 +23,6 @@ import os
 import threading
 from typing import Any, Mapping
 
-import httpx
-import jsonschema
-
 from crewq.config import envref
 from crewq.config.errors import ConfigError, ToolServerUnavailable
 from crewq.config.policy import policy_of
@@ -140,6 +137,7 @@ class McpTool(Tool):
         return self.server.call(self.wire_name, arguments, self.timeout * 0.9)
 
     def execute(self, arguments: Any, context: ToolContext) -> ToolResult:
+        import jsonschema  # imported by the first call (as in Tool.execute), not by the registry
         try:
             return super().execute(arguments, context)
         except jsonschema.SchemaError as exc:  # the server's schema is broken, not the call

@@ -1,0 +1,112 @@
+"""Benchmark: Redis commands per LLM call, crewq beside bare Celery on the same canvas.
+
+The waves crew (4 waves x 2 agents, 2 scripted LLM calls of 200 ms each, one `list_files` call
+between them: 16 LLM calls) runs on an in-process worker; `bench/floor.py`'s bare Celery tasks of
+the same shape (no ledger) run on the same worker, interleaved with it. Around each run the bench
+resets Redis's `INFO commandstats` and reads it back: every command of the run is counted
+(submission, worker, broker, results, heartbeats), except the bench's own waiting (subtracted).
+Target: <= 30 commands per LLM call.
+
+    .venv/bin/python bench/redis_ops.py [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import redis  # noqa: E402
+
+import floor  # noqa: E402
+from waves import LATENCY, TURNS, WAVES, WIDTH, crew_yaml  # noqa: E402
+
+from crewq.config.loader import load_crew_text  # noqa: E402
+from crewq.config.settings import Settings  # noqa: E402
+from crewq.scheduler.embedded import in_process_worker  # noqa: E402
+from crewq.scheduler.local_redis import LocalRedis  # noqa: E402
+from crewq.scheduler.runs import submit_loaded  # noqa: E402
+from crewq.workers.app import create_app, ledger_of  # noqa: E402
+
+LLM_CALLS = WAVES * WIDTH * TURNS
+IGNORED = {"config", "info"}  # the bench's own RESETSTAT and INFO
+
+
+def commandstats(r: redis.Redis) -> Counter:
+    found = Counter()
+    for name, stats in r.info("commandstats").items():
+        command = name.removeprefix("cmdstat_")
+        if command.split("|")[0] not in IGNORED:
+            found[command.upper()] = int(stats["calls"])
+    return found
+
+
+def crewq_run(app, folder: str, r: redis.Redis) -> Counter:
+    loaded = load_crew_text(crew_yaml(), str(Path(folder) / "bench.yaml"))
+    r.config_resetstat()
+    run_id = submit_loaded(app, loaded)
+    key, after, mine = ledger_of(app).keys.events(run_id), "0-0", 0
+    while True:  # wait on the event stream, counting our own XREADs to take them off
+        found = r.xread({key: after}, block=60_000)
+        mine += 1
+        if not found:
+            raise SystemExit(f"run {run_id}: no event for 60 s")
+        entries = found[0][1]
+        after = entries[-1][0]
+        if any(fields.get("type") == "run_finished" for _, fields in entries):
+            break
+    counts = commandstats(r)
+    counts["XREAD"] -= mine
+    status = r.hget(ledger_of(app).keys.run(run_id), "status")
+    if status != "succeeded":
+        raise SystemExit(f"run {run_id} ended {status}")
+    return +counts
+
+
+def bare_run(app, r: redis.Redis) -> Counter:
+    r.config_resetstat()
+    floor.run_once(app, WIDTH)
+    counts = commandstats(r)
+    counts["BLPOP"] -= 1
+    return +counts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--top", type=int, default=12)
+    args = parser.parse_args()
+    with LocalRedis() as server, tempfile.TemporaryDirectory() as folder:
+        app = create_app(Settings(redis_url=server.url))
+        floor.install(app, WAVES, WIDTH, latency=LATENCY, stamp=False)
+        r = redis.Redis.from_url(server.url, decode_responses=True)
+        with in_process_worker(app, concurrency=16):
+            crewq_run(app, folder, r), bare_run(app, r)  # warm-up: imports, connections, scripts
+            crewq, bare = [], []
+            for _ in range(args.repeat):  # interleaved: both see the same machine
+                crewq.append(crewq_run(app, folder, r))
+                bare.append(bare_run(app, r))
+        app.close()
+    print(f"load: {os.getloadavg()[0]:.2f} (1 min); {WAVES} waves x {WIDTH} agents, {LLM_CALLS} LLM calls a run, "
+          f"median of {args.repeat} runs each")
+    names = sorted(set().union(*crewq, *bare), key=lambda c: -statistics.median(x[c] for x in crewq))
+    print(f"{'command':<16}{'crewq/call':>12}{'bare/call':>12}")
+    for name in names[:args.top]:
+        c = statistics.median(x[name] for x in crewq) / LLM_CALLS
+        b = statistics.median(x[name] for x in bare) / LLM_CALLS
+        print(f"{name:<16}{c:>12.2f}{b:>12.2f}")
+    total_c = statistics.median(sum(x.values()) for x in crewq)
+    total_b = statistics.median(sum(x.values()) for x in bare)
+    print(f"total per run: crewq {total_c:.0f}, bare Celery {total_b:.0f}")
+    print(f"Redis commands per LLM call: crewq {total_c / LLM_CALLS:.1f}, bare Celery {total_b / LLM_CALLS:.1f}, "
+          f"ratio {total_c / total_b:.2f} (target <= 30 per call)")
+
+
+if __name__ == "__main__":
+    main()
