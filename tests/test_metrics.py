@@ -128,9 +128,9 @@ def test_a_scrape_without_redis_reports_the_ledger_down(ledger):
 
 
 def test_a_histogram_observation_is_one_bin_and_the_reader_accumulates(ledger):
-    ledger.event("r1", "tool_result", "a", name="t", started_at=0.0, finished_at=0.02)  # the 0.05 bin
-    ledger.event("r1", "tool_result", "a", name="t", started_at=0.0, finished_at=0.07)  # the 0.1 bin
-    ledger.event("r1", "tool_result", "a", name="t", started_at=0.0, finished_at=99.0)  # over the last bound
+    ledger.event("r1", "tool_result", "a", turn=0, index=0, name="t", is_error=False, chars=1, started_at=0.0, finished_at=0.02)  # the 0.05 bin
+    ledger.event("r1", "tool_result", "a", turn=0, index=0, name="t", is_error=False, chars=1, started_at=0.0, finished_at=0.07)  # the 0.1 bin
+    ledger.event("r1", "tool_result", "a", turn=0, index=0, name="t", is_error=False, chars=1, started_at=0.0, finished_at=99.0)  # over the last bound
     raw = ledger.redis.hgetall(ledger.keys.metrics)
     bins = {k: v for k, v in raw.items() if k.startswith("crewq_tool_seconds_bin")}
     assert sorted(bins.values()) == ["1", "1", "1"]  # one field written per observation, not one per bucket
@@ -147,9 +147,10 @@ def test_a_histogram_observation_is_one_bin_and_the_reader_accumulates(ledger):
 
 
 def test_events_counted_by_their_own_counter_are_written_once_and_still_served_by_type(ledger):
-    ledger.event("r1", "tool_result", "a", name="t", is_error=True)
-    ledger.event("r1", "tool_skipped", "a", name="t")
-    ledger.event("r1", "tool_call", "a", name="t")  # no counter of its own: crewq_events_total is written
+    ledger.event("r1", "tool_result", "a", turn=0, index=0, name="t", is_error=True, chars=1, started_at=0.0,
+                 finished_at=0.1)
+    ledger.event("r1", "tool_skipped", "a", turn=0, index=1, name="t", reason="over the budget")
+    ledger.event("r1", "tool_call", "a", turn=0, index=2, name="t")  # no counter of its own: crewq_events_total is written
     raw = ledger.redis.hgetall(ledger.keys.metrics)
     assert [k for k in raw if k.startswith("crewq_events_total")] == ["crewq_events_total|type=tool_call"]
     got = scrape(registry_for(ledger))

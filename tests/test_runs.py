@@ -62,8 +62,8 @@ def test_three_waves_fan_in_and_four_parallel_tools(app, ledger, worker_processe
 def test_every_key_of_a_run_expires_though_ttls_are_set_once(app, ledger, worker, tmp_path):
     status = run_crew(app, write_crew(tmp_path, FOUR_TOOLS_CREW), timeout=60)
 
-    assert status["status"] == "succeeded", status
-    keys = list(ledger.redis.scan_iter(match=ledger.keys.run_pattern(status["run_id"])))
+    assert status.status == "succeeded", status
+    keys = list(ledger.redis.scan_iter(match=ledger.keys.run_pattern(status.run_id)))
     assert any(k.endswith(":results") for k in keys) and any(k.endswith(":hosts") for k in keys)
     assert {k: ledger.redis.ttl(k) for k in keys if ledger.redis.ttl(k) <= 0} == {}
     # An event for a run that is gone is dropped, not left in a stream that would never expire.

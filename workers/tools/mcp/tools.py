@@ -55,7 +55,9 @@ class McpServer:
         if policy is not None and self.command:
             policy.check_mcp_command(str(self.command), key=f"{key}.command")
         if policy is not None and self.url and spec.api_key:
-            policy.check_key_destination(spec.api_key, httpx.URL(str(self.url)).host, key=f"tools.{spec.name}.api_key")
+            from urllib.parse import urlsplit
+            policy.check_key_destination(spec.api_key, urlsplit(str(self.url)).hostname or "",
+                                         key=f"tools.{spec.name}.api_key")
         if policy is not None and self.url and not policy.allow_private_addresses:
             problem = netguard.address_problem(str(self.url))
             if problem:
