@@ -67,7 +67,7 @@ def test_every_key_of_a_run_expires_though_ttls_are_set_once(app, ledger, worker
     assert any(k.endswith(":results") for k in keys) and any(k.endswith(":hosts") for k in keys)
     assert {k: ledger.redis.ttl(k) for k in keys if ledger.redis.ttl(k) <= 0} == {}
     # An event for a run that is gone is dropped, not left in a stream that would never expire.
-    ledger.event("gone", "tool_call", "a", name="t")
+    ledger.event("gone", "tool_call", "a", turn=0, index=0, name="t")
     assert not ledger.redis.exists(ledger.keys.events("gone"))
 
 
