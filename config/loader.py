@@ -40,6 +40,7 @@ class LoadedCrew:
     crew: Crew
     file: str
     lines: dict[Loc, int] = field(default_factory=dict, repr=False)
+    warnings: tuple[str, ...] = ()  # not errors: e.g. an unset env: in a typed key that took its default
 
     @property
     def source_dir(self) -> str:
@@ -72,15 +73,47 @@ def load_crew_text(text: str, file: str = "<crew>") -> LoadedCrew:
     data, lines = _parse_yaml(text, file)
     if not isinstance(data, dict):
         raise ConfigError("a crew file is a mapping with runtime, task, agents and tools", file=file, line=1)
+    context = {"env": _load_environment(data, file)}
     try:
-        crew = Crew.model_validate(data)
+        crew = Crew.model_validate(data, context=context)
     except ValidationError as exc:
         raise _from_validation(exc, file, lines) from None
     loaded = LoadedCrew(crew=crew, file=file, lines=lines)
+    warnings = tuple(str(loaded.error(loc, f"env:{var} is not set; the default is used"))
+                     for loc, var in _unset_refs(data, context.get("unset", []), ()))
+    loaded = LoadedCrew(crew=crew, file=file, lines=lines, warnings=warnings)
     problems = list(_cross_checks(loaded, data))
     if problems:
         raise _combine(problems)
     return loaded
+
+
+def _load_environment(data: dict, file: str) -> dict[str, str] | None:
+    """The environment typed `env:` keys are read from: the process over the crew's env_file (Routex
+    reads its .env before the rest of the file). A bad env_file is reported by the cross checks."""
+    runtime = data.get("runtime") if isinstance(data.get("runtime"), dict) else {}
+    env_file = runtime.get("env_file")
+    if file.startswith("<") or not isinstance(env_file, str) or not env_file:
+        return None
+    try:
+        return envref.environment(Path(file).resolve().parent, env_file)
+    except ConfigError:
+        return None
+
+
+def _unset_refs(value: Any, unset: list[tuple[str, str]], loc: Loc) -> Iterable[tuple[Loc, str]]:
+    """Where in the file the typed keys whose variable was unset are (for the warnings' line numbers)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if isinstance(v, str) and envref.is_ref(v):
+                var = v[4:].split(":-", 1)[0]
+                if (str(k), var) in unset:
+                    yield loc + (str(k),), var
+            else:
+                yield from _unset_refs(v, unset, loc + (str(k),))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _unset_refs(v, unset, loc + (i,))
 
 
 def _parse_yaml(text: str, file: str) -> tuple[Any, dict[Loc, int]]:

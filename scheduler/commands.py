@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, NoReturn
 
-from crewq.config.errors import ConfigError, RunError
+from crewq.config.errors import ConfigError, MissingEnvError, RunError
 from crewq.config.loader import LoadedCrew
 from crewq.config.settings import Settings
 
@@ -18,7 +18,7 @@ from crewq.workers.ledger import TERMINAL
 from .embedded import embedded_fleet
 from .progress import Progress
 from .runs import Client, submit_loaded
-from .validate import check
+from .validate import check, crew_warnings, task_override, task_warnings
 
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C while `crewq run` waited: the embedded run is cancelled; a fleet's run goes on."""
@@ -43,6 +43,8 @@ def run(file: str, inputs: dict[str, str], task: str | None, timeout: float | No
         concurrency: int, quiet: bool = False) -> dict[str, Any]:
     """Run a crew to its end, on the fleet when a broker is configured, else on the embedded default."""
     loaded, _ = check(file)
+    task = task_override(loaded, task)
+    warn(task_warnings(loaded, inputs, task))
     wait = timeout or (loaded.crew.task.max_duration + 30 if loaded.crew.task.max_duration else DEFAULT_WAIT)
     settings = Settings.from_env()
     if settings.redis_url:
@@ -57,6 +59,11 @@ def run(file: str, inputs: dict[str, str], task: str | None, timeout: float | No
 # The embedded apps of this process's runs: one that left a task running (a cancelled run's turn in
 # its LLM call) makes `exit_now` exit without waiting for that thread.
 _embedded: list = []
+
+
+def warn(lines: list[str]) -> None:
+    for line in lines:
+        print(f"crewq: warning: {line}", file=sys.stderr)
 
 
 def exit_now(code: int) -> NoReturn:
@@ -122,9 +129,14 @@ def write_outputs(result: dict[str, Any], crew_file: str, extra: str | None) -> 
     targets = []
     crew = load_crew(crew_file).crew
     folder = Path(crew_file).resolve().parent
-    # This command writes the file, so an env: output_file is resolved here.
-    output_file = envref.resolve(crew.task.output_file, envref.environment(folder, crew.runtime.env_file),
-                                 key="task.output_file")
+    # This command writes the file, so an env: output_file is resolved here. Unset, the run still
+    # succeeded: its output is printed and only the file is skipped.
+    try:
+        output_file = envref.resolve(crew.task.output_file, envref.environment(folder, crew.runtime.env_file),
+                                     key="task.output_file")
+    except MissingEnvError as exc:
+        warn([f"{exc}; the output is not written to a file"])
+        output_file = None
     if output_file:
         targets.append(folder / output_file)
     if extra:

@@ -74,14 +74,29 @@ def check_loaded(loaded: LoadedCrew) -> list[list[str]]:
 
 
 def render_task(loaded: LoadedCrew, inputs: dict[str, str], override: str | None = None) -> str:
-    """The task text with {placeholders} filled from inputs; a missing input is named."""
+    """The task text with each {placeholder} an input names filled in. One the inputs do not name is
+    plain text, as in Routex (whose tasks never take inputs); `task_warnings` names it."""
     text = override if override is not None else loaded.crew.task.input
+    return _PLACEHOLDER.sub(lambda m: inputs.get(m.group(1), m.group(0)), text)
 
-    def fill(match: re.Match) -> str:
-        name = match.group(1)
-        if name not in inputs:
-            raise loaded.error(("task", "input"), f"the task uses {{{name}}} but no value was given",
-                               f"pass --input {name}=...")
-        return inputs[name]
 
-    return _PLACEHOLDER.sub(fill, text)
+def task_override(loaded: LoadedCrew, task: str | None) -> str | None:
+    """`--task`, else Routex's ROUTEX_TASK (the process environment over the crew's env_file), else None."""
+    if task is not None:
+        return task
+    folder = loaded.source_dir if not loaded.file.startswith("<") else None
+    return envref.environment(folder, loaded.crew.runtime.env_file).get("ROUTEX_TASK") or None
+
+
+def crew_warnings(loaded: LoadedCrew) -> list[str]:
+    """What is legal but likely not what the author meant (printed by validate, plan, run, submit)."""
+    return list(loaded.warnings)
+
+
+def task_warnings(loaded: LoadedCrew, inputs: dict[str, str], override: str | None = None) -> list[str]:
+    """`crew_warnings`, and each {placeholder} of the task that no input fills."""
+    text = override if override is not None else loaded.crew.task.input
+    missing = sorted({m.group(1) for m in _PLACEHOLDER.finditer(text)} - set(inputs))
+    return crew_warnings(loaded) + [
+        str(loaded.error(("task", "input"), f"{{{name}}} is sent as written (no --input {name}=... fills it)"))
+        for name in missing]

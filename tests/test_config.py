@@ -237,15 +237,17 @@ def test_env_references_resolve_late():
         resolve("env:CREWQ_T_KEY", {}, key="runtime.api_key")
 
 
-def test_missing_input_placeholder(tmp_path):
+def test_a_placeholder_no_input_fills_is_plain_text_and_named(tmp_path):
     path = write_crew(tmp_path, """
         runtime: {llm_provider: scripted}
-        task: {input: "about {topic}"}
-        agents: [{id: a, script: [{text: x}]}]
+        task: {input: "about {topic} in {year}"}
+        agents: [{id: a, script: [{text: "got {input}"}]}]
         """)
-    result = CliRunner().invoke(main, ["run", str(path)], env={"CREWQ_REDIS_URL": "", "REDIS_URL": ""})
-    assert result.exit_code == 2
-    assert "task.input: the task uses {topic} but no value was given (pass --input topic=...)" in result.output
+    result = CliRunner().invoke(main, ["run", str(path), "-i", "year=2026"],
+                                env={"CREWQ_REDIS_URL": "", "REDIS_URL": ""})
+    assert result.exit_code == 0, result.output
+    assert "Task:\nabout {topic} in 2026" in result.output
+    assert "task.input: {topic} is sent as written (no --input topic=... fills it)" in result.output
 
 
 def test_routex_crew_file_loads_unchanged(tmp_path):

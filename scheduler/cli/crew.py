@@ -45,7 +45,10 @@ def run(file, inputs, task, as_json, output, timeout, concurrency):
 @click.option("--task", help="replaces the crew file's task input")
 def submit(file, inputs, task):
     """Submit a crew to the fleet and print its run id at once."""
-    click.echo(commands.client().submit(Path(file), parse_inputs(inputs), task))
+    loaded, _ = commands.check(file)
+    task, inputs = commands.task_override(loaded, task), parse_inputs(inputs)
+    commands.warn(commands.task_warnings(loaded, inputs, task))
+    click.echo(commands.client().submit(Path(file), inputs, task))
 
 
 @click.command()
@@ -53,6 +56,7 @@ def submit(file, inputs, task):
 def validate(file):
     """Check a crew file: schema, references, cycles, tools, providers. No network, no secrets."""
     loaded, waves = commands.check(file)
+    commands.warn(commands.crew_warnings(loaded))
     click.echo(f"{file}: ok ({len(loaded.crew.agents)} agents in {len(waves)} waves)")
 
 
@@ -60,7 +64,9 @@ def validate(file):
 @click.argument("file", type=click.Path(dir_okay=False))
 def plan(file):
     """Show the waves and each agent's provider and model. No network, no secrets needed."""
-    click.echo(commands.format_plan(*commands.check(file)))
+    loaded, waves = commands.check(file)
+    commands.warn(commands.crew_warnings(loaded))
+    click.echo(commands.format_plan(loaded, waves))
 
 
 @click.command()

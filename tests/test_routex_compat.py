@@ -1,0 +1,125 @@
+"""A crew file written for Routex loads and means what it means in Routex: its values, defaults and
+`env:` everywhere (crews of our own that use the keys of Routex's examples)."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from crewq.config.loader import load_crew
+from crewq.scheduler.cli import main
+from crewq.scheduler.validate import check, render_task, task_override
+
+from helpers import run_crew, write_crew
+
+ROUTEX_CREW = """
+    runtime:
+      name:         "weather-compare"
+      llm_provider: "anthropic"
+      model:        "claude-sonnet-4-6"
+      api_key:      "env:ANTHROPIC_API_KEY"
+      log_level:    "WARN"
+      env_file:     "."
+    task:
+      input:        "Compare the weather in {city} and London"
+      output_file:  "env:WEATHER_OUTPUT_FILE"
+      max_duration: "env:CREW_DEADLINE:-3m"
+    tools:
+      - name: write_file
+        base_dir: "env:OUTPUT_DIR"
+    agents:
+      - id:          "lagos"
+        role:        "researcher"
+        goal:        "Find the weather"
+        tools:
+        depends_on:
+        restart:     "env:LAGOS_RESTART"
+        timeout:     "env:LAGOS_TIMEOUT"
+        max_total_tool_calls: 0
+        max_duplicate_tool_calls: 0
+      - id:          "comparator"
+        role:        "writer"
+        goal:        "Compare"
+        tools:       []
+        depends_on:  ["lagos"]
+        max_retries: 2
+        timeout:     "90s"
+    memory:
+      backend: "inmem"
+      ttl:     "env:MEMORY_TTL"
+    observability:
+      tracing: false
+      metrics: false
+"""
+
+
+def test_routex_values_and_defaults(tmp_path, monkeypatch):
+    for name in ("LAGOS_TIMEOUT", "MEMORY_TTL", "CREW_DEADLINE", "ROUTEX_TASK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LAGOS_RESTART", "rest_for_one")
+    (tmp_path / ".env").write_text("MEMORY_TTL=30m\n")  # env_file "." is the .env beside the crew
+    loaded = load_crew(write_crew(tmp_path, ROUTEX_CREW))
+    crew = loaded.crew
+    lagos, comparator = crew.agents
+    assert crew.runtime.log_level == "warn" and crew.memory.backend == "inmem"
+    assert crew.memory.ttl == 1800 and crew.task.max_duration == 180
+    assert lagos.tools == [] and lagos.depends_on == [] and lagos.restart == "rest_for_one"
+    assert (lagos.max_total_tool_calls, lagos.max_duplicate_tool_calls) == (20, 2)
+    assert lagos.max_turns is None and lagos.turn_limit == 22  # bounded by the tool budget
+    assert lagos.timeout is None and comparator.timeout == 90  # unset env: takes the key's default...
+    [warning] = loaded.warnings
+    assert warning.endswith("crew.yaml:23: agents[0].timeout: env:LAGOS_TIMEOUT is not set; the default is used")
+    assert crew.task.output_file == "env:WEATHER_OUTPUT_FILE"  # ...a string stays a reference for later
+
+
+def test_a_missing_dot_env_is_fine_but_a_bad_value_from_env_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAGOS_RESTART", "sometimes")
+    message = str(pytest.raises(Exception, check, write_crew(tmp_path, ROUTEX_CREW)).value)
+    assert "crew.yaml:22: agents[0].restart: Input should be 'one_for_one', 'rest_for_one' or 'one_for_all'" in message
+
+
+def test_placeholders_and_routex_task(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAGOS_RESTART", "one_for_one")
+    loaded = load_crew(write_crew(tmp_path, ROUTEX_CREW))
+    assert render_task(loaded, {}) == "Compare the weather in {city} and London"  # plain text in Routex
+    assert render_task(loaded, {"city": "Lagos"}) == "Compare the weather in Lagos and London"
+    monkeypatch.delenv("ROUTEX_TASK", raising=False)
+    assert task_override(loaded, None) is None
+    (tmp_path / ".env").write_text("ROUTEX_TASK=from the env file\n")
+    assert task_override(loaded, None) == "from the env file"
+    monkeypatch.setenv("ROUTEX_TASK", "from the process")
+    assert task_override(loaded, None) == "from the process"
+    assert task_override(loaded, "from --task") == "from --task"
+
+
+def test_an_unset_output_file_still_prints_the_output(tmp_path, monkeypatch):
+    monkeypatch.delenv("CREWQ_T_OUT", raising=False)
+    monkeypatch.setenv("ROUTEX_TASK", "the routex task")
+    path = write_crew(tmp_path, """
+        runtime: {llm_provider: scripted}
+        task: {input: "unused", output_file: "env:CREWQ_T_OUT"}
+        agents: [{id: a, script: [{text: "did {input}"}]}]
+        """)
+    result = CliRunner().invoke(main, ["run", str(path)], env={"CREWQ_REDIS_URL": "", "REDIS_URL": ""})
+    assert result.exit_code == 0, result.output
+    assert "Task:\nthe routex task" in result.output
+    assert "environment variable CREWQ_T_OUT is not set" in result.output and "not written to a file" in result.output
+
+
+def test_with_no_max_turns_the_tool_budget_ends_an_agent_that_keeps_asking(app, worker, tmp_path):
+    path = write_crew(tmp_path, """
+        runtime: {llm_provider: scripted}
+        agents:
+          - id: a
+            max_restarts: 0
+            tools: [list_files]
+            max_total_tool_calls: 1
+            script:
+              - tool_calls: [{name: list_files}]
+              - tool_calls: [{name: list_files, arguments: {recursive: true}}]
+              - tool_calls: [{name: list_files, arguments: {recursive: false}}]
+              - text: never reached
+        """)
+    status = run_crew(app, path)
+    assert status["status"] == "failed"
+    assert "the tool budget (1 calls, so 3 turns; set max_turns for more) reached" in status["error"]
