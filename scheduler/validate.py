@@ -62,6 +62,9 @@ def check_loaded(loaded: LoadedCrew) -> list[list[str]]:
         elif provider not in known:
             problems.append(loaded.error(loc, f"unknown LLM provider {provider!r} (agent {agent.id!r}); "
                                          f"known: {', '.join(known)}", suggest(provider, known)))
+        elif provider == "openai-compatible" and not crew.llm_of(agent).base_url:
+            problems.append(loaded.error(loc, f"agent {agent.id!r}: openai-compatible needs base_url (the server to "
+                                         "send to); use provider openai for api.openai.com"))
         elif provider == "scripted" and not agent.script:
             problems.append(loaded.error(("agents", i), f"agent {agent.id!r} uses the scripted provider "
                                          "but has no script:"))

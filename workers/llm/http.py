@@ -32,6 +32,7 @@ import httpx
 
 from crewq.config.errors import ProviderError, TransientProviderError
 
+from . import endpoint
 from .base import Provider
 from .types import LLMConfig, LLMRequest
 
@@ -124,7 +125,7 @@ class HTTPProvider(Provider):
         self.label = config.provider or self.name  # the name the user wrote ("openai-compatible")
 
     def url(self, path: str) -> str:
-        return (self.config.base_url or self.default_base_url).rstrip("/") + path
+        return endpoint.join(self.config.base_url or self.default_base_url, path)  # root or full endpoint
 
     def post(self, path: str, headers: dict[str, str], body: dict[str, Any], request: LLMRequest) -> dict[str, Any]:
         url = self.url(path)
