@@ -18,7 +18,7 @@ from crewq.workers.ledger import TERMINAL
 from .embedded import embedded_fleet
 from .progress import Progress
 from .runs import Client, submit_loaded
-from .validate import check, crew_warnings, task_override, task_warnings
+from .validate import check, check_online, crew_warnings, task_override, task_warnings
 
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C while `crewq run` waited: the embedded run is cancelled; a fleet's run goes on."""

@@ -11,7 +11,7 @@ from crewq.config.errors import ConfigError, CycleError
 from crewq.config.loader import LoadedCrew, load_crew, suggest
 
 from crewq.workers.llm.registry import provider_names
-from crewq.workers.tools.registry import config_problem, unknown_tools
+from crewq.workers.tools.registry import config_problem, mcp_tool_by_name, mcp_tool_names, unknown_tools
 
 from . import plan
 
@@ -76,6 +76,29 @@ def check_loaded(loaded: LoadedCrew) -> list[list[str]]:
     return waves
 
 
+def check_online(loaded: LoadedCrew) -> None:
+    """What needs the network (`plan`, `run --dry-run`): every tool an agent names by an MCP server's
+    tool name is offered by exactly one server of the crew. Raises ConfigError naming each one."""
+    crew = loaded.crew
+    names = mcp_tool_names(crew)
+    if not names:
+        return
+    folder = loaded.source_dir if not loaded.file.startswith("<") else None
+    env = envref.environment(folder, crew.runtime.env_file)
+    problems = []
+    for agent_index, tool_index, name in names:
+        try:
+            mcp_tool_by_name(crew, name, env)
+        except ConfigError as exc:
+            problems.append(loaded.error(("agents", agent_index, "tools", tool_index),
+                                         f"agent {crew.agents[agent_index].id!r}: {exc.message}", exc.hint))
+    if problems:
+        first = problems[0]
+        if len(problems) > 1:
+            first.args = ("\n".join(str(p) for p in problems),)
+        raise first
+
+
 def render_task(loaded: LoadedCrew, inputs: dict[str, str], override: str | None = None) -> str:
     """The task text with each {placeholder} an input names filled in. One the inputs do not name is
     plain text, as in Routex (whose tasks never take inputs); `task_warnings` names it."""
@@ -93,7 +116,10 @@ def task_override(loaded: LoadedCrew, task: str | None) -> str | None:
 
 def crew_warnings(loaded: LoadedCrew) -> list[str]:
     """What is legal but likely not what the author meant (printed by validate, plan, run, submit)."""
-    return list(loaded.warnings)
+    crew = loaded.crew
+    mcp = [loaded.error(("agents", i, "tools", j), f"{name!r} is no built-in tool: an MCP server of the crew "
+                        "must offer it (`crewq plan` connects and checks)") for i, j, name in mcp_tool_names(crew)]
+    return list(loaded.warnings) + [str(w) for w in mcp]
 
 
 def task_warnings(loaded: LoadedCrew, inputs: dict[str, str], override: str | None = None) -> list[str]:

@@ -3,12 +3,17 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
 from crewq.config.loader import load_crew
 from crewq.scheduler.cli import main
-from crewq.scheduler.validate import check, render_task, task_override
+from crewq.scheduler.validate import check, crew_warnings, render_task, task_override
+from crewq.workers.tools.mcp import forget_servers
+from crewq.workers.tools.registry import toolbox
 
 from helpers import run_crew, write_crew
 
@@ -123,3 +128,52 @@ def test_with_no_max_turns_the_tool_budget_ends_an_agent_that_keeps_asking(app, 
     status = run_crew(app, path)
     assert status["status"] == "failed"
     assert "the tool budget (1 calls, so 3 turns; set max_turns for more) reached" in status["error"]
+
+
+# -- MCP tools named one by one, as Routex's agents name them --------------------------------------
+
+MCP_SERVER = str(Path(__file__).parent / "fakes" / "mcp_server.py")
+
+
+def mcp_crew(tmp_path, tools: str) -> Path:
+    return write_crew(tmp_path, f"""
+        runtime: {{llm_provider: scripted}}
+        tools:
+          - name: mcp
+            extra: {{server_name: sdk, command: "{sys.executable}", args: ["{MCP_SERVER}", stdio]}}
+        agents:
+          - {{id: clerk, tools: {tools}, script: [{{text: done}}]}}
+        """)
+
+
+@pytest.fixture
+def fresh_mcp():
+    forget_servers()
+    yield
+    forget_servers()
+
+
+def test_validate_accepts_names_an_mcp_server_may_offer_offline(tmp_path, monkeypatch):
+    path = mcp_crew(tmp_path, "[echo, stock_level]")
+    monkeypatch.setattr("crewq.workers.tools.registry.mcp_offers", None)  # offline: never connects
+    loaded, _ = check(path)
+    assert [w.split(": ", 2)[-1] for w in crew_warnings(loaded)] == [
+        "'echo' is no built-in tool: an MCP server of the crew must offer it (`crewq plan` connects and checks)",
+        "'stock_level' is no built-in tool: an MCP server of the crew must offer it (`crewq plan` connects and checks)"]
+
+
+def test_plan_connects_and_names_a_tool_no_server_offers(tmp_path, fresh_mcp):
+    result = CliRunner().invoke(main, ["plan", str(mcp_crew(tmp_path, "[echo, stock_level]"))])
+    assert result.exit_code == 2
+    assert ("agents[0].tools[1]: agent 'clerk': no MCP server of the crew offers a tool 'stock_level'; "
+            "they offer: add, echo, fail, lookup") in result.output
+    result = CliRunner().invoke(main, ["plan", str(mcp_crew(tmp_path, "[echo, sdk.add]"))])
+    assert result.exit_code == 0, result.output
+    assert "tools: echo, sdk.add" in result.output
+
+
+def test_an_agent_gets_only_the_mcp_tools_it_names(tmp_path, fresh_mcp):
+    crew = load_crew(mcp_crew(tmp_path, "[echo, sdk.add]")).crew
+    tools = toolbox(crew, crew.agents[0])
+    assert sorted(tools) == ["add", "echo"]  # not fail or lookup: tools it did not list are not callable
+    assert tools["add"].wire_name == "add"

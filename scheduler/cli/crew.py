@@ -63,8 +63,9 @@ def validate(file):
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 def plan(file):
-    """Show the waves and each agent's provider and model. No network, no secrets needed."""
+    """Show the waves and each agent's provider and model; connects to MCP servers whose tools agents name."""
     loaded, waves = commands.check(file)
+    commands.check_online(loaded)
     commands.warn(commands.crew_warnings(loaded))
     click.echo(commands.format_plan(loaded, waves))
 
