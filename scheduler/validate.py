@@ -11,7 +11,8 @@ from crewq.config.errors import ConfigError, CycleError
 from crewq.config.loader import LoadedCrew, load_crew, suggest
 
 from crewq.workers.llm.registry import provider_names
-from crewq.workers.tools.registry import config_problem, mcp_tool_by_name, mcp_tool_names, unknown_tools
+from crewq.workers.tools.registry import (config_problem, config_warnings, mcp_tool_by_name, mcp_tool_names,
+                                          unknown_tools)
 
 from . import plan
 
@@ -119,7 +120,10 @@ def crew_warnings(loaded: LoadedCrew) -> list[str]:
     crew = loaded.crew
     mcp = [loaded.error(("agents", i, "tools", j), f"{name!r} is no built-in tool: an MCP server of the crew "
                         "must offer it (`crewq plan` connects and checks)") for i, j, name in mcp_tool_names(crew)]
-    return list(loaded.warnings) + [str(w) for w in mcp]
+    unknown = {index for agent_index, index, _, _ in unknown_tools(crew) if agent_index < 0}
+    tools = [loaded.error(("tools", i), f"tool {spec.name!r}: {w}") for i, spec in enumerate(crew.tools)
+             if i not in unknown for w in config_warnings(spec)]
+    return list(loaded.warnings) + [str(w) for w in mcp + tools]
 
 
 def task_warnings(loaded: LoadedCrew, inputs: dict[str, str], override: str | None = None) -> list[str]:

@@ -103,14 +103,12 @@ def test_tool_settings_that_cannot_work_are_named_before_anything_runs(tmp_path)
           - {name: web_search, extra: {backend: bing}}
           - {name: mcp, extra: {server_name: docs}}
           - {name: shout, python: "no_colon_here"}
-          - {name: http_request, extra: {bearer: "env:TOKEN"}}
         agents:
-          - {id: a, tools: [web_search, docs, shout, http_request], script: [{text: x}]}
+          - {id: a, tools: [web_search, docs, shout], script: [{text: x}]}
         """)
     assert "crew.yaml:4: tools[0]: tool 'web_search': unknown web_search backend 'bing'" in message
     assert "crew.yaml:5: tools[1]: tool 'mcp': an MCP server needs extra.server_url or extra.command" in message
     assert "crew.yaml:6: tools[2]: tool 'shout': python tool 'no_colon_here' must look like" in message
-    assert "crew.yaml:7: tools[3]: tool 'http_request': http_request credentials need extra.base_url" in message
 
 
 def test_a_tool_timeout_must_be_a_duration(tmp_path):

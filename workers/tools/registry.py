@@ -142,6 +142,13 @@ def config_problem(spec: ToolSpec) -> str | None:
     return None
 
 
+def config_warnings(spec: ToolSpec) -> list[str]:
+    """The `warning()` of each tool a `tools[]` entry builds, offline (no MCP, no python: import)."""
+    if spec.python or spec.name in _WANTS_ENV or config_problem(spec):
+        return []
+    return [w for w in (t.warning() for t in build_tools(spec)) if w]
+
+
 def build_tools(spec: ToolSpec, env: Mapping[str, str] | None = None) -> list[Tool]:
     if spec.python:
         return [PythonTool(spec)]
