@@ -57,8 +57,9 @@ class LoadedCrew:
         return ConfigError(message, file=self.file, line=self.line_of(loc), key=key_path(loc) or None, hint=hint)
 
 
-def load_crew(path: str | Path) -> LoadedCrew:
-    """Read and validate a crew file. Raises ConfigError (all problems found, the first on top)."""
+def load_crew(path: str | Path, env_file: str | None = None) -> LoadedCrew:
+    """Read and validate a crew file. Raises ConfigError (all problems found, the first on top).
+    `env_file` replaces runtime.env_file (Routex's `--env-file`)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -66,13 +67,16 @@ def load_crew(path: str | Path) -> LoadedCrew:
         raise ConfigError("crew file not found", file=str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read crew file: {exc}", file=str(path)) from None
-    return load_crew_text(text, str(path))
+    return load_crew_text(text, str(path), env_file)
 
 
-def load_crew_text(text: str, file: str = "<crew>") -> LoadedCrew:
+def load_crew_text(text: str, file: str = "<crew>", env_file: str | None = None) -> LoadedCrew:
     data, lines = _parse_yaml(text, file)
     if not isinstance(data, dict):
         raise ConfigError("a crew file is a mapping with runtime, task, agents and tools", file=file, line=1)
+    if env_file is not None:
+        runtime = data.get("runtime") if isinstance(data.get("runtime"), dict) else {}
+        data["runtime"] = {**runtime, "env_file": env_file}
     context = {"env": _load_environment(data, file)}
     try:
         crew = Crew.model_validate(data, context=context)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator, NoReturn
 
@@ -40,12 +41,17 @@ def client() -> Client:
 
 
 def run(file: str, inputs: dict[str, str], task: str | None, timeout: float | None,
-        concurrency: int, quiet: bool = False) -> dict[str, Any]:
-    """Run a crew to its end, on the fleet when a broker is configured, else on the embedded default."""
-    loaded, _ = check(file)
+        concurrency: int, quiet: bool = False, env_file: str | None = None) -> dict[str, Any]:
+    """Run a crew to its end, on the fleet when a broker is configured, else on the embedded default.
+    `timeout` (Routex's `-T`) replaces the crew's max_duration: the run's deadline."""
+    loaded, _ = check(file, env_file)
+    if timeout:
+        crew = loaded.crew
+        loaded = replace(loaded, crew=crew.model_copy(update={"task": crew.task.model_copy(
+            update={"max_duration": timeout})}))
     task = task_override(loaded, task)
     warn(task_warnings(loaded, inputs, task))
-    wait = timeout or (loaded.crew.task.max_duration + 30 if loaded.crew.task.max_duration else DEFAULT_WAIT)
+    wait = loaded.crew.task.max_duration + 30 if loaded.crew.task.max_duration else DEFAULT_WAIT
     settings = Settings.from_env()
     if settings.redis_url:
         return _run_on(Client(create_app(settings)), loaded, inputs, task, wait, quiet, cancel_on_exit=False)
@@ -120,14 +126,14 @@ def cost_text(data: dict[str, Any]) -> str:
     return f"cost at least ${cost:.4f} ({missing})" if cost else f"cost unknown ({missing})"
 
 
-def write_outputs(result: dict[str, Any], crew_file: str, extra: str | None) -> None:
+def write_outputs(result: dict[str, Any], crew_file: str, extra: str | None, env_file: str | None = None) -> None:
     """The final output to the crew's task.output_file (relative to the crew file) and to -o."""
     if result["status"] != "succeeded":
         return
     from crewq.config import envref
     from crewq.config.loader import load_crew
     targets = []
-    crew = load_crew(crew_file).crew
+    crew = load_crew(crew_file, env_file).crew
     folder = Path(crew_file).resolve().parent
     # This command writes the file, so an env: output_file is resolved here. Unset, the run still
     # succeeded: its output is printed and only the file is skipped.

@@ -19,9 +19,9 @@ from . import plan
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-def check(path: str | Path) -> tuple[LoadedCrew, list[list[str]]]:
+def check(path: str | Path, env_file: str | None = None) -> tuple[LoadedCrew, list[list[str]]]:
     """Load a crew file and check everything that can be checked offline. Returns (crew, waves)."""
-    loaded = load_crew(path)
+    loaded = load_crew(path, env_file)
     return loaded, check_loaded(loaded)
 
 
@@ -73,6 +73,7 @@ def check_loaded(loaded: LoadedCrew) -> list[list[str]]:
         first = problems[0]
         if len(problems) > 1:
             first.args = ("\n".join(str(p) for p in problems),)
+        first.problems = problems
         raise first
     return waves
 
@@ -97,6 +98,7 @@ def check_online(loaded: LoadedCrew) -> None:
         first = problems[0]
         if len(problems) > 1:
             first.args = ("\n".join(str(p) for p in problems),)
+        first.problems = problems
         raise first
 
 

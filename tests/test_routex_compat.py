@@ -177,3 +177,46 @@ def test_an_agent_gets_only_the_mcp_tools_it_names(tmp_path, fresh_mcp):
     tools = toolbox(crew, crew.agents[0])
     assert sorted(tools) == ["add", "echo"]  # not fail or lookup: tools it did not list are not callable
     assert tools["add"].wire_name == "add"
+
+
+# -- Routex's CLI flags ---------------------------------------------------------------------------
+
+def test_run_flags_task_timeout_env_file_output_and_dry_run(tmp_path, monkeypatch):
+    monkeypatch.delenv("ROUTEX_TASK", raising=False)
+    path = write_crew(tmp_path, """
+        runtime: {llm_provider: scripted, env_file: missing.env}
+        task: {input: "from the file", max_duration: 1h}
+        agents: [{id: a, script: [{text: "did {input}"}]}]
+        """)
+    (tmp_path / "prod.env").write_text("ROUTEX_TASK=from prod.env\n")
+    env = {"CREWQ_REDIS_URL": "", "REDIS_URL": ""}
+    dry = CliRunner().invoke(main, ["run", str(path), "--dry-run", "-e", "prod.env"], env=env)
+    assert dry.exit_code == 0 and "wave 0:" in dry.output and "run " not in dry.output
+    out = tmp_path / "out.md"
+    result = CliRunner().invoke(main, ["run", str(path), "-e", "prod.env", "-T", "5m", "-l", "WARN", "-o", str(out)],
+                                env=env)
+    assert result.exit_code == 0, result.output
+    assert out.read_text() == "did Task:\nfrom prod.env\n"
+    result = CliRunner().invoke(main, ["run", str(path), "-t", "from -t", "-T", "2m"], env=env)
+    assert result.exit_code == 0 and "Task:\nfrom -t" in result.output
+    bad = CliRunner().invoke(main, ["run", str(path), "-T", "soon"], env=env)
+    assert bad.exit_code == 2 and "bad duration 'soon'" in bad.output
+
+
+def test_validate_json_tools_list_json_and_version_json(tmp_path):
+    import json
+    good = write_crew(tmp_path, "runtime: {llm_provider: scripted}\nagents: [{id: a, script: [{text: x}]}]\n")
+    result = CliRunner().invoke(main, ["validate", "--json", str(good)])
+    assert result.exit_code == 0
+    assert json.loads(result.output) == {"file": str(good), "valid": True, "errors": [], "warnings": [],
+                                         "agents": ["a"], "waves": [["a"]]}
+    bad = write_crew(tmp_path, "agents: [{id: a, tools: [nope, nada]}]\n", name="bad.yaml")
+    result = CliRunner().invoke(main, ["validate", "--json", str(bad)])
+    assert result.exit_code == 2
+    errors = json.loads(result.output)["errors"]
+    assert len(errors) == 3 and "unknown tool 'nope'" in errors[0] and "unknown tool 'nada'" in errors[1]
+    tools = json.loads(CliRunner().invoke(main, ["tools", "list", "--json"]).output)
+    read_file = next(t for t in tools if t["name"] == "read_file")
+    assert read_file["source"] == "builtin" and read_file["description"]
+    version = json.loads(CliRunner().invoke(main, ["version", "--json"]).output)
+    assert version["version"] and version["python"]

@@ -41,5 +41,5 @@ def main() -> None:
 
 for command in (crew.run, crew.submit, runs.status, runs.events, runs.cancel, runs.resume,
                 crew.validate, crew.plan, crew.init, crew.schema,
-                fleet.worker, fleet.supervisor, fleet.beat, fleet.tools):
+                fleet.worker, fleet.supervisor, fleet.beat, fleet.tools, fleet.version):
     main.add_command(command)
