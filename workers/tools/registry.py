@@ -23,11 +23,15 @@ from crewq.config.loader import suggest
 from crewq.config.schema import Agent, Crew, ToolSpec
 
 from .base import Tool
+from .brave_search import BraveSearch
 from .files import ListFiles, ReadFile, WriteFile
 from .http_request import HttpRequest
 from .mcp import McpTool, mcp_tools
 from .python_tool import PythonTool
 from .read_url import ReadUrl
+from .scrape import Scrape
+from .send_email import SendEmail
+from .translate import Translate
 from .web_search import WebSearch
 from .wikipedia import Wikipedia
 
@@ -42,6 +46,10 @@ _FACTORIES: dict[str, ToolFactory] = {
     "wikipedia": lambda spec: [Wikipedia(spec)],
     "http_request": lambda spec: [HttpRequest(spec)],
     "read_url": lambda spec: [ReadUrl(spec)],
+    "brave_search": lambda spec: [BraveSearch(spec)],
+    "scrape": lambda spec: [Scrape(spec)],
+    "translate": lambda spec: [Translate(spec)],
+    "send_email": lambda spec: [SendEmail(spec)],
     "mcp": mcp_tools,
 }
 # Factories that resolve `env:` references while building (discovery), so they get the env.
