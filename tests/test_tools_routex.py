@@ -93,3 +93,21 @@ def test_send_email_needs_from_email_and_a_known_provider():
         build_tools(ToolSpec(name="send_email", api_key="env:K"))
     with pytest.raises(ConfigError, match="unknown send_email provider 'pigeon'"):
         build_tools(ToolSpec(name="send_email", api_key="env:K", extra={"provider": "pigeon", "from_email": "a@b"}))
+
+
+def test_generate_image_saves_under_base_dir_and_returns_the_path(apis, tmp_path):
+    context = ToolContext(run_id="run", agent_id="agent", idempotency_key="k", source_dir=str(tmp_path),
+                          env={"IMG_KEY": "image-key"})
+    spec = ToolSpec(name="generate_image", api_key="env:IMG_KEY", base_dir="./outputs/images",
+                    extra={"base_url": apis.url, "allow_private": True})
+    [image] = build_tools(spec)
+    result = image.execute({"prompt": "a lighthouse", "filename": "cover.png"}, context)
+    assert not result.is_error, result.content
+    saved = tmp_path / "outputs" / "images" / "cover.png"
+    assert result.structured["path"] == str(saved) and saved.read_bytes() == b"\x89PNG\r\n\x1a\na lighthouse"
+    assert json.loads(apis.last()["body"]) == {"model": "dall-e-3", "prompt": "a lighthouse", "n": 1,
+                                               "size": "1024x1024", "response_format": "b64_json"}
+    escape = image.execute({"prompt": "x", "filename": "../../out.png"}, context)
+    assert escape.is_error  # the schema refuses a path; base_dir is never left
+    wrong = ToolContext(run_id="run", agent_id="agent", idempotency_key="k", env={"IMG_KEY": "nope"})
+    assert "HTTP 401" in image.execute({"prompt": "x"}, wrong).content

@@ -1,5 +1,5 @@
 """One local HTTP server that plays Brave, Tavily, DuckDuckGo, Wikipedia, DeepL, ScrapingBee, SendGrid,
-Resend, a web page and an echo API.
+Resend, OpenAI Images, a web page and an echo API.
 
 Each built-in's `extra.base_url` is pointed here (127.0.0.1, a free port). Every request is
 recorded (`requests`) so tests can check what a tool sent: path, query, headers, body.
@@ -7,6 +7,7 @@ recorded (`requests`) so tests can check what a tool sent: path, query, headers,
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -100,6 +101,12 @@ class FakeApis:
             if req["headers"].get("authorization") != "Bearer mail-key":
                 return _json(401, {"name": "validation_error"})
             return _json(200, {"id": "re-1"})
+        if path == "/v1/images/generations":  # OpenAI Images
+            if req["headers"].get("authorization") != "Bearer image-key":
+                return _json(401, {"error": {"message": "Incorrect API key", "type": "invalid_request_error"}})
+            body = json.loads(req["body"])
+            png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + body["prompt"].encode()).decode()
+            return _json(200, {"created": 1, "data": [{"b64_json": png, "revised_prompt": "a " + body["prompt"]}]})
         if path.startswith("/echo"):
             return _json(int(q.get("status", 200)), {k: req[k] for k in ("method", "path", "query", "headers", "body")})
         return _json(404, {"error": "no route"})

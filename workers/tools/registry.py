@@ -25,6 +25,7 @@ from crewq.config.schema import Agent, Crew, ToolSpec
 from .base import Tool
 from .brave_search import BraveSearch
 from .files import ListFiles, ReadFile, WriteFile
+from .generate_image import GenerateImage
 from .http_request import HttpRequest
 from .mcp import McpTool, mcp_tools
 from .python_tool import PythonTool
@@ -50,6 +51,7 @@ _FACTORIES: dict[str, ToolFactory] = {
     "scrape": lambda spec: [Scrape(spec)],
     "translate": lambda spec: [Translate(spec)],
     "send_email": lambda spec: [SendEmail(spec)],
+    "generate_image": lambda spec: [GenerateImage(spec)],
     "mcp": mcp_tools,
 }
 # Factories that resolve `env:` references while building (discovery), so they get the env.
