@@ -111,3 +111,19 @@ def test_generate_image_saves_under_base_dir_and_returns_the_path(apis, tmp_path
     assert escape.is_error  # the schema refuses a path; base_dir is never left
     wrong = ToolContext(run_id="run", agent_id="agent", idempotency_key="k", env={"IMG_KEY": "nope"})
     assert "HTTP 401" in image.execute({"prompt": "x"}, wrong).content
+
+
+def test_summarise_is_one_llm_call_through_crewqs_providers(context):
+    from fakes.llm_servers import FakeLLMServer, Reply, anthropic_error, anthropic_message
+    with FakeLLMServer() as llm:
+        [summarise] = build_tools(ToolSpec(name="summarise", api_key="env:MAIL_KEY", extra={"base_url": llm.url}))
+        llm.queue(Reply(body=anthropic_message(text=" Tides follow the moon. ")))
+        result = summarise.execute({"text": "A long text about tides and the moon.", "max_words": 50}, context)
+        assert not result.is_error, result.content
+        assert result.structured["summary"] == "Tides follow the moon."
+        sent = llm.received[0]
+        assert sent.path == "/v1/messages" and sent.headers["x-api-key"] == "mail-key"
+        assert sent.body["model"] == "claude-haiku-4-5" and "at most 50 words" in sent.body["system"]
+        llm.queue(Reply(status=401, body=anthropic_error("authentication_error", "invalid x-api-key")))
+        failed = summarise.execute({"text": "x"}, context)
+        assert failed.is_error and "the summarising LLM (anthropic/claude-haiku-4-5) failed" in failed.content

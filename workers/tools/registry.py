@@ -32,6 +32,7 @@ from .python_tool import PythonTool
 from .read_url import ReadUrl
 from .scrape import Scrape
 from .send_email import SendEmail
+from .summarise import Summarise
 from .translate import Translate
 from .web_search import WebSearch
 from .wikipedia import Wikipedia
@@ -52,6 +53,7 @@ _FACTORIES: dict[str, ToolFactory] = {
     "translate": lambda spec: [Translate(spec)],
     "send_email": lambda spec: [SendEmail(spec)],
     "generate_image": lambda spec: [GenerateImage(spec)],
+    "summarise": lambda spec: [Summarise(spec)],
     "mcp": mcp_tools,
 }
 # Factories that resolve `env:` references while building (discovery), so they get the env.
