@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -220,3 +221,81 @@ def test_validate_json_tools_list_json_and_version_json(tmp_path):
     assert read_file["source"] == "builtin" and read_file["description"]
     version = json.loads(CliRunner().invoke(main, ["version", "--json"]).output)
     assert version["version"] and version["python"]
+
+
+# -- a crew in Routex's style, end to end against local fakes -------------------------------------
+
+def test_a_routex_style_crew_runs_end_to_end(app, ledger, worker, tmp_path, fresh_mcp, monkeypatch):
+    from fakes.llm_servers import FakeLLMServer, Reply, anthropic_message
+    from fakes.tool_servers import FakeApis
+    monkeypatch.delenv("ROUTEX_TASK", raising=False)
+    with FakeLLMServer() as llm, FakeApis() as apis:
+        llm.queue(Reply(body=anthropic_message(tool_uses=[
+                      ("tu_1", "echo", {"text": "stock of octopus plushies"}),
+                      ("tu_2", "http_request", {"url": "/echo/weather", "params": {"q": "Lagos,NG"}})])),
+                  Reply(body=anthropic_message(text="Lagos: warm; 12 plushies")),
+                  Reply(body=anthropic_message(text="Report: Lagos is warm and we have 12 plushies")))
+        (tmp_path / ".env").write_text("ANTHROPIC_API_KEY=sk-ant-routex-e2e\nOWM_KEY=owm-secret\n")
+        path = write_crew(tmp_path, f"""
+            runtime:
+              name:         "routex-style"
+              llm_provider: "anthropic"
+              model:        "claude-sonnet-4-6"
+              api_key:      "env:ANTHROPIC_API_KEY"
+              base_url:     "{llm.url}/v1/messages"
+              log_level:    "WARN"
+              env_file:     "."
+            task:
+              input:        "Check the weather in Lagos and the {{stock}}"
+              max_duration: "2m"
+            tools:
+              - name: "mcp"
+                extra: {{server_name: shop, command: "{sys.executable}", args: ["{MCP_SERVER}", stdio]}}
+              - name: "http_request"
+                extra:
+                  base_url:           "{apis.url}"
+                  allow_private:      true
+                  query_api_key:      "env:OWM_KEY"
+                  query_api_key_name: "appid"
+                  param_units:        "metric"
+                  header_X_Client:    "routex-crew"
+            agents:
+              - id:          "researcher"
+                role:        "researcher"
+                goal:        "Find the weather and the stock"
+                tools:       ["echo", "http_request"]
+                depends_on:
+                restart:     "one_for_one"
+                max_retries: 2
+                timeout:     "60s"
+                max_total_tool_calls: 0
+              - id:          "writer"
+                role:        "writer"
+                goal:        "Write the report"
+                tools:
+                depends_on:  ["researcher"]
+            memory:
+              backend: "inmem"
+              ttl:     "1h"
+            observability:
+              tracing: false
+              metrics: false
+            """)
+        status = run_crew(app, path, timeout=60)
+        assert status["status"] == "succeeded", status
+        assert status["output"] == "Report: Lagos is warm and we have 12 plushies"
+        first = llm.received[0]
+        assert first.path == "/v1/messages" and first.headers["x-api-key"] == "sk-ant-routex-e2e"
+        assert [t["name"] for t in first.body["tools"]] == ["echo", "http_request"]  # only the tools it named
+        assert "the {stock}" in first.body["messages"][0]["content"]  # no --input: plain text
+        weather = apis.last()
+        assert weather["path"] == "/echo/weather"
+        assert weather["query"] == {"units": "metric", "q": "Lagos,NG", "appid": "owm-secret"}
+        assert weather["headers"]["x-client"] == "routex-crew"
+        results = llm.received[1].body["messages"][-1]["content"]
+        assert [b["tool_use_id"] for b in results] == ["tu_1", "tu_2"]
+        assert "stock of octopus plushies" in json.dumps(results[0])
+    events = [(e["type"], e.get("agent") or "-", e.get("name") or "") for e in ledger.events(status["run_id"])]
+    print("\n".join(" ".join(e).strip() for e in events))
+    assert ("tool_call", "researcher", "echo") in events and ("tool_call", "researcher", "http_request") in events
+    assert events[-1][0] == "run_finished"
