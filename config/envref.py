@@ -62,9 +62,9 @@ def load_env_file(crew_dir: str | Path, env_file: str) -> dict[str, str]:
 
     A missing file reads as empty: a fresh `crewq init` names `.env` before the user has written one,
     and on a fleet the variables usually come from the process environment instead. A variable that
-    is then missing is reported by name where it is used."""
+    is then missing is reported by name where it is used. `"."` (Routex) is the folder's `.env`."""
     base = Path(crew_dir).resolve()
-    path = (base / env_file).resolve()
+    path = (base / (".env" if env_file == "." else env_file)).resolve()  # Routex: "." is the .env beside the file
     if not path.is_relative_to(base):
         raise ConfigError(f"env_file {env_file!r} is outside the crew file's folder {base}",
                           key="runtime.env_file")

@@ -41,6 +41,7 @@ class LoadedCrew:
     crew: Crew
     file: str
     lines: dict[Loc, int] = field(default_factory=dict, repr=False)
+    warnings: tuple[str, ...] = ()  # not errors: e.g. an unset env: in a typed key that took its default
 
     @property
     def source_dir(self) -> str:
@@ -57,8 +58,9 @@ class LoadedCrew:
         return ConfigError(message, file=self.file, line=self.line_of(loc), key=key_path(loc) or None, hint=hint)
 
 
-def load_crew(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> LoadedCrew:
-    """Read and validate a crew file. Raises ConfigError (all problems found, the first on top)."""
+def load_crew(path: str | Path, limits: Limits = DEFAULT_LIMITS, env_file: str | None = None) -> LoadedCrew:
+    """Read and validate a crew file. Raises ConfigError (all problems found, the first on top).
+    `env_file` replaces runtime.env_file (Routex's `--env-file`)."""
     path = Path(path)
     try:
         # Checked before reading: a huge file is refused without being read into memory.
@@ -68,24 +70,60 @@ def load_crew(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> LoadedCrew:
         raise ConfigError("crew file not found", file=str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read crew file: {exc}", file=str(path)) from None
-    return load_crew_text(text, str(path), limits)
+    return load_crew_text(text, str(path), limits, env_file)
 
 
-def load_crew_text(text: str, file: str = "<crew>", limits: Limits = DEFAULT_LIMITS) -> LoadedCrew:
+def load_crew_text(text: str, file: str = "<crew>", limits: Limits = DEFAULT_LIMITS,
+                   env_file: str | None = None) -> LoadedCrew:
     if not isinstance(text, str):
         raise ConfigError(f"a crew is YAML text, not {type(text).__name__}", file=file)
     data, lines = _parse_yaml(text, file, limits)
     if not isinstance(data, dict):
         raise ConfigError("a crew file is a mapping with runtime, task, agents and tools", file=file, line=1)
+    if env_file is not None:
+        runtime = data.get("runtime") if isinstance(data.get("runtime"), dict) else {}
+        data["runtime"] = {**runtime, "env_file": env_file}
+    context = {"env": _load_environment(data, file)}
     try:
-        crew = Crew.model_validate(data)
+        crew = Crew.model_validate(data, context=context)
     except ValidationError as exc:
         raise _from_validation(exc, file, lines) from None
     loaded = LoadedCrew(crew=crew, file=file, lines=lines)
+    warnings = tuple(str(loaded.error(loc, f"env:{var} is not set; the default is used"))
+                     for loc, var in _unset_refs(data, context.get("unset", []), ()))
+    loaded = LoadedCrew(crew=crew, file=file, lines=lines, warnings=warnings)
     problems = list(_cross_checks(loaded, data))
     if problems:
         raise _combine(problems)
     return loaded
+
+
+def _load_environment(data: dict, file: str) -> dict[str, str] | None:
+    """The environment typed `env:` keys are read from: the process over the crew's env_file (Routex
+    reads its .env before the rest of the file). A bad env_file is reported by the cross checks."""
+    runtime = data.get("runtime") if isinstance(data.get("runtime"), dict) else {}
+    env_file = runtime.get("env_file")
+    if file.startswith("<") or not isinstance(env_file, str) or not env_file:
+        return None
+    try:
+        return envref.environment(Path(file).resolve().parent, env_file)
+    except ConfigError:
+        return None
+
+
+def _unset_refs(value: Any, unset: list[tuple[str, str]], loc: Loc) -> Iterable[tuple[Loc, str]]:
+    """Where in the file the typed keys whose variable was unset are (for the warnings' line numbers)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if isinstance(v, str) and envref.is_ref(v):
+                var = v[4:].split(":-", 1)[0]
+                if (str(k), var) in unset:
+                    yield loc + (str(k),), var
+            else:
+                yield from _unset_refs(v, unset, loc + (str(k),))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _unset_refs(v, unset, loc + (i,))
 
 
 def _parse_yaml(text: str, file: str, limits: Limits) -> tuple[Any, dict[Loc, int]]:

@@ -8,18 +8,48 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator,
+                      model_validator)
+from pydantic_core import PydanticUseDefault
 
+from . import envref
 from .durations import parse_duration
+from .errors import MissingEnvError
 
+
+def _from_env(value: Any, info: ValidationInfo) -> Any:
+    """Routex reads `env:VAR` in any value. A secret (a string setting) stays a reference until the worker
+    uses it; a typed setting that is no secret (a level, a policy, a duration, memory.*) is read when the
+    file is loaded, from the loader's environment (the process over `env_file`). Unset with no default:
+    the key's default, as Routex's `envOr` does, and the loader warns."""
+    if not envref.is_ref(value):
+        return value
+    context = info.context or {}
+    try:
+        return envref.resolve(value, context.get("env"))
+    except MissingEnvError as exc:
+        context.setdefault("unset", []).append((info.field_name, exc.var))
+        raise PydanticUseDefault() from None
+
+
+def _none_as_empty(value: Any) -> Any:
+    return [] if value is None else value  # Routex: `tools:` or `depends_on:` left empty
+
+
+FromEnv = BeforeValidator(_from_env)
+EmptyList = BeforeValidator(_none_as_empty)
+# (pydantic runs Before validators last-first: env: is read before the value is parsed)
 # A year: longer is a mistake (or `1e309`), not a plan.
 MAX_DURATION = 365 * 86400.0
-Duration = Annotated[float, BeforeValidator(parse_duration),
-                     Field(le=MAX_DURATION, description="seconds, or '30s', '2m', '1h30m'")]
-RestartPolicy = Literal["one_for_one", "rest_for_one", "one_for_all"]
+Duration = Annotated[float, BeforeValidator(parse_duration), FromEnv,
+                     Field(le=MAX_DURATION, description="seconds, or '30s', '2m', '1h30m'; or env:VAR")]
+RestartPolicy = Annotated[Literal["one_for_one", "rest_for_one", "one_for_all"], FromEnv]
+LogLevel = Annotated[Literal["debug", "info", "warn", "warning", "error"],
+                     BeforeValidator(lambda v: v.lower() if isinstance(v, str) else v), FromEnv]
 AgentId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)]
 
 BUILTIN_ROLES = ("planner", "researcher", "writer", "critic", "executor")
+DEFAULT_TOTAL_TOOL_CALLS, DEFAULT_DUPLICATE_TOOL_CALLS = 20, 2  # Routex's
 
 
 class Model(BaseModel):
@@ -33,12 +63,13 @@ class Runtime(Model):
     model: str | None = None
     api_key: str | None = Field(None, description="use env:VAR; resolved on the worker")
     base_url: str | None = None
-    log_level: Literal["debug", "info", "warn", "warning", "error"] = "info"
-    env_file: str | None = Field(None, description=".env file, relative to the crew file's folder")
+    log_level: LogLevel = Field("info", description="debug | info | warn | error, any case")
+    env_file: str | None = Field(None, description=".env file, relative to the crew file's folder; '.' is .env")
 
 
 class TaskSpec(Model):
-    input: str = Field("", description="the crew's task; {placeholders} are filled from --input key=value")
+    input: str = Field("", description="the crew's task; a {placeholder} is filled from --input key=value, "
+                                        "else it is plain text (Routex)")
     output_file: str | None = Field(None, description="where the final output is written")
     max_duration: Duration | None = Field(None, description="the whole run's deadline")
     max_tokens: int | None = Field(None, gt=0, description="crewq: the run's token budget (input + output, every "
@@ -96,8 +127,9 @@ class Agent(Model):
     role: str = Field("", description="free text; planner, researcher, writer, critic, executor have built-in prompts")
     goal: str = ""
     backstory: str = ""
-    tools: list[str] = Field(default_factory=list)
-    depends_on: list[str] = Field(default_factory=list, validation_alias=AliasChoices("depends_on", "depends"))
+    tools: Annotated[list[str], EmptyList] = Field(default_factory=list)
+    depends_on: Annotated[list[str], EmptyList] = Field(default_factory=list,
+                                                         validation_alias=AliasChoices("depends_on", "depends"))
     llm: LLMOverride | None = None
     restart: RestartPolicy = "one_for_one"
     max_restarts: int = Field(3, ge=0, le=1000)
@@ -105,12 +137,28 @@ class Agent(Model):
     max_retries: int = Field(4, ge=0, le=1000, description="transient LLM errors retried inside a turn")
     max_backoff: Duration = Field(60.0, gt=0, description="crewq: the longest wait before such a retry")
     timeout: Duration | None = Field(None, description="the agent's wall-clock limit over all its turns")
-    max_turns: int = Field(10, ge=1, le=10_000)
-    max_total_tool_calls: int = Field(50, ge=0, le=100_000)
-    max_duplicate_tool_calls: int = Field(2, ge=1, le=100_000, description="identical calls (name and arguments) allowed")
+    max_turns: int | None = Field(None, ge=1, le=10_000, description="unset (Routex): max_total_tool_calls + 2 turns")
+    max_total_tool_calls: int = Field(DEFAULT_TOTAL_TOOL_CALLS, ge=0, le=100_000, description="per attempt; 0 means the default")
+    max_duplicate_tool_calls: int = Field(DEFAULT_DUPLICATE_TOOL_CALLS, ge=0, le=100_000, description="identical calls (name and "
+                                          "arguments) allowed; 0 means the default")
     script: list[ScriptStep] = Field(default_factory=list, description="crewq: replies for the scripted provider")
     queue: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:-]+$",
                               description="crewq: the Celery queue its turns go to (e.g. a GPU or local-Ollama host)")
+
+    @field_validator("max_total_tool_calls", "max_duplicate_tool_calls")
+    @classmethod
+    def _zero_is_default(cls, value: int, info: ValidationInfo) -> int:
+        # Routex: 0 (Go's zero value, what an unset key reads as) means the default, 20 and 2.
+        if value:
+            return value
+        return DEFAULT_TOTAL_TOOL_CALLS if info.field_name == "max_total_tool_calls" else DEFAULT_DUPLICATE_TOOL_CALLS
+
+    @property
+    def turn_limit(self) -> int:
+        """Routex has no turn limit: unset, the tool budget bounds the agent. Each turn that asks for tools
+        runs one of its calls or is refused, and the model gets one more turn to answer once the budget
+        is used up; asking again then fails the agent (never a loop until the timeout)."""
+        return self.max_turns or self.max_total_tool_calls + 2
 
 
 class ToolSpec(Model):
@@ -118,13 +166,13 @@ class ToolSpec(Model):
     api_key: str | None = None
     base_dir: str | None = Field(None, description="file tools: the folder they are confined to")
     max_results: int | None = Field(None, gt=0, le=10_000)
-    extra: dict[str, Any] = Field(default_factory=dict)
+    extra: Annotated[dict[str, Any], BeforeValidator(lambda v: {} if v is None else v)] = Field(default_factory=dict)
     python: str | None = Field(None, description="crewq: a custom tool, 'package.module:function'")
     description: str | None = Field(None, description="crewq: overrides the tool's description")
 
 
 class Memory(Model):
-    backend: Literal["none", "inmemory", "memory", "redis"] = "inmemory"
+    backend: Annotated[Literal["none", "inmem", "inmemory", "memory", "redis"], FromEnv] = "inmem"
     ttl: Duration | None = None
     redis_url: str | None = None
 
@@ -183,7 +231,7 @@ class Crew(Model):
     runtime: Runtime = Runtime()
     task: TaskSpec = TaskSpec()
     agents: list[Agent] = Field(min_length=1)
-    tools: list[ToolSpec] = Field(default_factory=list)
+    tools: Annotated[list[ToolSpec], EmptyList] = Field(default_factory=list)
     memory: Memory | None = None
     observability: Observability | None = None
     schedule: Schedule | None = Field(None, description="crewq: when `crewq beat` submits this crew")

@@ -6,10 +6,11 @@ import os
 import sys
 import time
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterator, NoReturn
 
-from crewq.config.errors import ConfigError, RunError
+from crewq.config.errors import ConfigError, MissingEnvError, RunError
 from crewq.config.loader import LoadedCrew
 from crewq.config.settings import Settings
 from crewq.config.states import RunStatus
@@ -22,7 +23,7 @@ from crewq.workers.ledger.state import RunInfo, RunState, Usage
 from .embedded import embedded_fleet
 from .progress import HeldLogs, Watch
 from .runs import Client, new_run_id, submit_loaded
-from .validate import check, render_task
+from .validate import check, check_online, crew_warnings, render_task, task_override, task_warnings
 
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C while `crewq run` waited: the embedded run is cancelled; a fleet's run goes on."""
@@ -53,12 +54,20 @@ def client() -> Client:
 
 
 def run(file: str, inputs: dict[str, str], task: str | None, timeout: float | None,
-        concurrency: int, quiet: bool = False, watch: Watch | None = None) -> RunState:
+        concurrency: int, quiet: bool = False, watch: Watch | None = None,
+        env_file: str | None = None) -> RunState:
     """Run a crew to its end, on the fleet when a broker is configured, else on the embedded default.
-    Progress goes to stderr unless `quiet` (`watch` says how)."""
-    loaded, waves = check(file)
+    Progress goes to stderr unless `quiet` (`watch` says how). `timeout` (Routex's `-T`) replaces the
+    crew's max_duration: the run's deadline."""
+    loaded, waves = check(file, env_file)
+    if timeout:
+        crew = loaded.crew
+        loaded = replace(loaded, crew=crew.model_copy(update={"task": crew.task.model_copy(
+            update={"max_duration": timeout})}))
+    task = task_override(loaded, task)
+    warn(task_warnings(loaded, inputs, task))
     render_task(loaded, inputs, task)  # a missing input is named before anything starts
-    wait = timeout or (loaded.crew.task.max_duration + 30 if loaded.crew.task.max_duration else DEFAULT_WAIT)
+    wait = loaded.crew.task.max_duration + 30 if loaded.crew.task.max_duration else DEFAULT_WAIT
     settings = Settings.from_env()
     watch = None if quiet else (watch or Watch())
     if watch:
@@ -77,6 +86,11 @@ def run(file: str, inputs: dict[str, str], task: str | None, timeout: float | No
 # The embedded apps of this process's runs: one that left a task running (a cancelled run's turn in
 # its LLM call) makes `exit_now` exit without waiting for that thread.
 _embedded: list = []
+
+
+def warn(lines: list[str]) -> None:
+    for line in lines:
+        print(f"crewq: warning: {line}", file=sys.stderr)
 
 
 def exit_now(code: int) -> NoReturn:
@@ -134,7 +148,7 @@ def cost_text(usage: Usage) -> str:
     return f"cost at least ${cost:.4f} ({missing})" if cost else f"cost unknown ({missing})"
 
 
-def write_outputs(result: RunState, crew_file: str, extra: str | None) -> list[Path]:
+def write_outputs(result: RunState, crew_file: str, extra: str | None, env_file: str | None = None) -> list[Path]:
     """The final output to the crew's task.output_file (relative to the crew file) and to -o,
     ending with a newline; returns the files written."""
     if result.status != RunStatus.SUCCEEDED:
@@ -142,11 +156,16 @@ def write_outputs(result: RunState, crew_file: str, extra: str | None) -> list[P
     from crewq.config import envref
     from crewq.config.loader import load_crew
     targets = []
-    crew = load_crew(crew_file).crew
+    crew = load_crew(crew_file, env_file=env_file).crew
     folder = Path(crew_file).resolve().parent
-    # This command writes the file, so an env: output_file is resolved here.
-    output_file = envref.resolve(crew.task.output_file, envref.environment(folder, crew.runtime.env_file),
-                                 key="task.output_file")
+    # This command writes the file, so an env: output_file is resolved here. Unset, the run still
+    # succeeded: its output is printed and only the file is skipped.
+    try:
+        output_file = envref.resolve(crew.task.output_file, envref.environment(folder, crew.runtime.env_file),
+                                     key="task.output_file")
+    except MissingEnvError as exc:
+        warn([f"{exc}; the output is not written to a file"])
+        output_file = None
     if output_file:
         targets.append(folder / output_file)
     if extra:

@@ -77,7 +77,7 @@ class Client:
         """Submit a crew file (a path) or crew YAML text."""
         limits = self.app.settings.policy.limits
         if isinstance(crew, Path) or (isinstance(crew, str) and "\n" not in crew and Path(crew).is_file()):
-            loaded, _ = check(crew, limits)
+            loaded, _ = check(crew, limits=limits)
         else:
             loaded = load_crew_text(submission.check_crew_text(crew), limits=limits)
         return submit_loaded(self.app, loaded, inputs, task)

@@ -12,16 +12,18 @@ from crewq.config.limits import DEFAULT_LIMITS, Limits
 from crewq.config.loader import LoadedCrew, load_crew, suggest
 
 from crewq.workers.llm.registry import provider_names
-from crewq.workers.tools.registry import config_problem, unknown_tools
+from crewq.workers.tools.registry import (config_problem, config_warnings, mcp_tool_by_name, mcp_tool_names,
+                                          unknown_tools)
 
 from . import plan
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-def check(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> tuple[LoadedCrew, list[list[str]]]:
+def check(path: str | Path, env_file: str | None = None,
+          limits: Limits = DEFAULT_LIMITS) -> tuple[LoadedCrew, list[list[str]]]:
     """Load a crew file and check everything that can be checked offline. Returns (crew, waves)."""
-    loaded = load_crew(path, limits)
+    loaded = load_crew(path, limits, env_file)
     return loaded, check_loaded(loaded)
 
 
@@ -64,6 +66,9 @@ def check_loaded(loaded: LoadedCrew) -> list[list[str]]:
         elif provider not in known:
             problems.append(loaded.error(loc, f"unknown LLM provider {provider!r} (agent {agent.id!r}); "
                                          f"known: {', '.join(known)}", suggest(provider, known)))
+        elif provider == "openai-compatible" and not crew.llm_of(agent).base_url:
+            problems.append(loaded.error(loc, f"agent {agent.id!r}: openai-compatible needs base_url (the server to "
+                                         "send to); use provider openai for api.openai.com"))
         elif provider == "scripted" and not agent.script:
             problems.append(loaded.error(("agents", i), f"agent {agent.id!r} uses the scripted provider "
                                          "but has no script:"))
@@ -71,19 +76,65 @@ def check_loaded(loaded: LoadedCrew) -> list[list[str]]:
         first = problems[0]
         if len(problems) > 1:
             first.args = ("\n".join(str(p) for p in problems),)
+        first.problems = problems
         raise first
     return waves
 
 
+def check_online(loaded: LoadedCrew) -> None:
+    """What needs the network (`plan`, `run --dry-run`): every tool an agent names by an MCP server's
+    tool name is offered by exactly one server of the crew. Raises ConfigError naming each one."""
+    crew = loaded.crew
+    names = mcp_tool_names(crew)
+    if not names:
+        return
+    folder = loaded.source_dir if not loaded.file.startswith("<") else None
+    env = envref.environment(folder, crew.runtime.env_file)
+    problems = []
+    for agent_index, tool_index, name in names:
+        try:
+            mcp_tool_by_name(crew, name, env)
+        except ConfigError as exc:
+            problems.append(loaded.error(("agents", agent_index, "tools", tool_index),
+                                         f"agent {crew.agents[agent_index].id!r}: {exc.message}", exc.hint))
+    if problems:
+        first = problems[0]
+        if len(problems) > 1:
+            first.args = ("\n".join(str(p) for p in problems),)
+        first.problems = problems
+        raise first
+
+
 def render_task(loaded: LoadedCrew, inputs: dict[str, str], override: str | None = None) -> str:
-    """The task text with {placeholders} filled from inputs; a missing input is named."""
+    """The task text with each {placeholder} an input names filled in. One the inputs do not name is
+    plain text, as in Routex (whose tasks never take inputs); `task_warnings` names it."""
     text = override if override is not None else loaded.crew.task.input
+    return _PLACEHOLDER.sub(lambda m: inputs.get(m.group(1), m.group(0)), text)
 
-    def fill(match: re.Match) -> str:
-        name = match.group(1)
-        if name not in inputs:
-            raise loaded.error(("task", "input"), f"the task uses {{{name}}} but no value was given",
-                               f"pass --input {name}=...")
-        return inputs[name]
 
-    return _PLACEHOLDER.sub(fill, text)
+def task_override(loaded: LoadedCrew, task: str | None) -> str | None:
+    """`--task`, else Routex's ROUTEX_TASK (the process environment over the crew's env_file), else None."""
+    if task is not None:
+        return task
+    folder = loaded.source_dir if not loaded.file.startswith("<") else None
+    return envref.environment(folder, loaded.crew.runtime.env_file).get("ROUTEX_TASK") or None
+
+
+def crew_warnings(loaded: LoadedCrew) -> list[str]:
+    """What is legal but likely not what the author meant (printed by validate, plan, run, submit)."""
+    crew = loaded.crew
+    mcp = [loaded.error(("agents", i, "tools", j), f"{name!r} is no built-in tool: an MCP server of the crew "
+                        "must offer it (`crewq plan` connects and checks)") for i, j, name in mcp_tool_names(crew)]
+    unknown = {index for agent_index, index, _, _ in unknown_tools(crew) if agent_index < 0}
+    tools = [loaded.error(("tools", i), f"tool {spec.name!r}: {w}") for i, spec in enumerate(crew.tools)
+             if i not in unknown for w in config_warnings(spec)]
+    return list(loaded.warnings) + [str(w) for w in mcp + tools]
+
+
+def task_warnings(loaded: LoadedCrew, inputs: dict[str, str], override: str | None = None) -> list[str]:
+    """`crew_warnings`, and each {placeholder} of the task that no input fills."""
+    text = override if override is not None else loaded.crew.task.input
+    missing = sorted({m.group(1) for m in _PLACEHOLDER.finditer(text)} - set(inputs))
+    return crew_warnings(loaded) + [
+        str(loaded.error(("task", "input"), f"{{{name}}} is sent as written (no --input {name}=... fills it)"))
+        for name in missing]

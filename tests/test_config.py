@@ -113,14 +113,12 @@ def test_tool_settings_that_cannot_work_are_named_before_anything_runs(tmp_path)
           - {name: web_search, extra: {backend: bing}}
           - {name: mcp, extra: {server_name: docs}}
           - {name: shout, python: "no_colon_here"}
-          - {name: http_request, extra: {bearer: "env:TOKEN"}}
         agents:
-          - {id: a, tools: [web_search, docs, shout, http_request], script: [{text: x}]}
+          - {id: a, tools: [web_search, docs, shout], script: [{text: x}]}
         """)
     assert "crew.yaml:4: tools[0]: tool 'web_search': unknown web_search backend 'bing'" in message
     assert "crew.yaml:5: tools[1]: tool 'mcp': an MCP server needs extra.server_url or extra.command" in message
     assert "crew.yaml:6: tools[2]: tool 'shout': python tool 'no_colon_here' must look like" in message
-    assert "crew.yaml:7: tools[3]: tool 'http_request': http_request credentials need extra.base_url" in message
 
 
 def test_a_tool_timeout_must_be_a_duration(tmp_path):
@@ -247,15 +245,17 @@ def test_env_references_resolve_late():
         resolve("env:CREWQ_T_KEY", {}, key="runtime.api_key")
 
 
-def test_missing_input_placeholder(tmp_path):
+def test_a_placeholder_no_input_fills_is_plain_text_and_named(tmp_path):
     path = write_crew(tmp_path, """
         runtime: {llm_provider: scripted}
-        task: {input: "about {topic}"}
-        agents: [{id: a, script: [{text: x}]}]
+        task: {input: "about {topic} in {year}"}
+        agents: [{id: a, script: [{text: "got {input}"}]}]
         """)
-    result = CliRunner().invoke(main, ["run", str(path)], env={"CREWQ_REDIS_URL": "", "REDIS_URL": ""})
-    assert result.exit_code == 2
-    assert "task.input: the task uses {topic} but no value was given (pass --input topic=...)" in result.output
+    result = CliRunner().invoke(main, ["run", str(path), "-i", "year=2026"],
+                                env={"CREWQ_REDIS_URL": "", "REDIS_URL": ""})
+    assert result.exit_code == 0, result.output
+    assert "Task:\nabout {topic} in 2026" in result.output
+    assert "task.input: {topic} is sent as written (no --input topic=... fills it)" in result.output
 
 
 def test_routex_crew_file_loads_unchanged(tmp_path):

@@ -39,7 +39,7 @@ def test_several_tool_calls_and_their_results_round_trip(server):
     assert reply.stop_reason == "tool_use" and reply.text == ""
     assert (reply.usage.input_tokens, reply.usage.output_tokens) == (12, 7)
     sent = server.received[0]
-    assert sent.path == "/chat/completions" and sent.headers["authorization"] == f"Bearer {KEY}"
+    assert sent.path == "/v1/chat/completions" and sent.headers["authorization"] == f"Bearer {KEY}"
     assert sent.body["messages"][0] == {"role": "system", "content": "Be brief."}
     assert sent.body["tools"] == [{"type": "function", "function": {
         "name": "search", "description": "Search", "parameters": {"type": "object", "properties": {}}}}]

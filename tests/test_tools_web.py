@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from fakes.tool_servers import FakeApis
 
@@ -190,9 +191,41 @@ def test_http_request_credentials_go_to_the_base_url_only(apis, context):
     assert elsewhere["query"] == {}
 
 
-def test_http_request_credentials_without_base_url_are_a_config_error():
-    with pytest.raises(ConfigError, match="base_url"):
-        HttpRequest(ToolSpec(name="http_request", extra={"bearer": "env:API_TOKEN"}))
+def test_http_request_credentials_without_base_url_go_nowhere_and_are_warned_of(apis, context):
+    tool = HttpRequest(ToolSpec(name="http_request", api_key="env:API_TOKEN",
+                                extra={"bearer_token": "env:API_TOKEN", "query_api_key": "env:Q_KEY",
+                                       "header_Accept": "application/json", "param_units": "metric",
+                                       "allow_private": True}))
+    assert tool.warning() == ("its credentials (api_key, bearer_token, query_api_key, header_Accept) are sent "
+                              "nowhere until extra.base_url (or extra.allowed_hosts) names where they go")
+    sent = tool.execute({"url": apis.url + "/echo", "params": {"q": "Lagos,NG"}}, context).structured["body"]
+    assert sent["query"] == {"units": "metric", "q": "Lagos,NG"}  # param_* go everywhere: they are no secret
+    assert "authorization" not in sent["headers"] and "x-api-key" not in sent["headers"]
+    assert sent["headers"].get("accept") != "application/json" and "appid" not in sent["query"]
+
+
+def test_http_request_routex_settings_and_arguments(apis, context):
+    tool = HttpRequest(spec("http_request", apis, api_key="env:API_TOKEN", bearer_token="env:API_TOKEN",
+                            query_api_key="env:Q_KEY", query_api_key_name="appid", param_units="metric",
+                            header_X_GitHub_Api_Version="2022-11-28"))
+    assert tool.warning() is None
+    sent = tool.execute({"method": "POST", "url": "/echo", "params": {"q": "Lagos,NG", "units": "imperial"},
+                         "body": '{"a": 1}'}, context).structured["body"]
+    assert sent["query"] == {"units": "imperial", "q": "Lagos,NG", "appid": "qk"}  # the call's params win over param_*
+    assert sent["headers"]["x-api-key"] == "tok-123" and sent["headers"]["authorization"] == "Bearer tok-123"
+    assert sent["headers"]["x-github-api-version"] == "2022-11-28"
+    assert sent["headers"]["content-type"] == "application/json" and sent["body"] == '{"a": 1}'
+    text = tool.execute({"method": "POST", "url": "/echo", "body": "plain words"}, context).structured["body"]
+    assert text["headers"]["content-type"] == "text/plain" and text["body"] == "plain words"
+
+
+def test_http_request_allowed_hosts_take_credentials_over_https_only(context):
+    tool = HttpRequest(ToolSpec(name="http_request", extra={"bearer_token": "env:API_TOKEN",
+                                                            "allowed_hosts": ["api.example.com"]}))
+    assert tool.warning() is None
+    assert tool._trusted(httpx.URL("https://api.example.com/x"), "", context)
+    assert not tool._trusted(httpx.URL("http://api.example.com/x"), "", context)
+    assert not tool._trusted(httpx.URL("https://evil.example/x"), "", context)
 
 
 def test_http_request_caps_the_body(apis, context):

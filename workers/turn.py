@@ -179,8 +179,11 @@ class Turn:
         return stored
 
     def call_tools(self, reply: LLMReply, budget) -> dict:
-        if self.turn + 1 >= self.agent.max_turns:
-            return self.fail(f"max_turns ({self.agent.max_turns}) reached while the model still asks for tools")
+        limit = self.agent.turn_limit
+        if self.turn + 1 >= limit:
+            why = f"max_turns ({limit})" if self.agent.max_turns else (
+                f"the tool budget ({self.agent.max_total_tool_calls} calls, so {limit} turns; set max_turns for more)")
+            return self.fail(f"{why} reached while the model still asks for tools")
         to_run = []
         for index, call in enumerate(reply.tool_calls):
             reason = budget.check(call)

@@ -57,5 +57,5 @@ def main() -> None:
 
 for command in (crew.run, crew.submit, runs.runs, runs.status, runs.events, runs.cancel, runs.resume,
                 crew.validate, crew.plan, crew.init, crew.schema,
-                fleet.worker, fleet.supervisor, fleet.beat, fleet.tools, limits.limits):
+                fleet.worker, fleet.supervisor, fleet.beat, fleet.tools, fleet.version, limits.limits):
     main.add_command(command)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import time
@@ -10,37 +11,67 @@ from pathlib import Path
 
 import click
 
+from crewq.config.durations import parse_duration
+from crewq.config.errors import ConfigError
 from crewq.config.states import RunStatus
 from crewq.config.words import plural
 
 from .lazy import commands
 from .options import parse_inputs
+
+
+def _duration(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--input", "-i", "inputs", multiple=True, metavar="KEY=VALUE", help="fills {KEY} in the task")
-@click.option("--task", help="replaces the crew file's task input")
+@click.option("-t", "--task", help="replaces the crew file's task input (else ROUTEX_TASK, if set)")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="also write the final output here")
-@click.option("--timeout", type=float, help="seconds to wait for the run (default: max_duration, else 1 h)")
+@click.option("-T", "--timeout", callback=_duration, metavar="DURATION",
+              help="the run's deadline ('5m', '90s', seconds): replaces task.max_duration")
+@click.option("-e", "--env-file", help="replaces runtime.env_file (inside the crew file's folder)")
+@click.option("-l", "--log-level", type=click.Choice(["debug", "info", "warn", "error"], case_sensitive=False),
+              help="log crewq's own lines at this level on stderr")
+@click.option("--dry-run", is_flag=True, help="check everything (MCP servers included) and show the plan; run nothing")
 @click.option("--concurrency", type=int, default=16, show_default=True, help="embedded worker threads")
+@click.option("-e", "--env-file", help="replaces runtime.env_file (inside the crew file's folder)")
+@click.option("-l", "--log-level", type=click.Choice(["debug", "info", "warn", "error"], case_sensitive=False),
+              help="log crewq's own lines at this level on stderr")
+@click.option("--dry-run", is_flag=True, help="check everything (MCP servers included) and show the plan; run nothing")
 @click.option("--plain", is_flag=True, help="progress as plain lines, also on a terminal (they are, off one)")
 @click.option("--verbose", "-v", is_flag=True, help="show each tool call's arguments and result, cut short")
-def run(file, inputs, task, as_json, output, timeout, concurrency, plain, verbose):
+def run(file, inputs, task, as_json, output, timeout, concurrency, env_file, log_level, dry_run, plain, verbose):
     """Run a crew and print its final output, with live progress per agent."""
     started, inputs = time.time(), parse_inputs(inputs)
+    if dry_run:
+        loaded, waves = commands.check(file, env_file)
+        commands.check_online(loaded)
+        commands.warn(commands.task_warnings(loaded, inputs, commands.task_override(loaded, task)))
+        click.echo(commands.format_plan(loaded, waves))
+        return
     if not as_json:  # before the heavy imports: a second or more passes until the run starts
         where = "the fleet" if os.environ.get("CREWQ_REDIS_URL") or os.environ.get("REDIS_URL") else "the embedded default"
         click.echo(f"crewq: running {file} on {where}", err=True)
     from crewq.workers import logs
-    logs.install("WARNING")  # warnings only, in crewq's format (CREWQ_LOG_FORMAT=json for JSON lines)
+    level = "WARNING" if not log_level or log_level.lower() == "warn" else log_level.upper()
+    logs.install(level)  # in crewq's format (CREWQ_LOG_FORMAT=json for JSON lines)
     try:
         watch = commands.Watch(plain=plain, verbose=verbose, started=started)
-        result = commands.run(file, inputs, task, timeout, concurrency, quiet=as_json, watch=watch)
+        result = commands.run(file, inputs, task, timeout, concurrency, quiet=as_json, watch=watch,
+                              env_file=env_file)
     except commands.Interrupted as stop:
         click.echo(f"\ninterrupted: run {stop.run_id} " + ("cancelled" if stop.cancelled else
                    f"goes on in the fleet (crewq status {stop.run_id}; crewq cancel {stop.run_id})"), err=True)
         commands.exit_now(130)
-    written = commands.write_outputs(result, file, output)
+    written = commands.write_outputs(result, file, output, env_file)
     if as_json:
         click.echo(json.dumps(result.model_dump(mode="json"), indent=2))  # `crewq status --json`'s shape
     else:
@@ -61,17 +92,33 @@ def run(file, inputs, task, as_json, output, timeout, concurrency, plain, verbos
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--input", "-i", "inputs", multiple=True, metavar="KEY=VALUE", help="fills {KEY} in the task")
-@click.option("--task", help="replaces the crew file's task input")
+@click.option("-t", "--task", help="replaces the crew file's task input (else ROUTEX_TASK, if set)")
 def submit(file, inputs, task):
     """Submit a crew to the fleet and print its run id at once."""
-    click.echo(commands.client().submit(Path(file), parse_inputs(inputs), task))
+    loaded, _ = commands.check(file)
+    task, inputs = commands.task_override(loaded, task), parse_inputs(inputs)
+    commands.warn(commands.task_warnings(loaded, inputs, task))
+    click.echo(commands.client().submit(Path(file), inputs, task))
 
 
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False))
-def validate(file):
+@click.option("--json", "as_json", is_flag=True, help="print {valid, errors, warnings, agents, waves} as JSON")
+def validate(file, as_json):
     """Check a crew file: schema, references, cycles, tools, providers. No network, no secrets."""
+    if as_json:
+        try:
+            loaded, waves = commands.check(file)
+        except ConfigError as exc:
+            problems = getattr(exc, "problems", None) or [exc]
+            click.echo(json.dumps({"file": file, "valid": False, "errors": [p._render() for p in problems],
+                                   "warnings": []}, indent=2))
+            commands.exit_now(2)
+        click.echo(json.dumps({"file": file, "valid": True, "errors": [], "warnings": commands.crew_warnings(loaded),
+                               "agents": [a.id for a in loaded.crew.agents], "waves": waves}, indent=2))
+        return
     loaded, waves = commands.check(file)
+    commands.warn(commands.crew_warnings(loaded))
     click.echo(f"{file}: ok ({plural(len(loaded.crew.agents), 'agent')} in {plural(len(waves), 'wave')})")
 
 
@@ -80,8 +127,12 @@ def validate(file):
 @click.option("--format", "form", type=click.Choice(["text", "mermaid", "dot"]), default="text", show_default=True,
               help="text, or a picture of the DAG: mermaid (renders on GitHub) or Graphviz dot")
 def plan(file, form):
-    """Show the waves, the edges, each agent's provider, model and tools. No network, no secrets needed."""
-    click.echo(commands.format_plan(*commands.check(file), form=form))
+    """Show the waves, the edges, each agent's provider, model and tools; connects to MCP servers
+    whose tools agents name."""
+    loaded, waves = commands.check(file)
+    commands.check_online(loaded)
+    commands.warn(commands.crew_warnings(loaded))
+    click.echo(commands.format_plan(loaded, waves, form=form))
 
 
 @click.command()

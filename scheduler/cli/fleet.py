@@ -1,7 +1,8 @@
-"""Commands that run the fleet's processes: worker, supervisor, beat, tools."""
+"""Commands that run the fleet's processes: worker, supervisor, beat, tools; and version."""
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 
@@ -31,10 +32,15 @@ def tools():
 
 @tools.command("list")
 @click.argument("file", type=click.Path(dir_okay=False), required=False)
-def tools_list(file):
+@click.option("--json", "as_json", is_flag=True, help="print [{name, source, description}] as JSON")
+def tools_list(file, as_json):
     """List the built-in tools, and with FILE, the crew's custom and MCP tools (servers are contacted)."""
     from crewq.workers.tools.listing import list_tools
     rows = list_tools(file)
+    if as_json:
+        click.echo(json.dumps([{"name": r.name, "source": r.source, "description": r.description} for r in rows],
+                              indent=2))
+        return
     width = max((len(r.name) for r in rows), default=4)
     for row in rows:
         about = f"UNAVAILABLE: {row.problem}" if row.problem else (row.description.splitlines() or [""])[0]
@@ -42,6 +48,19 @@ def tools_list(file):
     dead = [r for r in rows if r.problem]
     if dead:  # the others are listed; the exit code says something is wrong
         raise click.ClickException(f"{plural(len(dead), 'tool')} unavailable: {', '.join(r.source for r in dead)}")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help='print {"version": ..., "python": ...} as JSON')
+def version(as_json):
+    """Print crewq's version (Routex's `version [--json]`)."""
+    import platform
+
+    from crewq import __version__
+    if as_json:
+        click.echo(json.dumps({"version": __version__, "python": platform.python_version()}))
+    else:
+        click.echo(f"crewq {__version__} (Python {platform.python_version()})")
 
 
 @click.command()

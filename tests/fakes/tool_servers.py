@@ -1,4 +1,5 @@
-"""One local HTTP server that plays Brave, Tavily, DuckDuckGo, Wikipedia, a web page and an echo API.
+"""One local HTTP server that plays Brave, Tavily, DuckDuckGo, Wikipedia, DeepL, ScrapingBee, SendGrid,
+Resend, OpenAI Images, a web page and an echo API.
 
 Each built-in's `extra.base_url` is pointed here (127.0.0.1, a free port). Every request is
 recorded (`requests`) so tests can check what a tool sent: path, query, headers, body.
@@ -6,6 +7,7 @@ recorded (`requests`) so tests can check what a tool sent: path, query, headers,
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -81,6 +83,30 @@ class FakeApis:
             return 302, {"Location": q["to"]}, b""
         if path == "/big":
             return 200, {"Content-Type": "text/plain"}, b"x" * int(q.get("n", 100_000))
+        if path == "/v2/translate":  # DeepL
+            if req["headers"].get("authorization") != "DeepL-Auth-Key deepl-key:fx":
+                return _json(403, {"message": "Wrong endpoint or key"})
+            body = json.loads(req["body"])
+            return _json(200, {"translations": [{"detected_source_language": "EN",
+                                                 "text": f"[{body['target_lang']}] {t}"} for t in body["text"]]})
+        if path == "/api/v1/":  # ScrapingBee
+            if q.get("api_key") != "bee-key":
+                return _json(401, {"message": "Invalid api key"})
+            return 200, {"Content-Type": "text/html; charset=utf-8", "Spb-Resolved-Url": q["url"]}, PAGE.encode()
+        if path == "/v3/mail/send":  # SendGrid
+            if req["headers"].get("authorization") != "Bearer mail-key":
+                return _json(401, {"errors": [{"message": "bad key"}]})
+            return 202, {"X-Message-Id": "sg-1"}, b""
+        if path == "/emails" and req["method"] == "POST":  # Resend
+            if req["headers"].get("authorization") != "Bearer mail-key":
+                return _json(401, {"name": "validation_error"})
+            return _json(200, {"id": "re-1"})
+        if path == "/v1/images/generations":  # OpenAI Images
+            if req["headers"].get("authorization") != "Bearer image-key":
+                return _json(401, {"error": {"message": "Incorrect API key", "type": "invalid_request_error"}})
+            body = json.loads(req["body"])
+            png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + body["prompt"].encode()).decode()
+            return _json(200, {"created": 1, "data": [{"b64_json": png, "revised_prompt": "a " + body["prompt"]}]})
         if path.startswith("/echo"):
             return _json(int(q.get("status", 200)), {k: req[k] for k in ("method", "path", "query", "headers", "body")})
         return _json(404, {"error": "no route"})

@@ -1,4 +1,4 @@
-"""Anthropic Messages API over plain httpx: POST {base_url}/v1/messages.
+"""Anthropic Messages API over plain httpx: POST {base_url}/v1/messages (base_url: root or full endpoint).
 
 Wire format: the system prompt is a top-level `system`; tools carry an `input_schema`; the model
 answers with content blocks (`text`, `tool_use`, several tool_use blocks in one reply). Every

@@ -34,6 +34,7 @@ from crewq.config.errors import ProviderError, TransientProviderError
 from crewq.config.settings import Settings
 
 from . import outbound
+from . import endpoint
 from .base import Provider
 from .types import LLMConfig, LLMRequest
 
@@ -126,7 +127,7 @@ class HTTPProvider(Provider):
         self.label = config.provider or self.name  # the name the user wrote ("openai-compatible")
 
     def url(self, path: str) -> str:
-        return (self.config.base_url or self.default_base_url).rstrip("/") + path
+        return endpoint.join(self.config.base_url or self.default_base_url, path)  # root or full endpoint
 
     def post(self, path: str, headers: dict[str, str], body: dict[str, Any], request: LLMRequest) -> dict[str, Any]:
         url = self.url(path)

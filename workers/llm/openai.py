@@ -1,8 +1,8 @@
 """OpenAI chat completions and every server that speaks them (vLLM, LM Studio, llama.cpp, Ollama's /v1).
 
-POST {base_url}/chat/completions with `Authorization: Bearer` (only when a key is set: local servers
-need none). Tools go as `functions`; the model answers with `tool_calls` whose `arguments` is a JSON
-string; each result goes back as one `role: tool` message per call, in the order asked.
+POST {base_url}/v1/chat/completions (base_url: the root, .../v1 or the full endpoint: `endpoint.py`)
+with `Authorization: Bearer` (only when a key is set: local servers need none). Tools go as
+`functions`; the model answers with `tool_calls` whose `arguments` is a JSON string; each result goes back as one `role: tool` message per call, in the order asked.
 
 Compatible servers bend the format, so the reply is read defensively:
 - `arguments` may be a JSON string, an object, empty or null (→ {}); invalid JSON fails the turn;
@@ -27,10 +27,15 @@ from .types import LLMReply, LLMRequest, Message, ToolCall, ToolSchema, Usage
 
 class OpenAIProvider(HTTPProvider):
     name = "openai"
-    default_base_url = "https://api.openai.com/v1"
+    default_base_url = "https://api.openai.com"
 
     def complete(self, request: LLMRequest) -> LLMReply:
-        data = self.post("/chat/completions", self.headers(), self.body(request), request)
+        if not self.config.model:
+            raise self.fail(f"no model configured for {self.label} (set llm.model, e.g. gpt-4o)", "config")
+        if self.label == "openai-compatible" and not self.config.base_url:
+            raise self.fail("openai-compatible needs base_url: the server to send to (e.g. http://127.0.0.1:8000/v1); "
+                            "use provider openai for api.openai.com", "config")
+        data = self.post("/v1/chat/completions", self.headers(), self.body(request), request)
         if isinstance(data.get("error"), (dict, str)):  # some servers send their errors with a 200
             raise self.fail(f"error in a 200 reply: {_error_text(data['error'])}", "server_error")
         choices = data.get("choices")
@@ -61,7 +66,7 @@ class OpenAIProvider(HTTPProvider):
     def body(self, request: LLMRequest) -> dict[str, Any]:
         messages: list[dict[str, Any]] = [{"role": "system", "content": request.system}] if request.system else []
         messages += [wire_message(m) for m in request.messages]
-        body: dict[str, Any] = {"model": self.config.model or "default", "messages": messages}
+        body: dict[str, Any] = {"model": self.config.model, "messages": messages}
         if request.tools:
             body["tools"] = wire_tools(request.tools)
         body.update(self.sampling("max_tokens"))

@@ -68,6 +68,10 @@ class Tool(ABC):
     def run(self, arguments: dict[str, Any], context: ToolContext) -> Any:
         """Do the work; return text or anything JSON can hold. Raise ToolError for a failure."""
 
+    def warning(self) -> str | None:
+        """A setting that is legal but will not do what it seems to (`crewq validate` prints it)."""
+        return None
+
     def schema(self) -> ToolSchema:
         return ToolSchema(name=self.name, description=self.description, parameters=self.parameters)
 

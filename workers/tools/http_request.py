@@ -1,17 +1,25 @@
-"""`http_request`: one HTTP call to an API, with credentials from the crew file.
+"""`http_request`: one HTTP call to an API, with credentials from the crew file (Routex's settings).
 
     tools:
       - name: http_request
+        api_key: env:KEY                      # X-Api-Key: ...
         extra:
-          base_url: https://api.example.com   # relative URLs start here
-          bearer: env:EXAMPLE_TOKEN           # Authorization: Bearer ...
-          header_X-Api-Key: env:KEY           # any header
+          base_url: https://api.example.com   # relative URLs start here; credentials go only here
+          allowed_hosts: [api.other.example]  # ... and to these hosts (https only)
+          bearer_token: env:EXAMPLE_TOKEN     # Authorization: Bearer ... (crewq's older name: bearer)
+          query_api_key: env:OWM_KEY          # ?appid=... (query_api_key_name, default api_key)
+          query_api_key_name: appid
+          header_X_Custom: value              # header X-Custom (Routex: _ becomes -)
           query_key: env:KEY                  # any query parameter (here ?key=...)
+          param_units: metric                 # ?units=metric on every request (not a credential)
           max_bytes: 1000000
 
-Credentials are sent only to base_url's origin (a prompt-injected model must not be able to
-send them elsewhere); auth without base_url is a config error. The reply is the status, a few
-useful headers, and the body (parsed when it is JSON), cut at max_bytes.
+The model passes `method`, `url`, `params` (or `query`), `headers`, and a body: `body` (a string;
+JSON is sent as application/json) or `json`. Credentials (api_key, bearer_token, query_*,
+header_*) are sent only to base_url's origin and allowed_hosts, never to a host the model picks
+(Routex sends them everywhere). Without either they are sent nowhere: the crew loads and
+`validate` warns. The reply is the status, a few useful headers, and the body (parsed when it is
+JSON), cut at max_bytes.
 """
 
 from __future__ import annotations
@@ -21,7 +29,6 @@ from typing import Any
 
 import httpx
 
-from crewq.config.errors import ConfigError, ToolError
 
 from .base import ToolContext
 from .netguard import Fetched
@@ -43,47 +50,75 @@ class HttpRequest(NetTool):
             "method": {"type": "string", "enum": METHODS, "default": "GET"},
             "url": {"type": "string", "minLength": 1},
             "headers": {"type": "object", "additionalProperties": {"type": "string"}},
-            "query": {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}},
+            "params": {"type": "object", "description": "query string parameters",
+                       "additionalProperties": {"type": ["string", "number", "boolean"]}},
+            "query": {"type": "object", "description": "the same as params",
+                      "additionalProperties": {"type": ["string", "number", "boolean"]}},
+            "body": {"type": "string", "description": "a request body; JSON text is sent as application/json"},
             "json": {"description": "a JSON request body"},
         },
         "required": ["url"],
         "additionalProperties": False,
     }
 
-    def __init__(self, spec=None):
-        super().__init__(spec)
+    def warning(self) -> str | None:
+        if self.credential_names() and not (self.spec.extra.get("base_url") or self.spec.extra.get("allowed_hosts")):
+            return (f"its credentials ({', '.join(self.credential_names())}) are sent nowhere until extra.base_url "
+                    "(or extra.allowed_hosts) names where they go")
+        return None
+
+    def credential_names(self) -> list[str]:
         extra = self.spec.extra
-        has_auth = bool(extra.get("bearer") or self.spec.api_key
-                        or any(k.startswith(("header_", "query_")) for k in extra))
-        if has_auth and not extra.get("base_url"):
-            raise ConfigError("http_request credentials need extra.base_url (they are only sent there)",
-                              key=f"tools.{self.spec.name}.extra.base_url")
+        names = ["api_key"] if self.spec.api_key else []
+        return names + [k for k in extra if k in ("bearer", "bearer_token") or k.startswith(("header_", "query_"))
+                        and k != "query_api_key_name"]
 
     def run(self, arguments: dict[str, Any], context: ToolContext) -> dict[str, Any]:
         method = arguments.get("method", "GET")
         base = self.base_url(context)
         url = httpx.URL(base).join(arguments["url"]) if base else httpx.URL(arguments["url"])
         headers = dict(arguments.get("headers") or {})
-        params = {k: _query_value(v) for k, v in (arguments.get("query") or {}).items()}
-        if base and _origin(url) == _origin(httpx.URL(base)):
+        params = {k[len("param_"):]: str(self.setting(v, context, f"extra.{k}"))
+                  for k, v in self.spec.extra.items() if k.startswith("param_")}
+        params.update({k: _query_value(v) for k, v in {**(arguments.get("query") or {}),
+                                                         **(arguments.get("params") or {})}.items()})
+        if self._trusted(url, base, context):
             auth_headers, auth_params = self._credentials(context)
             headers.update(auth_headers)
             params.update(auth_params)
         kw: dict[str, Any] = {"json": arguments["json"]} if "json" in arguments else {}
+        if "body" in arguments and "json" not in arguments:
+            kw["content"] = arguments["body"].encode()
+            if not any(k.lower() == "content-type" for k in headers):
+                headers["Content-Type"] = "application/json" if _is_json(arguments["body"]) else "text/plain"
         max_bytes = int(self.spec.extra.get("max_bytes", DEFAULT_MAX_BYTES))
         got = self.fetch(method, str(url), context, headers=headers, params=params, max_bytes=max_bytes, **kw)
         return _reply(got, method)
 
+    def _trusted(self, url: httpx.URL, base: str, context: ToolContext) -> bool:
+        """May credentials go to `url`? Only base_url's origin and, over https, the allowed hosts."""
+        if base and _origin(url) == _origin(httpx.URL(base)):
+            return True
+        hosts = self.option("allowed_hosts", context, []) or []
+        return url.scheme == "https" and url.host in {str(h).lower() for h in hosts}
+
     def _credentials(self, context: ToolContext) -> tuple[dict[str, str], dict[str, str]]:
+        extra = self.spec.extra
         headers: dict[str, str] = {}
         params: dict[str, str] = {}
-        bearer = self.spec.extra.get("bearer", self.spec.api_key)
-        if bearer:
-            headers["Authorization"] = f"Bearer {self.setting(bearer, context, 'extra.bearer')}"
-        for key, value in self.spec.extra.items():
+        if self.spec.api_key:
+            headers["X-Api-Key"] = str(self.setting(self.spec.api_key, context, "api_key"))
+        bearer_key = "bearer_token" if "bearer_token" in extra else "bearer"
+        if extra.get(bearer_key):
+            headers["Authorization"] = f"Bearer {self.setting(extra[bearer_key], context, f'extra.{bearer_key}')}"
+        for key, value in extra.items():
             if key.startswith("header_"):
-                headers[key.removeprefix("header_")] = str(self.setting(value, context, f"extra.{key}"))
-            elif key.startswith("query_"):
+                name = key.removeprefix("header_").replace("_", "-")  # Routex: header_X_Custom is X-Custom
+                headers[name] = str(self.setting(value, context, f"extra.{key}"))
+            elif key == "query_api_key":
+                params[str(extra.get("query_api_key_name") or "api_key")] = str(self.setting(value, context,
+                                                                                               f"extra.{key}"))
+            elif key.startswith("query_") and key != "query_api_key_name":
                 params[key.removeprefix("query_")] = str(self.setting(value, context, f"extra.{key}"))
         return headers, params
 
@@ -103,6 +138,14 @@ def _reply(got: Fetched, method: str) -> dict[str, Any]:
     if got.truncated:
         out["truncated"] = f"the body was cut at {len(got.body)} bytes"
     return out
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:

@@ -2,7 +2,10 @@
 
 A factory takes the tool's `ToolSpec` from the crew file and returns the tools it provides (one
 for a built-in; several for a server that publishes many). An agent's `tools:` entry names a
-built-in, or a `tools[]` entry by its `name` (or, for servers, its `extra.server_name`).
+built-in, a `tools[]` entry by its `name`, an MCP server by its `extra.server_name` (every tool it
+lists), or one MCP tool by the name the server gives it (Routex's way), `server_name.tool` when
+two servers offer it. Offline, such a name cannot be checked: `validate` accepts it when the crew
+has an MCP server, and `plan` / `run --dry-run` connect and name any tool no server offers.
 
 Installed packages add tools through the `crewq.tools` entry point group: the entry point's name
 is the tool name, its value a factory `f(spec) -> list[Tool]` or a `Tool` subclass. They are
@@ -24,11 +27,17 @@ from crewq.config.policy import policy_of
 from crewq.config.schema import Agent, Crew, ToolSpec
 
 from .base import Tool
+from .brave_search import BraveSearch
 from .files import ListFiles, ReadFile, WriteFile
+from .generate_image import GenerateImage
 from .http_request import HttpRequest
 from .mcp import McpTool, mcp_tools
 from .python_tool import PythonTool
 from .read_url import ReadUrl
+from .scrape import Scrape
+from .send_email import SendEmail
+from .summarise import Summarise
+from .translate import Translate
 from .web_search import WebSearch
 from .wikipedia import Wikipedia
 
@@ -43,6 +52,12 @@ _FACTORIES: dict[str, ToolFactory] = {
     "wikipedia": lambda spec: [Wikipedia(spec)],
     "http_request": lambda spec: [HttpRequest(spec)],
     "read_url": lambda spec: [ReadUrl(spec)],
+    "brave_search": lambda spec: [BraveSearch(spec)],
+    "scrape": lambda spec: [Scrape(spec)],
+    "translate": lambda spec: [Translate(spec)],
+    "send_email": lambda spec: [SendEmail(spec)],
+    "generate_image": lambda spec: [GenerateImage(spec)],
+    "summarise": lambda spec: [Summarise(spec)],
     "mcp": mcp_tools,
 }
 # Factories that resolve `env:` references while building (discovery), so they get the env.
@@ -96,15 +111,34 @@ def specs_for(crew: Crew, name: str) -> list[ToolSpec]:
     return by_server or [s for s in crew.tools if s.name == name]
 
 
-def unknown_tools(crew: Crew) -> list[tuple[int, int, str, str | None]]:
-    """(agent index, tool index, name, hint) for every tool an agent names that nothing provides."""
-    factories = _known()
-    known = factories | {s.name for s in crew.tools} | {
+def _mcp_specs(crew: Crew) -> list[ToolSpec]:
+    return [s for s in crew.tools if not s.python and s.name in _WANTS_ENV]
+
+
+def _declared(crew: Crew) -> set[str]:
+    return _known() | {s.name for s in crew.tools} | {
         s.extra["server_name"] for s in crew.tools if s.extra.get("server_name")}
+
+
+def mcp_tool_names(crew: Crew) -> list[tuple[int, int, str]]:
+    """(agent index, tool index, name) of every name an agent gives that only an MCP server can provide."""
+    if not _mcp_specs(crew):
+        return []
+    known = _declared(crew)
+    return [(i, j, name) for i, agent in enumerate(crew.agents) for j, name in enumerate(agent.tools)
+            if name not in known]
+
+
+def unknown_tools(crew: Crew) -> list[tuple[int, int, str, str | None]]:
+    """(agent index, tool index, name, hint) for every tool an agent names that nothing provides
+    (offline: a name an MCP server of the crew may provide is not unknown yet)."""
+    factories = _known()
+    known = _declared(crew)
+    maybe_mcp = {name for _, _, name in mcp_tool_names(crew)}
     found = []
     for i, agent in enumerate(crew.agents):
         for j, name in enumerate(agent.tools):
-            if name not in known:
+            if name not in known and name not in maybe_mcp:
                 found.append((i, j, name, suggest(name, known)))
     for index, spec in enumerate(crew.tools):
         if not spec.python and spec.name not in factories:
@@ -129,6 +163,13 @@ def config_problem(spec: ToolSpec) -> str | None:
     except ConfigError as exc:
         return exc.message
     return None
+
+
+def config_warnings(spec: ToolSpec) -> list[str]:
+    """The `warning()` of each tool a `tools[]` entry builds, offline (no MCP, no python: import)."""
+    if spec.python or spec.name in _WANTS_ENV or config_problem(spec):
+        return []
+    return [w for w in (t.warning() for t in build_tools(spec)) if w]
 
 
 def build_tools(spec: ToolSpec, env: Mapping[str, str] | None = None) -> list[Tool]:
@@ -176,7 +217,11 @@ def toolbox(crew: Crew, agent: Agent, env: Mapping[str, str] | None = None) -> d
     """
     tools: dict[str, Tool] = {}
     seen: set[int] = set()
+    known = _declared(crew)
     for name in agent.tools:
+        if name not in known and _mcp_specs(crew):
+            _add(tools, mcp_tool_by_name(crew, name, env))
+            continue
         for spec in specs_for(crew, name) or [ToolSpec(name=name)]:
             if id(spec) in seen:
                 continue
@@ -184,6 +229,26 @@ def toolbox(crew: Crew, agent: Agent, env: Mapping[str, str] | None = None) -> d
             for tool in build_tools(spec, env):
                 _add(tools, tool)
     return tools
+
+
+def mcp_offers(crew: Crew, env: Mapping[str, str] | None = None) -> list[McpTool]:
+    """Every tool the crew's MCP servers list (connects; discovery is cached per process)."""
+    return [t for spec in _mcp_specs(crew) for t in build_tools(spec, env) if isinstance(t, McpTool)]
+
+
+def mcp_tool_by_name(crew: Crew, name: str, env: Mapping[str, str] | None = None) -> McpTool:
+    """The one MCP tool `name` (or `server_name.tool`) means; a ConfigError names what is offered."""
+    offers = mcp_offers(crew, env)
+    matches = [t for t in offers if t.name == name] or [
+        t for t in offers if f"{t.server_name}.{t.name}" == name]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        both = " or ".join(f"{t.server_name}.{t.name}" for t in matches)
+        raise ConfigError(f"tool {name!r} is offered by {len(matches)} MCP servers: name it {both}", key="tools")
+    names = sorted({t.name for t in offers})
+    raise ConfigError(f"no MCP server of the crew offers a tool {name!r}; they offer: {', '.join(names) or 'none'}",
+                      key="tools", hint=suggest(name, names))
 
 
 def _add(tools: dict[str, Tool], tool: Tool) -> None:
