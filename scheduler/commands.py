@@ -36,12 +36,6 @@ class Interrupted(KeyboardInterrupt):
 DEFAULT_WAIT = 3600.0
 
 
-def check(file: str):
-    """`validate.check` (loaded crew, waves), imported when a command needs it."""
-    from .validate import check as check_file
-    return check_file(file)
-
-
 def client() -> Client:
     from crewq.config.settings import Settings
     from crewq.workers.app import create_app

@@ -127,8 +127,8 @@ def test_with_no_max_turns_the_tool_budget_ends_an_agent_that_keeps_asking(app, 
               - text: never reached
         """)
     status = run_crew(app, path)
-    assert status["status"] == "failed"
-    assert "the tool budget (1 calls, so 3 turns; set max_turns for more) reached" in status["error"]
+    assert status.status == "failed"
+    assert "the tool budget (1 calls, so 3 turns; set max_turns for more) reached" in status.error
 
 
 # -- MCP tools named one by one, as Routex's agents name them --------------------------------------
@@ -282,8 +282,8 @@ def test_a_routex_style_crew_runs_end_to_end(app, ledger, worker, tmp_path, fres
               metrics: false
             """)
         status = run_crew(app, path, timeout=60)
-        assert status["status"] == "succeeded", status
-        assert status["output"] == "Report: Lagos is warm and we have 12 plushies"
+        assert status.status == "succeeded", status
+        assert status.output == "Report: Lagos is warm and we have 12 plushies"
         first = llm.received[0]
         assert first.path == "/v1/messages" and first.headers["x-api-key"] == "sk-ant-routex-e2e"
         assert [t["name"] for t in first.body["tools"]] == ["echo", "http_request"]  # only the tools it named
@@ -295,7 +295,7 @@ def test_a_routex_style_crew_runs_end_to_end(app, ledger, worker, tmp_path, fres
         results = llm.received[1].body["messages"][-1]["content"]
         assert [b["tool_use_id"] for b in results] == ["tu_1", "tu_2"]
         assert "stock of octopus plushies" in json.dumps(results[0])
-    events = [(e["type"], e.get("agent") or "-", e.get("name") or "") for e in ledger.events(status["run_id"])]
+    events = [(e["type"], e.get("agent") or "-", e.get("name") or "") for e in ledger.events(status.run_id)]
     print("\n".join(" ".join(e).strip() for e in events))
     assert ("tool_call", "researcher", "echo") in events and ("tool_call", "researcher", "http_request") in events
     assert events[-1][0] == "run_finished"

@@ -42,10 +42,6 @@ def _duration(ctx, param, value):
               help="log crewq's own lines at this level on stderr")
 @click.option("--dry-run", is_flag=True, help="check everything (MCP servers included) and show the plan; run nothing")
 @click.option("--concurrency", type=int, default=16, show_default=True, help="embedded worker threads")
-@click.option("-e", "--env-file", help="replaces runtime.env_file (inside the crew file's folder)")
-@click.option("-l", "--log-level", type=click.Choice(["debug", "info", "warn", "error"], case_sensitive=False),
-              help="log crewq's own lines at this level on stderr")
-@click.option("--dry-run", is_flag=True, help="check everything (MCP servers included) and show the plan; run nothing")
 @click.option("--plain", is_flag=True, help="progress as plain lines, also on a terminal (they are, off one)")
 @click.option("--verbose", "-v", is_flag=True, help="show each tool call's arguments and result, cut short")
 def run(file, inputs, task, as_json, output, timeout, concurrency, env_file, log_level, dry_run, plain, verbose):

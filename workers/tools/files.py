@@ -96,7 +96,7 @@ def _open_dir(name: str, dir_fd: int | None, path: str) -> int:
         raise ToolError(f"cannot open {path!r}: {exc.strerror}") from None
 
 
-def _open_file(name: str, dir_fd: int, flags: int, path: str) -> int:
+def open_file(name: str, dir_fd: int, flags: int, path: str) -> int:
     try:
         return os.open(name, flags | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o644, dir_fd=dir_fd)
     except FileNotFoundError:
@@ -119,7 +119,7 @@ class ReadFile(FileTool):
         path = arguments["path"]
         with self.folder(path, context) as (dir_fd, name):
             # O_NONBLOCK: a FIFO planted in the folder must not hang the open.
-            fd = _open_file(name, dir_fd, os.O_RDONLY | os.O_NONBLOCK, path)
+            fd = open_file(name, dir_fd, os.O_RDONLY | os.O_NONBLOCK, path)
         with os.fdopen(fd, "rb") as handle:
             if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
                 raise ToolError(f"no such file: {path}")
@@ -139,7 +139,7 @@ class WriteFile(FileTool):
         if not _components(path):
             raise ToolError(f"{path!r} names the folder itself, not a file")
         with self.folder(path, context, create=True) as (dir_fd, name):
-            fd = _open_file(name, dir_fd, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NONBLOCK, path)
+            fd = open_file(name, dir_fd, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NONBLOCK, path)
         # Writing the same content twice is harmless, so a redelivered call needs no key.
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 import re
 import time
 from typing import Any
@@ -21,14 +22,14 @@ from typing import Any
 from crewq.config.errors import ToolError
 
 from .base import ToolContext
-from .files import _FileTool
+from .files import FileTool, open_file
 from .nettool import NetTool
 
 SIZES = ["256x256", "512x512", "1024x1024", "1024x1536", "1536x1024", "1792x1024", "1024x1792"]
 MAX_IMAGE_BYTES = 20_000_000
 
 
-class GenerateImage(NetTool, _FileTool):
+class GenerateImage(NetTool, FileTool):
     name = "generate_image"
     description = "Generate an image from a text prompt and save it as a PNG file; returns the file's path."
     default_base_url = "https://api.openai.com"
@@ -60,9 +61,13 @@ class GenerateImage(NetTool, _FileTool):
         except (KeyError, IndexError, TypeError, binascii.Error):
             raise ToolError("the Images API answered without a base64 image") from None
         name = arguments.get("filename") or f"image-{int(time.time())}-{_slug(arguments['prompt'])}.png"
-        target = self.confined(name, context)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(image)
+        # Written as write_file writes: walked inside base_dir by the kernel (O_NOFOLLOW), no symlink out.
+        self.base_dir(context).mkdir(parents=True, exist_ok=True)
+        with self.folder(name, context, create=True) as (dir_fd, leaf):
+            fd = open_file(leaf, dir_fd, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NONBLOCK, name)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(image)
+        target = self.base_dir(context) / name
         revised = data["data"][0].get("revised_prompt")
         return {"path": str(target), "bytes": len(image), "model": model, **({"revised_prompt": revised} if revised else {})}
 
