@@ -12,7 +12,7 @@ import time
 from celery import shared_task
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from crewq.config.errors import ConfigError
+from crewq.config.errors import ConfigError, ToolServerUnavailable
 
 from . import tracing
 from .app import TOOL_TASK, ledger_of, requeue_after_outage
@@ -56,7 +56,7 @@ def run_tool_call(task, run_id: str, agent_id: str, attempt: int, turn: int, ind
                 context = ToolContext(run_id=run_id, agent_id=agent_id, idempotency_key=key,
                                       source_dir=spec.source_dir, env=environment(spec))
                 result = tool.execute(call.arguments, context)
-        except ConfigError as exc:  # e.g. its MCP server is down on this worker
+        except (ConfigError, ToolServerUnavailable) as exc:  # e.g. its MCP server is down on this worker
             result = ToolResult(f"tool {call.name!r} is not available: {exc}", is_error=True)
         except RedisConnectionError:
             raise

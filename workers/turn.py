@@ -13,8 +13,7 @@ from celery import chord, group, shared_task
 from celery.exceptions import Ignore, Retry
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from crewq.config.errors import (ConfigError, MissingEnvError, ProviderError, ToolServerUnavailable,
-                           TransientProviderError)
+from crewq.config.errors import ConfigError, CrewqError
 
 from . import tracing
 from .app import TOOL_TASK, TURN_TASK, ledger_of, requeue_after_outage, settings_of, turn_signature
@@ -55,11 +54,11 @@ def agent_turn(self, run_id: str, agent_id: str, turn: int = 0, attempt: int = 0
         log.warning("turn %s/%s/%s: Redis is unreachable (%s); the turn runs again once it is back",
                     run_id, agent_id, turn, exc)
         raise requeue_after_outage(exc) from None
-    except ConfigError as exc:  # a mistake in the crew file (a tool that cannot be built, ...): say it plainly
+    except CrewqError as exc:  # a mistake in the crew file, a tool server that is down, ...: say it plainly
         log.warning("turn %s/%s/%s: %s", run_id, agent_id, turn, exc)
-        # A server that is down, or a variable missing on this worker, may be there on a restart.
-        permanent = not isinstance(exc, (ToolServerUnavailable, MissingEnvError))
-        return turn_.fail(f"configuration error: {exc}", permanent=permanent)
+        # The error says whether a restart can fix it: a tool server that is down may be up again.
+        label = "configuration error: " if isinstance(exc, ConfigError) else ""
+        return turn_.fail(f"{label}{exc}", permanent=exc.permanent)
     except Exception as exc:  # a bug must fail the agent visibly, never hang the chord
         log.exception("turn %s/%s/%s failed", run_id, agent_id, turn)
         return turn_.fail(f"internal error: {type(exc).__name__}: {exc}")
@@ -127,25 +126,23 @@ class Turn:
             chain = llm_chain(self.spec.crew, self.agent, self.env)
             # Once the primary's retries are used up, the fallbacks (if any) get their turn.
             exhausted = retries >= self.agent.max_retries and len(chain) > 1
-            with tracing.child_span("llm_call", **{"crewq.retries": retries}) as span:
-                reply = call_llm(chain, self.agent, request, redis=ledger.redis, prefix=ledger.keys.prefix,
-                                 exhausted=exhausted)
-                if span is not None:
-                    span.set_attributes({"gen_ai.system": reply.provider, "gen_ai.request.model": reply.model or "",
-                                         "gen_ai.usage.input_tokens": reply.usage.input_tokens,
-                                         "gen_ai.usage.output_tokens": reply.usage.output_tokens,
-                                         "crewq.tool_calls": len(reply.tool_calls)})
-        except TransientProviderError as exc:
-            if retries >= self.agent.max_retries:
-                return self.fail(f"{exc} (after {retries + 1} tries)")
+            try:
+                reply = self.call(chain, request, retries, exhausted)
+            except CrewqError as exc:
+                if not (exc.retryable and not exhausted and len(chain) > 1 and retries >= self.retry_limit(exc)):
+                    raise
+                # This failure's own limit (a refused connection's) ends the primary's retries early.
+                reply = self.call(chain, request, retries, exhausted=True)
+        except CrewqError as exc:  # what may help is a property of the error, not of its class
+            if not exc.retryable or retries >= self.retry_limit(exc):
+                tries = f" (after {retries + 1} tries)" if exc.retryable else ""
+                return self.fail(f"{exc}{tries}", permanent=exc.permanent)
             # A countdown near the visibility timeout would let Redis redeliver the waiting retry.
             ceiling = min(self.agent.max_backoff, settings_of(self.task.app).visibility_timeout / 10)
-            wait = countdown(retries, exc.retry_after, max_backoff=ceiling)
+            wait = countdown(retries, getattr(exc, "retry_after", None), max_backoff=ceiling)
             ledger.event(self.run_id, "llm_retry", self.agent_id, turn=self.turn, error=str(exc),
                          countdown=round(wait, 3), retries=retries + 1)
             raise self.task.retry(countdown=wait, max_retries=self.agent.max_retries)
-        except (ProviderError, ConfigError) as exc:
-            return self.fail(str(exc))
         won, stored = ledger.record_reply(self.run_id, self.agent_id, self.attempt, self.turn,
                                           reply.model_dump(mode="json"))
         if won:
@@ -159,6 +156,21 @@ class Turn:
                          seconds=round(time.time() - began, 3), tool_calls=[c.name for c in reply.tool_calls])
             pipe.execute()
         return stored
+
+    def call(self, chain, request: LLMRequest, retries: int, exhausted: bool) -> LLMReply:
+        with tracing.child_span("llm_call", **{"crewq.retries": retries}) as span:
+            reply = call_llm(chain, self.agent, request, redis=self.ledger.redis, prefix=self.ledger.keys.prefix,
+                             exhausted=exhausted)
+            if span is not None:
+                span.set_attributes({"gen_ai.system": reply.provider, "gen_ai.request.model": reply.model or "",
+                                     "gen_ai.usage.input_tokens": reply.usage.input_tokens,
+                                     "gen_ai.usage.output_tokens": reply.usage.output_tokens,
+                                     "crewq.tool_calls": len(reply.tool_calls)})
+        return reply
+
+    def retry_limit(self, exc: CrewqError) -> int:
+        """Retries inside the turn: the agent's max_retries, or fewer when the error says so."""
+        return min(self.agent.max_retries, exc.retry_limit if exc.retry_limit is not None else self.agent.max_retries)
 
     def call_tools(self, reply: LLMReply, budget) -> dict:
         if self.turn + 1 >= self.agent.max_turns:
@@ -200,7 +212,7 @@ class Turn:
 def report_failure(ledger: Ledger, run_id: str, agent_id: str, attempt: int, turn: int, error: str,
                    permanent: bool = False) -> dict:
     """Settle the attempt as failed and append a FailureReport for the supervisor (once per attempt).
-    A permanent failure (a configuration error) is one no restart can fix."""
+    A permanent failure (a refused key, a bad request, a configuration error) is one no restart can fix."""
     if not ledger.settle_agent(run_id, agent_id, attempt, "failed", error=error):
         return envelope("skipped", agent_id, attempt, error="attempt already settled or superseded")
     report = {"run_id": run_id, "agent_id": agent_id, "attempt": attempt, "turn": turn, "error": error,

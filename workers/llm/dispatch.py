@@ -14,7 +14,9 @@ The turn task calls `call_llm` and nothing else. A `TransientProviderError` that
       shortest cool-down left), so the turn waits until a probe can go;
     - `exhausted=True` with no fallback → ProviderError(error_type="retries_exhausted").
 Only transient errors count against a breaker: a 400 or a malformed reply says nothing about
-availability. Without `redis` there is no breaker. Providers in `policy.exempt` (the offline
+availability. Nor does a refused connection: it is a fact about one address (often one crew's wrong
+`base_url`), while the breaker is shared by every crew of the fleet using that provider and model; it
+costs the provider nothing, and the turn's retry limit (2) and the restart budget bound it. Without `redis` there is no breaker. Providers in `policy.exempt` (the offline
 `scripted` one by default) have no breaker either, so scripted crews play exactly as written.
 """
 
@@ -60,7 +62,7 @@ def call_llm(configs: list[LLMConfig], agent: Agent, request: LLMRequest, *, red
         try:
             reply = create_provider(config, agent).complete(request)
         except TransientProviderError as exc:
-            if breaker:
+            if breaker and exc.error_type != "connection_refused":
                 breaker.failure()
             if (index == 0 and not exhausted) or last:
                 raise
