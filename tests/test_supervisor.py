@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -17,7 +15,7 @@ from crewq.scheduler.runs import Client, submit_loaded
 from crewq.scheduler.supervisor import Supervisor, SupervisorThread
 from crewq.scheduler.supervisor.service import GROUP
 
-from conftest import FAST_ENV, HOST, ROOT
+from conftest import HOST, start_supervisor
 from helpers import run_crew, write_crew
 
 
@@ -206,15 +204,6 @@ def test_a_pending_report_is_handled_by_the_next_supervisor(app, ledger, tmp_pat
     assert ledger.run_status(run_id) == "succeeded"
     assert ledger.redis.xpending(ledger.keys.failures, GROUP)["pending"] == 0
     assert [d["action"] for d in kinds(ledger, run_id, "decision")] == ["restart"]
-
-
-def start_supervisor(redis_url, name, logdir):
-    log = open(logdir / f"{name}.log", "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "crewq", "supervisor", "--name", name, "-l", "INFO"],
-                            env={**os.environ, "CREWQ_REDIS_URL": redis_url, **FAST_ENV}, cwd=ROOT,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    log.close()
-    return proc
 
 
 def test_the_standby_takes_over_when_the_active_supervisor_dies(app, ledger, redis_url, tmp_path):
