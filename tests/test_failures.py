@@ -11,7 +11,9 @@ import pytest
 from fakes.llm_servers import FakeLLMServer, Reply, openai_error
 
 from conftest import ROOT
-from helpers import run_crew, write_crew
+from crewq.workers.app import TOOL_TASK
+
+from helpers import run_crew, stored_result, write_crew
 
 
 def kinds(ledger, run_id, kind):
@@ -77,3 +79,24 @@ def test_an_unreachable_provider_fails_the_run_within_a_minute_with_default_sett
     assert "agent a failed after 4 attempts" in done.stderr
     assert "cannot reach http://127.0.0.1:9/v1/chat/completions: connection refused" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_redelivered_tool_call_whose_result_is_recorded_does_not_run_again(app, ledger, worker, tmp_path):
+    path = write_crew(tmp_path, """
+        runtime: {llm_provider: scripted}
+        agents:
+          - {id: a, tools: [write_file], script: [{tool_calls: [{name: write_file, arguments: {path: out.txt,
+                                                  content: once}}]}, {text: done}]}
+        """)
+    status = run_crew(app, path)
+    assert status["status"] == "succeeded"
+    run_id = status["run_id"]
+    (tmp_path / "out.txt").unlink()
+    # The same message again, as Redis redelivers it after a crash between the result and the ack.
+    sent = app.signature(TOOL_TASK, args=(run_id, "a", 0, 0, 0)).apply_async()
+    again = stored_result(app, sent.id)
+    assert again == {"index": 0, "is_error": False, "repeated": True}
+    assert not (tmp_path / "out.txt").exists()  # the side effect was not repeated
+    events = ledger.events(run_id, count=None)
+    assert [e["type"] for e in events].count("tool_call") == 1
+    assert [e["type"] for e in events].count("tool_result") == 1

@@ -10,7 +10,8 @@
           max_bytes: 1000000
 
 Credentials are sent only to base_url's origin (a prompt-injected model must not be able to
-send them elsewhere); auth without base_url is a config error. The reply is the status, a few
+send them elsewhere); auth without base_url is a config error. POST, PUT, PATCH and DELETE carry
+an `Idempotency-Key` header that is the same when a crash makes the call run again. The reply is the status, a few
 useful headers, and the body (parsed when it is JSON), cut at max_bytes.
 """
 
@@ -28,6 +29,7 @@ from .netguard import Fetched
 from .nettool import NetTool
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SHOWN_HEADERS = ("content-type", "content-length", "location", "etag", "last-modified",
                  "retry-after", "link", "x-request-id", "x-ratelimit-remaining")
 DEFAULT_MAX_BYTES = 1_000_000
@@ -64,6 +66,10 @@ class HttpRequest(NetTool):
         base = self.base_url(context)
         url = httpx.URL(base).join(arguments["url"]) if base else httpx.URL(arguments["url"])
         headers = dict(arguments.get("headers") or {})
+        if method in UNSAFE_METHODS and not any(k.lower() == "idempotency-key" for k in headers):
+            # The same on a redelivered call (run, agent, attempt, turn, call): an API that honours it
+            # applies a repeated request once.
+            headers["Idempotency-Key"] = context.idempotency_key
         params = {k: _query_value(v) for k, v in (arguments.get("query") or {}).items()}
         if base and _origin(url) == _origin(httpx.URL(base)):
             auth_headers, auth_params = self._credentials(context)
