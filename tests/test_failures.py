@@ -8,7 +8,7 @@ import sys
 import time
 
 import pytest
-from fakes.llm_servers import FakeLLMServer, Reply, openai_error
+from fakes.llm_servers import FakeLLMServer, Reply, openai_completion, openai_error
 
 from conftest import ROOT
 from crewq.workers.app import TOOL_TASK
@@ -100,3 +100,23 @@ def test_a_redelivered_tool_call_whose_result_is_recorded_does_not_run_again(app
     events = ledger.events(run_id, count=None)
     assert [e["type"] for e in events].count("tool_call") == 1
     assert [e["type"] for e in events].count("tool_result") == 1
+
+
+def test_a_tool_call_whose_arguments_are_not_json_goes_back_to_the_model(app, ledger, worker, tmp_path):
+    with FakeLLMServer() as server:
+        server.queue(Reply(body=openai_completion(tool_calls=[("c1", "list_files", "{not json")])),
+                     Reply(body=openai_completion(text="sorry, fixed")))
+        path = write_crew(tmp_path, f"""
+            agents:
+              - id: a
+                tools: [list_files]
+                llm: {{provider: openai, model: gpt-4o, api_key: sk-literal-test-key, base_url: "{server.url}/v1"}}
+            """)
+        status = run_crew(app, path)
+        told = server.received[1].body["messages"][-1]
+    assert status["status"] == "succeeded" and status["output"] == "sorry, fixed"
+    skipped = kinds(ledger, status["run_id"], "tool_skipped")
+    assert [(e["name"], e["index"]) for e in skipped] == [("list_files", 0)]
+    assert "its arguments are not valid JSON: '{not json'" in skipped[0]["reason"]
+    assert told["role"] == "tool" and "arguments are not valid JSON" in told["content"]
+    assert kinds(ledger, status["run_id"], "tool_call") == []
