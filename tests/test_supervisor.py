@@ -250,6 +250,18 @@ def test_cancel_then_resume_continues_from_the_completed_agents(app, ledger, wor
     assert client.cancel(run_id) is True
     assert client.status(run_id)["status"] == "cancelled"
     assert client.cancel(run_id) is False
+    # The LLM call in flight (1 s) is abandoned: the agent ends cancelled, nothing is recorded after
+    # run_finished, and the call's usage still counts.
+    deadline = time.monotonic() + 20
+    while ledger.agent(run_id, "slow").get("status") == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)  # the abandoned call returns within its 1 s latency
+    assert ledger.agent(run_id, "slow")["status"] == "cancelled"
+    events = ledger.events(run_id, count=None)
+    print("events of the cancelled run:", [(e["type"], e.get("agent")) for e in events])
+    assert events[-1]["type"] == "run_finished"
+    assert [e for e in events if e.get("agent") == "slow" and e["type"] in ("llm_call", "agent_succeeded")] == []
+    assert int(ledger.agent(run_id, "slow").get("input_tokens") or 0) > 0
 
     again = client.resume(run_id)
     assert "last" in again and "first" not in again

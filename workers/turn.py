@@ -97,7 +97,7 @@ class Turn:
         raw = ledger.reply(self.run_id, self.agent_id, self.attempt, self.turn)
         if raw is None:
             raw = self.ask(conversation.messages, tools, deadline=self.deadline(started, run))
-            if isinstance(raw, dict) and raw.get("status") == "failed":
+            if isinstance(raw, dict) and raw.get("status") in ("failed", "skipped"):  # an envelope, not a reply
                 return raw
         reply = LLMReply.model_validate(raw)
         if reply.tool_calls:
@@ -143,6 +143,13 @@ class Turn:
             ledger.event(self.run_id, "llm_retry", self.agent_id, turn=self.turn, error=str(exc),
                          countdown=round(wait, 3), retries=retries + 1)
             raise self.task.retry(countdown=wait, max_retries=self.agent.max_retries)
+        if ledger.run_status(self.run_id) in TERMINAL:
+            # Cancelled (or ended) while the call was in flight: the reply is not the agent's work and
+            # nothing goes in the event log after run_finished, but what the call cost was spent.
+            ledger.add_usage(self.run_id, self.agent_id, reply.usage.input_tokens, reply.usage.output_tokens,
+                             estimate_cost(reply.provider, reply.model, reply.usage))
+            ledger.settle_agent(self.run_id, self.agent_id, self.attempt, "cancelled", error="the run ended")
+            return envelope("skipped", self.agent_id, self.attempt, error="the run ended during the LLM call")
         won, stored = ledger.record_reply(self.run_id, self.agent_id, self.attempt, self.turn,
                                           reply.model_dump(mode="json"))
         if won:
