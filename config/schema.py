@@ -134,6 +134,7 @@ class Agent(Model):
     restart: RestartPolicy = "one_for_one"
     max_restarts: int = Field(3, ge=0, le=1000)
     restart_window: Duration = 60.0
+    max_attempts: int = Field(5, ge=1, le=1000, description="attempts per run in all, whatever the window says")
     max_retries: int = Field(4, ge=0, le=1000, description="transient LLM errors retried inside a turn")
     max_backoff: Duration = Field(60.0, gt=0, description="crewq: the longest wait before such a retry")
     timeout: Duration | None = Field(None, description="the agent's wall-clock limit over all its turns")

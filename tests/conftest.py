@@ -17,7 +17,7 @@ import redis
 
 from crewq.config.settings import Settings
 from crewq.scheduler.embedded import in_process_worker
-from crewq.scheduler.local_redis import LocalRedis
+from crewq.scheduler.local_redis import LocalRedis, find_redis_server, free_port
 from crewq.scheduler.supervisor import SupervisorThread
 from crewq.workers.app import create_app
 
@@ -80,6 +80,54 @@ def pytest_collection_modifyitems(items):
 def redis_server():
     with LocalRedis() as server:
         yield server
+
+
+class RestartableRedis:
+    """A redis-server with an append-only file (fsync every second, as docs/operations.md advises)
+    that a test can stop with a signal and start again on the same port and data folder."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.port, self.process = folder, free_port(), None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> "RestartableRedis":
+        self.process = subprocess.Popen(
+            [find_redis_server(), "--port", str(self.port), "--bind", "127.0.0.1", "--appendonly", "yes",
+             "--appendfsync", "everysec", "--save", "", "--dir", str(self.folder), "--loglevel", "warning"],
+            stdout=subprocess.DEVNULL, start_new_session=True)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        deadline = time.monotonic() + 20
+        try:
+            while time.monotonic() < deadline:
+                assert self.process.poll() is None, "redis-server exited"
+                try:
+                    if client.ping():  # ping also fails with LOADING while the AOF is replayed
+                        return self
+                except redis.RedisError:
+                    time.sleep(0.02)  # readiness poll: the server gives no other signal
+        finally:
+            client.close()
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(20)
+
+    def restart(self, sig: int) -> None:
+        self.stop(sig)
+        self.start()
+
+
+@pytest.fixture
+def aof_redis(tmp_path):
+    server = RestartableRedis(tmp_path / "redis-data")
+    server.folder.mkdir()
+    yield server.start()
+    server.stop(signal.SIGKILL)
 
 
 @pytest.fixture
@@ -174,6 +222,16 @@ class WorkerProcesses:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+
+def start_supervisor(redis_url: str, name: str, logdir: Path) -> subprocess.Popen:
+    """`crewq supervisor` as a subprocess (its own session, so killpg ends it and its children)."""
+    log = open(logdir / f"{name}.log", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "crewq", "supervisor", "--name", name, "-l", "INFO"],
+                            env={**os.environ, "CREWQ_REDIS_URL": redis_url, **FAST_ENV}, cwd=ROOT,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    return proc
 
 
 @pytest.fixture

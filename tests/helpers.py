@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+import time
 from pathlib import Path
 
 from crewq.config.loader import load_crew
@@ -23,3 +24,12 @@ def run_crew(app, path: Path, inputs: dict | None = None, timeout: float = 60) -
     for _ in client.events(run_id, follow=True, timeout=timeout):
         pass
     return client.status(run_id)
+
+
+def stored_result(app, task_id: str, timeout: float = 30):
+    """A task's result from the backend (crewq's backend has no `.get()` subscription)."""
+    deadline = time.monotonic() + timeout
+    while (meta := app.backend.get_task_meta(task_id))["status"] != "SUCCESS":
+        assert time.monotonic() < deadline, meta
+        time.sleep(0.05)
+    return meta["result"]

@@ -139,12 +139,29 @@ def test_submit_status_and_events_on_a_fleet(worker, redis_url, tmp_path):
     assert "second" in shown.output and "succeeded" in shown.output
 
     missing = runner.invoke(main, ["status", "nope"], env=env)
-    assert missing.exit_code == 1 and "run nope not found" in missing.output
+    assert missing.exit_code == 2 and "run nope not found" in missing.output
 
 
 def test_fleet_commands_need_a_broker(tmp_path):
     result = CliRunner().invoke(main, ["status", "x"], env={"CREWQ_REDIS_URL": "", "REDIS_URL": ""})
     assert result.exit_code == 2 and "set CREWQ_REDIS_URL" in result.output
+
+
+@pytest.mark.parametrize("command", [["status", "x"], ["events", "x"], ["cancel", "x"], ["resume", "x"],
+                                     ["submit", "CREW"], ["run", "CREW"], ["supervisor"]])
+@pytest.mark.parametrize("url,expected", [
+    ("redis://:s3cret-pw@127.0.0.1:9/0", "crewq: error: cannot reach the fleet's Redis at redis://:***@127.0.0.1:9/0: "
+                                         "Error 111 connecting to 127.0.0.1:9. Connection refused.\n"),
+    ("localhost:6379", "crewq: error: malformed Redis URL localhost:6379: it must start with redis://, rediss:// "
+                       "or unix://\n"),
+])
+def test_a_fleet_that_cannot_be_reached_is_one_line_and_exit_3(tmp_path, command, url, expected):
+    crew = write_crew(tmp_path, "runtime: {llm_provider: scripted}\nagents:\n  - {id: a, script: [{text: x}]}\n")
+    args = [str(crew) if a == "CREW" else a for a in command]
+    done = subprocess.run([sys.executable, "-m", "crewq", *args], env={**os.environ, "CREWQ_REDIS_URL": url},
+                          capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stderr) == (3, expected)
+    assert "s3cret-pw" not in done.stdout + done.stderr
 
 
 def test_tools_list_shows_builtins_and_a_crews_python_tool(tmp_path):

@@ -88,9 +88,12 @@ def test_connection_refused_is_transient():
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    with pytest.raises(TransientProviderError, match="openai: cannot reach 127.0.0.1") as caught:
-        openai(f"http://127.0.0.1:{port}").complete(ask())
-    assert caught.value.error_type == "connection_error" and KEY not in str(caught.value)
+    with pytest.raises(TransientProviderError) as caught:
+        openai(f"http://127.0.0.1:{port}/v1").complete(ask())
+    assert str(caught.value) == (f"openai: cannot reach http://127.0.0.1:{port}/v1/chat/completions: "
+                                 "connection refused [type=connection_refused]")
+    # Retried a couple of times inside the turn, not the agent's max_retries; then the policy decides.
+    assert caught.value.retryable and caught.value.retry_limit == 2 and not caught.value.permanent
 
 
 @pytest.mark.parametrize("headers,expected", [
@@ -125,4 +128,21 @@ def test_not_retried_statuses(server, status):
     server.queue(Reply(status=status, body={"error": {"message": "no", "type": "invalid_request_error"}}))
     with pytest.raises(ProviderError) as caught:
         openai(server.url).complete(ask())
-    assert not isinstance(caught.value, TransientProviderError)
+    assert not caught.value.retryable and caught.value.permanent  # no restart either
+
+
+def test_a_404_names_the_url_posted_to_and_the_model(server):
+    server.queue(Reply(status=404, body={"error": {"message": "Not Found", "type": "invalid_request_error"}}))
+    with pytest.raises(ProviderError) as caught:
+        openai(server.url.replace("http://", "http://user:pw@") + "/v2").complete(ask())
+    assert str(caught.value).startswith(f"openai: HTTP 404 from POST {server.url}/v2/chat/completions "
+                                        "(model gpt-4o): Not Found")
+    assert KEY not in str(caught.value) and "pw" not in str(caught.value) and caught.value.permanent
+
+
+@pytest.mark.parametrize("status", [500, 502])
+def test_a_server_error_that_says_do_not_retry_is_left_to_the_restart_policy(server, status):
+    server.queue(Reply(status=status, headers={"x-should-retry": "false"}, body={"error": {"message": "no"}}))
+    with pytest.raises(ProviderError) as caught:
+        openai(server.url).complete(ask())
+    assert not caught.value.retryable and not caught.value.permanent

@@ -79,11 +79,14 @@ def test_content_as_a_list_of_parts(server):
     assert provider(server).complete(request()).text == "ab"
 
 
-def test_arguments_that_are_not_json_fail_the_turn_by_name(server):
-    server.queue(Reply(body=openai_completion(tool_calls=[("c1", "search", '{"q": "unterminated')])))
-    with pytest.raises(ProviderError, match="openai: tool call 'search': arguments are not valid JSON") as caught:
-        provider(server).complete(request())
-    assert caught.value.error_type == "malformed_tool_arguments"
+def test_arguments_that_are_not_json_or_not_an_object_become_the_calls_problem(server):
+    server.queue(Reply(body=openai_completion(tool_calls=[("c1", "search", '{"q": "unterminated'),
+                                                          ("c2", "search", "[1, 2]"), ("c3", "search", '{"q": 1}')])))
+    calls = provider(server).complete(request()).tool_calls
+    assert calls[0].problem == ("tool call 'search' not run: its arguments are not valid JSON: "
+                                "'{\"q\": \"unterminated'; send a JSON object")
+    assert calls[1].problem == "tool call 'search' not run: its arguments are a JSON list, expected an object"
+    assert calls[2].problem is None and calls[2].arguments == {"q": 1}
 
 
 def test_429_with_retry_after_ms_then_success(server):

@@ -169,6 +169,17 @@ def test_http_request_methods(apis, context, method):
     assert result.structured["body"]["method"] == method
 
 
+@pytest.mark.parametrize("method,sent", [("POST", True), ("PUT", True), ("PATCH", True), ("DELETE", True),
+                                         ("GET", False), ("HEAD", False)])
+def test_http_request_sends_an_idempotency_key_with_side_effects(apis, context, method, sent):
+    HttpRequest(spec("http_request", apis)).execute({"method": method, "url": "/echo"}, context)
+    assert apis.last()["headers"].get("idempotency-key") == ("run:agent:0:0:0" if sent else None)
+    # The model's own key wins.
+    HttpRequest(spec("http_request", apis)).execute({"method": method, "url": "/echo",
+                                                     "headers": {"idempotency-key": "mine"}}, context)
+    assert apis.last()["headers"].get("idempotency-key") == "mine"
+
+
 def test_http_request_head_and_error_statuses_are_information(apis, context):
     tool = HttpRequest(spec("http_request", apis))
     head = tool.execute({"method": "HEAD", "url": "/echo"}, context)

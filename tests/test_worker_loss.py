@@ -14,7 +14,7 @@ from crewq.config.loader import load_crew
 from crewq.scheduler.runs import Client, submit_loaded
 from crewq.workers.app import ADVANCE_TASK
 
-from helpers import write_crew
+from helpers import stored_result, write_crew
 
 
 def llm_events(ledger, run_id):
@@ -253,15 +253,6 @@ def test_a_message_taken_by_a_worker_that_died_before_recording_it(app, ledger, 
     requeued = [e for e in ledger.events(run_id, count=None) if e["type"] == "requeued"]
     assert [(e["task_id"], e["what"], e["dead_worker"]) for e in requeued] == [
         (taken, "a turn 0", "a worker that died before recording it")]
-
-
-def stored_result(app, task_id: str, timeout: float = 30):
-    """A task's result from the backend (crewq's backend has no `.get()` subscription)."""
-    deadline = time.monotonic() + timeout
-    while (meta := app.backend.get_task_meta(task_id))["status"] != "SUCCESS":
-        assert time.monotonic() < deadline, meta
-        time.sleep(0.05)
-    return meta["result"]
 
 
 def test_a_redelivered_advance_sends_the_wave_its_first_delivery_claimed(app, ledger, tmp_path):

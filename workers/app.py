@@ -16,6 +16,7 @@ from crewq.config.settings import Settings
 
 from . import logs
 from .backend import ALIAS
+from .broker import transport_for
 from .ledger import Ledger
 from .refs import ADVANCE_TASK, SUBMIT_TASK, TOOL_TASK, TURN_TASK, TurnRef
 
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None, *, name: str = "crewq") -> Crew
         task_send_sent_event=False,
         result_expires=int(settings.retention),
         result_chord_expires=int(settings.retention),
+        broker_transport=transport_for(settings.redis_url),  # survives a Redis restart (see broker.py)
         broker_transport_options=transport,
         result_backend_transport_options=transport,
         broker_connection_retry_on_startup=True,

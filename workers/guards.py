@@ -35,6 +35,8 @@ class ToolCallBudget:
 
     def check(self, call: ToolCall) -> str | None:
         """None if the call may run (and count it), else the reason it is skipped."""
+        if call.problem:
+            return call.problem
         if call.name not in self.tool_names:
             names = ", ".join(sorted(self.tool_names)) or "none"
             return f"unknown tool {call.name!r}; the tools you have: {names}"

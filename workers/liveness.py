@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 
-from celery import signals
+from celery import bootsteps, signals
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from .app import ADVANCE_TASK, TOOL_TASK, TURN_TASK
@@ -26,8 +26,13 @@ TRACKED = (TURN_TASK, TOOL_TASK, ADVANCE_TASK)
 
 def identity(hostname: str) -> str:
     """A worker incarnation: a worker restarted under the same name is a new one, so what the dead
-    one held is still requeued."""
-    return f"{hostname}#{os.getpid()}"
+    one held is still requeued. So is a worker whose consumer reconnected to the broker (see
+    `Reconnected`): the `.N` suffix counts its reconnections."""
+    generation = _generations.get(hostname, 0)
+    return f"{hostname}#{os.getpid()}" + (f".{generation}" if generation else "")
+
+
+_generations: dict[str, int] = {}
 _beats: dict[tuple[int, str], "Heartbeat"] = {}
 _lock = threading.Lock()
 
@@ -61,6 +66,42 @@ def stop_heartbeat(hostname: str) -> None:
     with _lock:
         for key in [k for k in _beats if k[1] == identity(hostname)]:
             _beats.pop(key).stopped.set()
+
+
+def new_incarnation(app, hostname: str) -> None:
+    """From now on this worker is a new incarnation: the old one's heartbeat stops, so once it
+    expires the supervisor gives back the messages the old one had taken."""
+    stop_heartbeat(hostname)
+    with _lock:
+        _generations[hostname] = _generations.get(hostname, 0) + 1
+    ensure_heartbeat(app, hostname)
+
+
+class Reconnected(bootsteps.StartStopStep):
+    """A consumer step: its second and later starts follow a lost broker connection.
+
+    A message taken over the lost connection can never be acked or rejected (Celery: "cannot be
+    acknowledged after a connection loss"), and kombu could not put it back while Redis was away:
+    it sits in kombu's `unacked` hash until the visibility timeout (1 h), its task recorded as held
+    by a worker that is alive, so nothing would redeliver it. A new incarnation makes those records
+    a dead worker's, and the supervisor's redelivery gives the messages back within the heartbeat
+    TTL (every task is safe twice: a turn that finished meanwhile is not run again)."""
+    requires = ("celery.worker.consumer.connection:Connection",)
+
+    def __init__(self, parent, **kwargs):
+        super().__init__(parent, **kwargs)
+        self.starts = 0
+
+    def start(self, parent) -> None:
+        self.starts += 1
+        if self.starts > 1:
+            log.warning("worker %s reconnected to the broker; what it took before is given back", parent.hostname)
+            new_incarnation(parent.app, parent.hostname)
+
+
+@signals.worker_init.connect
+def _on_init(sender=None, **_):
+    sender.app.steps["consumer"].add(Reconnected)  # a set: once per app, before the consumer is built
 
 
 @signals.worker_ready.connect

@@ -12,7 +12,7 @@ import time
 from celery import shared_task
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from crewq.config.errors import ConfigError
+from crewq.config.errors import ConfigError, ToolServerUnavailable
 
 from . import bounds, tracing
 from .app import TOOL_TASK, requeue_after_outage
@@ -60,7 +60,7 @@ def run_tool_call(task, run_id: str, agent_id: str, turn: int, attempt: int, ind
                 context = ToolContext(run_id=run_id, agent_id=agent_id, idempotency_key=key,
                                       source_dir=spec.source_dir, env=environment(spec, policy))
                 result = tool.execute(call.arguments, context)
-        except ConfigError as exc:  # e.g. its MCP server is down on this worker
+        except (ConfigError, ToolServerUnavailable) as exc:  # e.g. its MCP server is down on this worker
             result = ToolResult(f"tool {call.name!r} is not available: {exc}", is_error=True)
         except RedisConnectionError:
             raise

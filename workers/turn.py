@@ -13,8 +13,7 @@ from celery import chord, group, shared_task
 from celery.exceptions import Ignore, Retry
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from crewq.config.errors import (ConfigError, MissingEnvError, ProviderError, ToolServerUnavailable,
-                           TransientProviderError)
+from crewq.config.errors import ConfigError, CrewqError
 from crewq.config.states import AgentStatus
 from crewq.config.words import plural
 
@@ -60,11 +59,11 @@ def agent_turn(self, run_id: str, agent_id: str, turn: int = 0, attempt: int = 0
         log.warning("turn %s/%s/%s: Redis is unreachable (%s); the turn runs again once it is back",
                     run_id, agent_id, turn, exc)
         raise requeue_after_outage(exc) from None
-    except ConfigError as exc:  # a mistake in the crew file (a tool that cannot be built, ...): say it plainly
+    except CrewqError as exc:  # a mistake in the crew file, a tool server that is down, ...: say it plainly
         log.warning("turn %s/%s/%s: %s", run_id, agent_id, turn, exc)
-        # A server that is down, or a variable missing on this worker, may be there on a restart.
-        permanent = not isinstance(exc, (ToolServerUnavailable, MissingEnvError))
-        return turn_.fail(f"configuration error: {exc}", permanent=permanent)
+        # The error says whether a restart can fix it: a tool server that is down may be up again.
+        label = "configuration error: " if isinstance(exc, ConfigError) else ""
+        return turn_.fail(f"{label}{exc}", permanent=exc.permanent)
     except Exception as exc:  # a bug must fail the agent visibly, never hang the chord
         log.exception("turn %s/%s/%s failed", run_id, agent_id, turn)
         return turn_.fail(f"internal error: {type(exc).__name__}: {exc}")
@@ -107,7 +106,7 @@ class Turn:
             if reason := budgets.exhausted(spec.crew.task, run):  # no new LLM call once a budget is spent
                 return self.fail(reason, permanent=True)
             raw = self.ask(conversation.messages, tools, deadline=self.deadline(started, run))
-            if isinstance(raw, dict) and raw.get("status") == AgentStatus.FAILED:
+            if isinstance(raw, dict) and raw.get("status") in (AgentStatus.FAILED, AgentStatus.SKIPPED):  # an envelope, not a reply
                 return raw
         reply = LLMReply.model_validate(raw)
         if reply.tool_calls:
@@ -136,30 +135,35 @@ class Turn:
             chain = llm_chain(self.spec.crew, self.agent, self.env)
             # Once the primary's retries are used up, the fallbacks (if any) get their turn.
             exhausted = retries >= self.agent.max_retries and len(chain) > 1
-            with tracing.child_span("llm_call", **{"crewq.retries": retries}) as span:
-                reply = call_llm(chain, self.agent, request, redis=ledger.redis, prefix=ledger.keys.prefix,
-                                 exhausted=exhausted)
-                if span is not None:
-                    span.set_attributes({"gen_ai.system": reply.provider, "gen_ai.request.model": reply.model or "",
-                                         "gen_ai.usage.input_tokens": reply.usage.input_tokens,
-                                         "gen_ai.usage.output_tokens": reply.usage.output_tokens,
-                                         "crewq.tool_calls": len(reply.tool_calls)})
+            try:
+                reply = self.call(chain, request, retries, exhausted)
+            except Throttled:
+                raise
+            except CrewqError as exc:
+                if not (exc.retryable and not exhausted and len(chain) > 1 and retries >= self.retry_limit(exc)):
+                    raise
+                # This failure's own limit (a refused connection's) ends the primary's retries early.
+                reply = self.call(chain, request, retries, exhausted=True)
         except Throttled as exc:  # a fleet limit: the same try, later, holding no worker slot meanwhile
             raise wait_for_limit(self.task, ledger, self.run_id, self.agent_id, self.turn, exc,
                                  ceiling=self.task.app.settings.visibility_timeout / 10)
-        except TransientProviderError as exc:
-            if retries >= self.agent.max_retries:
-                return self.fail(f"{exc} (after {plural(retries + 1, 'try', 'tries')})")
+        except CrewqError as exc:  # what may help is a property of the error, not of its class
+            if not exc.retryable or retries >= self.retry_limit(exc):
+                tries = f" (after {plural(retries + 1, 'try', 'tries')})" if exc.retryable else ""
+                return self.fail(f"{exc}{tries}", permanent=exc.permanent)
             # A countdown near the visibility timeout would let Redis redeliver the waiting retry.
             ceiling = min(self.agent.max_backoff, self.task.app.settings.visibility_timeout / 10)
-            wait = countdown(retries, exc.retry_after, max_backoff=ceiling)
+            wait = countdown(retries, getattr(exc, "retry_after", None), max_backoff=ceiling)
             ledger.event(self.run_id, "llm_retry", self.agent_id, turn=self.turn, error=str(exc),
                          countdown=round(wait, 3), retries=retries + 1)
             raise self.task.retry(countdown=wait, max_retries=self.agent.max_retries)
-        except ConfigError as exc:  # e.g. the fleet policy refused the request: no restart can fix it
-            return self.fail(str(exc), permanent=not isinstance(exc, MissingEnvError))
-        except ProviderError as exc:
-            return self.fail(str(exc))
+        if ledger.run_status(self.run_id) in TERMINAL:
+            # Cancelled (or ended) while the call was in flight: the reply is not the agent's work and
+            # nothing goes in the event log after run_finished, but what the call cost was spent.
+            ledger.add_usage(self.run_id, self.agent_id, reply.usage.input_tokens, reply.usage.output_tokens,
+                             estimate_cost(reply.provider, reply.model, reply.usage))
+            ledger.settle_agent(self.run_id, self.agent_id, self.attempt, AgentStatus.CANCELLED, error="the run ended")
+            return envelope(AgentStatus.SKIPPED, self.agent_id, self.attempt, error="the run ended during the LLM call")
         data = reply.model_dump(mode="json")
         try:
             check_reply(data, self.task.app.settings.policy.limits, self.agent_id)
@@ -177,6 +181,21 @@ class Turn:
                          seconds=round(time.time() - began, 3), tool_calls=[c.name for c in reply.tool_calls])
             pipe.execute()
         return stored
+
+    def call(self, chain, request: LLMRequest, retries: int, exhausted: bool) -> LLMReply:
+        with tracing.child_span("llm_call", **{"crewq.retries": retries}) as span:
+            reply = call_llm(chain, self.agent, request, redis=self.ledger.redis, prefix=self.ledger.keys.prefix,
+                             exhausted=exhausted)
+            if span is not None:
+                span.set_attributes({"gen_ai.system": reply.provider, "gen_ai.request.model": reply.model or "",
+                                     "gen_ai.usage.input_tokens": reply.usage.input_tokens,
+                                     "gen_ai.usage.output_tokens": reply.usage.output_tokens,
+                                     "crewq.tool_calls": len(reply.tool_calls)})
+        return reply
+
+    def retry_limit(self, exc: CrewqError) -> int:
+        """Retries inside the turn: the agent's max_retries, or fewer when the error says so."""
+        return min(self.agent.max_retries, exc.retry_limit if exc.retry_limit is not None else self.agent.max_retries)
 
     def call_tools(self, reply: LLMReply, budget) -> dict:
         limit = self.agent.turn_limit
@@ -222,7 +241,7 @@ class Turn:
 def report_failure(ledger: Ledger, run_id: str, agent_id: str, attempt: int, turn: int, error: str,
                    permanent: bool = False) -> dict:
     """Settle the attempt as failed and append a FailureReport for the supervisor (once per attempt).
-    A permanent failure (a configuration error) is one no restart can fix."""
+    A permanent failure (a refused key, a bad request, a configuration error) is one no restart can fix."""
     if not ledger.settle_agent(run_id, agent_id, attempt, AgentStatus.FAILED, error=error):
         return envelope(AgentStatus.SKIPPED, agent_id, attempt, error="attempt already settled or superseded")
     report = {"run_id": run_id, "agent_id": agent_id, "attempt": attempt, "turn": turn, "error": error,

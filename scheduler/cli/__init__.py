@@ -4,10 +4,14 @@ package by what it acts on (a crew file, a run, the fleet's processes) and is ad
 from __future__ import annotations
 
 import sys
+from urllib.parse import urlsplit
 
 import click
+import kombu.exceptions
+import redis
 
 from crewq.config.errors import ConfigError, CrewqError, RunError
+from crewq.config.settings import Settings
 
 from . import crew, fleet, limits, runs
 
@@ -32,17 +36,46 @@ class CrewqGroup(click.Group):
             sys.exit(1)
 
     def invoke(self, ctx):
+        url = Settings.from_env().redis_url
         try:
+            if url and urlsplit(url).scheme not in REDIS_SCHEMES:
+                raise FleetUnreachable(f"malformed Redis URL {masked(url)}: it must start with redis://, "
+                                       "rediss:// or unix://")
             return super().invoke(ctx)
+        except (redis.ConnectionError, redis.TimeoutError, kombu.exceptions.OperationalError) as exc:
+            click.echo(f"crewq: error: cannot reach the fleet's Redis at {masked(url or '')}: {exc}", err=True)
+            sys.exit(3)
+        except FleetUnreachable as exc:
+            click.echo(f"crewq: error: {exc}", err=True)
+            sys.exit(3)
         except ConfigError as exc:
             click.echo(f"crewq: error: {exc}", err=True)
             sys.exit(2)
         except RunError as exc:
             click.echo(f"crewq: error: {exc}", err=True)
             sys.exit(1)
-        except (CrewqError, LookupError) as exc:
+        except LookupError as exc:  # a run id that is not found: a mistake in the input
+            click.echo(f"crewq: error: {exc.args[0] if exc.args else exc}", err=True)
+            sys.exit(2)
+        except CrewqError as exc:
             click.echo(f"crewq: error: {exc.args[0] if exc.args else exc}", err=True)
             sys.exit(1)
+
+
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+class FleetUnreachable(CrewqError):
+    """The fleet's Redis URL is malformed (exit code 3, like an unreachable Redis)."""
+
+
+def masked(url: str) -> str:
+    """The URL with its password replaced, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
 
 
 @click.group(cls=CrewqGroup)

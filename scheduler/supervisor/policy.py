@@ -4,8 +4,9 @@
     rest_for_one  restart it and every downstream agent that has started or finished
     one_for_all   restart the whole run from wave 0
 
-Budget: at most `max_restarts` restarts of the agent within `restart_window`, at most
-`run_restart_cap` restarts in the run whatever the windows say, with exponential backoff.
+Budget: at most `max_restarts` restarts of the agent within `restart_window` (Erlang's intensity
+and period), at most `max_attempts` attempts of the agent in the run and `run_restart_cap` restarts
+in the run whatever the windows say, with exponential backoff. A permanent error is never restarted.
 """
 
 from __future__ import annotations
@@ -46,7 +47,10 @@ def decide(spec: RunSpec, agent_id: str, attempt: int, states: dict[str, dict], 
     run_restarts = int(run.get("restarts") or 0)
     base: dict[str, Any] = dict(agent=agent_id, attempt=attempt, policy=agent.restart)
     if permanent:
-        return Decision("give_up", reason="a configuration error: restarting cannot fix it", **base)
+        return Decision("give_up", reason="a permanent error: restarting cannot fix it", **base)
+    if attempt + 1 >= agent.max_attempts:  # a failure slower than the window cannot dodge this one
+        return Decision("give_up", reason=f"attempt cap reached: {attempt + 1} attempts "
+                        f"(max_attempts {agent.max_attempts})", **base)
     if len(recent) >= agent.max_restarts:
         return Decision("give_up", reason=f"restart budget spent: {plural(len(recent), 'restart')} within "
                         f"{agent.restart_window:g}s (max_restarts {agent.max_restarts})", **base)

@@ -18,7 +18,9 @@ Every call is first admitted by the operator's fleet limits (`limits.py`): one t
 for failures, not for limits), and a 429 with retry-after holds the whole fleet back from that
 provider/model.
 Only transient errors count against a breaker: a 400 or a malformed reply says nothing about
-availability. Without `redis` there is no breaker. Providers in `policy.exempt` (the offline
+availability. Nor does a refused connection: it is a fact about one address (often one crew's wrong
+`base_url`), while the breaker is shared by every crew of the fleet using that provider and model; it
+costs the provider nothing, and the turn's retry limit (2) and the restart budget bound it. Without `redis` there is no breaker. Providers in `policy.exempt` (the offline
 `scripted` one by default) have no breaker either, so scripted crews play exactly as written.
 """
 
@@ -65,7 +67,7 @@ def call_llm(configs: list[LLMConfig], agent: Agent, request: LLMRequest, *, red
         try:
             reply = _complete(redis, prefix, config, agent, request)
         except TransientProviderError as exc:
-            if breaker:
+            if breaker and exc.error_type != "connection_refused":
                 breaker.failure()
             if (index == 0 and not exhausted) or last:
                 raise

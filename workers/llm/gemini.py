@@ -34,7 +34,7 @@ import httpx
 from crewq.config.errors import ProviderError, TransientProviderError
 
 from .http import HTTPProvider, squash
-from .openai import parse_arguments
+from .openai import tool_call
 from .types import LLMReply, LLMRequest, Message, ToolCall, ToolSchema, Usage, in_asked_order
 
 # The fields of Gemini's `Schema` (a subset of OpenAPI 3.0; ai.google.dev/api/caching#Schema). The API
@@ -105,9 +105,8 @@ class GeminiProvider(HTTPProvider):
                 raise self.fail(f"malformed reply: functionCall {len(calls)} has no name")
             ident = call.get("id") if isinstance(call.get("id"), str) and call.get("id") else None
             signature = part.get("thoughtSignature")
-            calls.append(ToolCall(id=ident or f"gemini_{call_index}_{len(calls)}", name=name,
-                                  arguments=parse_arguments(call.get("args"), name, self.fail),
-                                  signature=signature if isinstance(signature, str) else None))
+            calls.append(tool_call(ident or f"gemini_{call_index}_{len(calls)}", name, call.get("args"),
+                                   signature=signature if isinstance(signature, str) else None))
         return calls
 
     def _check_finish(self, finish: Any, message: Any, parts: list[Any]) -> None:

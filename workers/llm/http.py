@@ -4,11 +4,13 @@ How a failure becomes a crewq error (`crewq.config.errors`):
 
     httpx / HTTP outcome                         crewq error                       error_type
     ConnectTimeout, ReadTimeout, WriteTimeout  → TransientProviderError            timeout
+    ConnectError: connection refused           → TransientProviderError(retry_limit=2) connection_refused
     ConnectError and other transport errors    → TransientProviderError            connection_error
     connection closed in the middle of the body → ProviderError                    truncated_reply
     408 409 429 5xx 529 (or x-should-retry)    → TransientProviderError(retry_after) the provider's type
       ... but 401, 403, auth and quota types    → ProviderError                     the provider's type
     any other status >= 300                     → ProviderError                     the provider's type
+      (a 4xx is permanent: no restart; a 404 names the URL posted to and the model)
     2xx whose body is not a JSON object         → ProviderError                     malformed_reply
 
 Every message names the provider and the host, never the API key: anything echoed back from the
@@ -41,6 +43,7 @@ from .types import LLMConfig, LLMRequest
 log = logging.getLogger("crewq.llm.http")
 
 CONNECT_TIMEOUT = Settings.env_value("llm_connect_timeout")  # CREWQ_LLM_CONNECT_TIMEOUT, read once a process
+REFUSED_RETRIES = 2  # a refused connection is retried twice inside the turn, then the policy decides
 RETRY_STATUSES = frozenset({408, 409, 429, 529})
 # Waiting never fixes these, whatever the status or x-should-retry say.
 NEVER_RETRY_TYPES = frozenset({
@@ -159,6 +162,11 @@ class HTTPProvider(Provider):
         except httpx.TimeoutException as exc:
             raise self._transient(f"no reply from {host} within {timeout:g}s ({type(exc).__name__})",
                                   "timeout") from None
+        except httpx.ConnectError as exc:
+            if _refused(exc):  # nothing listens there: cheap to ask again, but rarely worth it more than twice
+                raise self._transient(f"cannot reach {_shown(url)}: connection refused", "connection_refused",
+                                      retry_limit=REFUSED_RETRIES) from None
+            raise self._transient(f"cannot reach {host}: {type(exc).__name__}: {exc}", "connection_error") from None
         except httpx.TransportError as exc:
             raise self._transient(f"cannot reach {host}: {type(exc).__name__}: {exc}", "connection_error") from None
         try:
@@ -174,8 +182,9 @@ class HTTPProvider(Provider):
             response.close()
         return response
 
-    def _transient(self, message: str, error_type: str) -> TransientProviderError:
-        return TransientProviderError(redact(message, self.config.api_key), provider=self.label, error_type=error_type)
+    def _transient(self, message: str, error_type: str, retry_limit: int | None = None) -> TransientProviderError:
+        return TransientProviderError(redact(message, self.config.api_key), provider=self.label, error_type=error_type,
+                                      retry_limit=retry_limit)
 
     def _status_error(self, response: httpx.Response, url: str) -> ProviderError:
         status, headers = response.status_code, response.headers
@@ -183,7 +192,10 @@ class HTTPProvider(Provider):
         kinds, error_type, message = _error_fields(payload)
         if message is None:
             message = describe_body(response)
-        text = redact(f"HTTP {status} from {_host(url)}: {message}", self.config.api_key)
+        where = _host(url)
+        if status == 404:  # a wrong base_url or model name: say exactly what was asked for
+            where = f"POST {_shown(url)} (model {self.config.model or 'not set'})"
+        text = redact(f"HTTP {status} from {where}: {message}", self.config.api_key)
         kw = dict(provider=self.label, status=status, error_type=error_type,
                   request_id=request_id(headers, payload))
         if is_retryable(status, headers, kinds):
@@ -260,6 +272,21 @@ def _looks_html(text: str, ctype: str) -> bool:
 
 def _squash(text: str) -> str:
     return " ".join(text.split())
+
+
+def _refused(exc: httpx.ConnectError) -> bool:
+    cause = exc.__context__ or exc.__cause__
+    while cause is not None:
+        if isinstance(cause, ConnectionRefusedError):
+            return True
+        cause = cause.__context__ or cause.__cause__
+    return "connection refused" in str(exc).lower()
+
+
+def _shown(url: str) -> str:
+    """The URL without credentials or query (a key may travel in either)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{_host(url)}{parts.path}"
 
 
 def _host(url: str) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from .http import HTTPProvider
-from .openai import parse_arguments, wire_tools
+from .openai import tool_call, wire_tools
 from .types import LLMReply, LLMRequest, Message, ToolCall, Usage, in_asked_order
 
 
@@ -69,8 +69,7 @@ class OllamaProvider(HTTPProvider):
             name = function.get("name") if isinstance(function, dict) else None
             if not isinstance(name, str) or not name:
                 raise self.fail(f"malformed reply: tool_calls[{i}] has no function name")
-            calls.append(ToolCall(id=f"ollama_{call_index}_{i}", name=name,
-                                  arguments=parse_arguments(function.get("arguments"), name, self.fail)))
+            calls.append(tool_call(f"ollama_{call_index}_{i}", name, function.get("arguments")))
         return calls
 
 

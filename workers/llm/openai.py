@@ -5,7 +5,8 @@ with `Authorization: Bearer` (only when a key is set: local servers need none). 
 `functions`; the model answers with `tool_calls` whose `arguments` is a JSON string; each result goes back as one `role: tool` message per call, in the order asked.
 
 Compatible servers bend the format, so the reply is read defensively:
-- `arguments` may be a JSON string, an object, empty or null (→ {}); invalid JSON fails the turn;
+- `arguments` may be a JSON string, an object, empty or null (→ {}); invalid JSON or a non-object is
+  not run: the model gets a tool error naming the problem (`tool_skipped`);
 - a missing id gets `call_<call_index>_<i>`; a duplicate id gets a `_<i>` suffix;
 - no `usage` → zero tokens;
 - a non-empty `tool_calls` wins whatever `finish_reason` says;
@@ -17,9 +18,7 @@ result is sent as `ERROR: <message>`: this format has no is_error flag.
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
-
-from crewq.config.errors import ProviderError
+from typing import Any
 
 from .http import HTTPProvider, squash
 from .types import LLMReply, LLMRequest, Message, ToolCall, ToolSchema, Usage
@@ -89,28 +88,26 @@ class OpenAIProvider(HTTPProvider):
             if ident in seen:
                 ident = f"{ident}_{i}"
             seen.add(ident)
-            calls.append(ToolCall(id=ident, name=name, arguments=self.arguments(function.get("arguments"), name)))
+            calls.append(tool_call(ident, name, function.get("arguments")))
         return calls
 
-    def arguments(self, raw: Any, tool: str) -> dict[str, Any]:
-        return parse_arguments(raw, tool, self.fail)
 
-
-def parse_arguments(raw: Any, tool: str, fail: Callable[[str, str], ProviderError]) -> dict[str, Any]:
-    """Tool arguments as a dict, from a JSON string, an object, or nothing."""
+def tool_call(ident: str, name: str, raw: Any, **kw: Any) -> ToolCall:
+    """A ToolCall from a JSON string, an object, or nothing. Arguments that are not a JSON object do
+    not fail the turn: the call carries the `problem`, is not run, and the model is told."""
     if raw is None or (isinstance(raw, str) and not raw.strip()):
-        return {}
+        return ToolCall(id=ident, name=name, **kw)
     value = raw
     if isinstance(raw, str):
         try:
             value = json.loads(raw)
         except ValueError:
-            raise fail(f"tool call {tool!r}: arguments are not valid JSON: {squash(raw)[:80]!r}",
-                       "malformed_tool_arguments") from None
+            return ToolCall(id=ident, name=name, problem=f"tool call {name!r} not run: its arguments are not "
+                            f"valid JSON: {squash(raw)[:80]!r}; send a JSON object", **kw)
     if not isinstance(value, dict):
-        raise fail(f"tool call {tool!r}: arguments are a JSON {type(value).__name__}, expected an object",
-                   "malformed_tool_arguments")
-    return value
+        return ToolCall(id=ident, name=name, problem=f"tool call {name!r} not run: its arguments are a JSON "
+                        f"{type(value).__name__}, expected an object", **kw)
+    return ToolCall(id=ident, name=name, arguments=value, **kw)
 
 
 def wire_message(message: Message) -> dict[str, Any]:

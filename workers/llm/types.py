@@ -19,6 +19,7 @@ class ToolCall(BaseModel):
     arguments: dict[str, Any] = Field(default_factory=dict)
     # Provider state that must go back with the call in later turns (Gemini's thoughtSignature).
     signature: str | None = None
+    problem: str | None = None  # why it cannot run (arguments not a JSON object): the model is told
 
 
 class Message(BaseModel):

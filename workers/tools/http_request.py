@@ -19,7 +19,8 @@ JSON is sent as application/json) or `json`. Credentials (api_key, bearer_token,
 header_*) are sent only to base_url's origin and allowed_hosts, never to a host the model picks
 (Routex sends them everywhere). Without either they are sent nowhere: the crew loads and
 `validate` warns. The reply is the status, a few useful headers, and the body (parsed when it is
-JSON), cut at max_bytes.
+JSON), cut at max_bytes. POST, PUT, PATCH and DELETE carry an
+`Idempotency-Key` header that is the same when a crash makes the call run again.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from .netguard import Fetched
 from .nettool import NetTool
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SHOWN_HEADERS = ("content-type", "content-length", "location", "etag", "last-modified",
                  "retry-after", "link", "x-request-id", "x-ratelimit-remaining")
 DEFAULT_MAX_BYTES = 1_000_000
@@ -78,6 +80,10 @@ class HttpRequest(NetTool):
         base = self.base_url(context)
         url = httpx.URL(base).join(arguments["url"]) if base else httpx.URL(arguments["url"])
         headers = dict(arguments.get("headers") or {})
+        if method in UNSAFE_METHODS and not any(k.lower() == "idempotency-key" for k in headers):
+            # The same on a redelivered call (run, agent, attempt, turn, call): an API that honours it
+            # applies a repeated request once.
+            headers["Idempotency-Key"] = context.idempotency_key
         params = {k[len("param_"):]: str(self.setting(v, context, f"extra.{k}"))
                   for k, v in self.spec.extra.items() if k.startswith("param_")}
         params.update({k: _query_value(v) for k, v in {**(arguments.get("query") or {}),

@@ -11,8 +11,8 @@
 
 `env:` references in a server's settings are resolved when it is discovered, from the
 environment passed in (the worker's, over the crew's .env when the caller has it).
-A server that is down at discovery is a ConfigError naming it; at call time its failure is the
-tool's error result, and the next call connects again.
+A server that is down at discovery is a ToolServerUnavailable naming it (a restart may help); at
+call time its failure is the tool's error result, and the next call connects again.
 """
 
 from __future__ import annotations
