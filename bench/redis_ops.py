@@ -32,7 +32,7 @@ from crewq.config.settings import Settings  # noqa: E402
 from crewq.scheduler.embedded import in_process_worker  # noqa: E402
 from crewq.scheduler.local_redis import LocalRedis  # noqa: E402
 from crewq.scheduler.runs import submit_loaded  # noqa: E402
-from crewq.workers.app import create_app, ledger_of  # noqa: E402
+from crewq.workers.app import create_app  # noqa: E402
 
 LLM_CALLS = WAVES * WIDTH * TURNS
 IGNORED = {"config", "info"}  # the bench's own RESETSTAT and INFO
@@ -51,7 +51,7 @@ def crewq_run(app, folder: str, r: redis.Redis) -> Counter:
     loaded = load_crew_text(crew_yaml(), str(Path(folder) / "bench.yaml"))
     r.config_resetstat()
     run_id = submit_loaded(app, loaded)
-    key, after, mine = ledger_of(app).keys.events(run_id), "0-0", 0
+    key, after, mine = app.ledger.keys.events(run_id), "0-0", 0
     while True:  # wait on the event stream, counting our own XREADs to take them off
         found = r.xread({key: after}, block=60_000)
         mine += 1
@@ -63,7 +63,7 @@ def crewq_run(app, folder: str, r: redis.Redis) -> Counter:
             break
     counts = commandstats(r)
     counts["XREAD"] -= mine
-    status = r.hget(ledger_of(app).keys.run(run_id), "status")
+    status = r.hget(app.ledger.keys.run(run_id), "status")
     if status != "succeeded":
         raise SystemExit(f"run {run_id} ended {status}")
     return +counts

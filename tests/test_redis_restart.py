@@ -14,7 +14,7 @@ import redis
 from crewq.config.loader import load_crew
 from crewq.config.settings import Settings
 from crewq.scheduler.runs import Client, submit_loaded
-from crewq.workers.app import create_app, ledger_of
+from crewq.workers.app import create_app
 
 from conftest import FAST, WorkerProcesses, start_supervisor
 from helpers import write_crew
@@ -66,7 +66,7 @@ def wait_for_progress(ledger, run_ids, beyond: int, timeout: float = 60) -> int:
 ], ids=["sigterm", "sigkill", "chaos-10-crews-twice"])
 def test_the_fleet_carries_on_through_redis_restarts(aof_redis, tmp_path, crews, signals):
     app = create_app(Settings(redis_url=aof_redis.url, **FAST))
-    ledger = ledger_of(app)
+    ledger = app.ledger
     workers = WorkerProcesses(app, aof_redis.url, tmp_path)
     supervisor = None
     try:
