@@ -38,17 +38,17 @@ def test_a_permanent_provider_error_gets_exactly_one_request(app, ledger, worker
             """)
         status_ = run_crew(app, path)
         requests = len(server.received)
-    print(f"HTTP {status}: {requests} request(s); run error: {status_['error']}")
+    print(f"HTTP {status}: {requests} request(s); run error: {status_.error}")
     assert requests == 1
-    assert status_["status"] == "failed" and message in status_["error"]  # the provider's own words
-    assert status_["error"].startswith("agent a failed after 1 attempt: openai: HTTP ")
-    decisions = kinds(ledger, status_["run_id"], "decision")
+    assert status_.status == "failed" and message in status_.error  # the provider's own words
+    assert status_.error.startswith("agent a failed after 1 attempt: openai: HTTP ")
+    decisions = kinds(ledger, status_.run_id, "decision")
     assert [(d["action"], d["reason"]) for d in decisions] == [
         ("give_up", "a permanent error: restarting cannot fix it")]
-    assert kinds(ledger, status_["run_id"], "llm_retry") == []
-    assert status_["agents"]["b"]["status"] == "skipped"
+    assert kinds(ledger, status_.run_id, "llm_retry") == []
+    assert status_.agents["b"].status == "skipped"
     if status == 404:
-        assert f"POST {server.url}/v1/chat/completions (model gpt-9)" in status_["error"]
+        assert f"POST {server.url}/v1/chat/completions (model gpt-9)" in status_.error
 
 
 def test_a_missing_env_variable_is_not_restarted(app, ledger, worker, tmp_path):

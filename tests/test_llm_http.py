@@ -135,7 +135,7 @@ def test_a_404_names_the_url_posted_to_and_the_model(server):
     server.queue(Reply(status=404, body={"error": {"message": "Not Found", "type": "invalid_request_error"}}))
     with pytest.raises(ProviderError) as caught:
         openai(server.url.replace("http://", "http://user:pw@") + "/v2").complete(ask())
-    assert str(caught.value).startswith(f"openai: HTTP 404 from POST {server.url}/v2/chat/completions "
+    assert str(caught.value).startswith(f"openai: HTTP 404 from POST {server.url}/v2/v1/chat/completions "
                                         "(model gpt-4o): Not Found")
     assert KEY not in str(caught.value) and "pw" not in str(caught.value) and caught.value.permanent
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fakes.mcp_fake_http import FakeMcpHttp
 
-from crewq.config.errors import ConfigError
+from crewq.config.errors import ConfigError, ToolServerUnavailable
 from crewq.config.schema import ToolSpec
 from crewq.workers.tools.base import ToolContext
 from crewq.workers.tools.mcp import forget_servers, mcp_tools
@@ -107,20 +107,20 @@ def test_a_dead_stdio_server_is_an_error_result_then_comes_back():
 
 def test_a_dead_http_server_at_discovery_names_the_server():
     spec = ToolSpec(name="mcp", extra={"server_name": "docs", "server_url": "http://127.0.0.1:9/mcp"})
-    with pytest.raises(ConfigError, match="MCP server 'docs'.*127.0.0.1:9"):
+    with pytest.raises(ToolServerUnavailable, match="MCP server 'docs'.*127.0.0.1:9"):
         mcp_tools(spec)
 
 
 def test_a_stdio_server_that_exits_at_once_names_the_server_and_its_last_words():
     spec = ToolSpec(name="mcp", extra={"server_name": "broken", "command": sys.executable,
                                        "args": ["-c", "import sys; sys.exit('no config file')"]})
-    with pytest.raises(ConfigError, match="MCP server 'broken'.*no config file"):
+    with pytest.raises(ToolServerUnavailable, match="MCP server 'broken'.*no config file"):
         mcp_tools(spec)
 
 
 def test_a_missing_command_names_the_server():
     spec = ToolSpec(name="mcp", extra={"server_name": "ghost", "command": "/nonexistent/mcp-server"})
-    with pytest.raises(ConfigError, match="MCP server 'ghost'.*cannot start"):
+    with pytest.raises(ToolServerUnavailable, match="MCP server 'ghost'.*cannot start"):
         mcp_tools(spec)
 
 
@@ -174,7 +174,7 @@ def test_a_server_on_the_2025_06_18_revision_is_spoken_to_in_it():
 
 def test_a_server_on_an_unknown_revision_is_refused_by_name():
     with FakeMcpHttp(version="2024-11-05") as fake:
-        with pytest.raises(ConfigError, match="MCP server 'fake'.*'2024-11-05'"):
+        with pytest.raises(ToolServerUnavailable, match="MCP server 'fake'.*'2024-11-05'"):
             mcp_tools(ToolSpec(name="mcp", extra={"server_name": "fake", "server_url": fake.url}))
 
 

@@ -74,7 +74,7 @@ def test_restarts_outside_the_window_do_not_count():
 @pytest.mark.parametrize("restart_times, run, permanent, reason", [
     ([NOW - 30, NOW - 20, NOW - 10], {}, False, "restart budget spent: 3 restarts within 60s (max_restarts 3)"),
     ([], {"restarts": "10"}, False, "the run's restart cap (10) is reached"),
-    ([], {}, True, "a configuration error: restarting cannot fix it"),
+    ([], {}, True, "a permanent error: restarting cannot fix it"),
 ])
 def test_it_gives_up_past_a_budget_or_on_a_permanent_failure(restart_times, run, permanent, reason):
     decision = decide(CHAIN, "mid", 3, states(mid="failed"), run, restart_times, NOW, SETTINGS, permanent=permanent)

@@ -3,15 +3,13 @@ package by what it acts on (a crew file, a run, the fleet's processes) and is ad
 
 from __future__ import annotations
 
+import os
 import sys
 from urllib.parse import urlsplit
 
 import click
-import kombu.exceptions
-import redis
 
 from crewq.config.errors import ConfigError, CrewqError, RunError
-from crewq.config.settings import Settings
 
 from . import crew, fleet, limits, runs
 
@@ -36,15 +34,14 @@ class CrewqGroup(click.Group):
             sys.exit(1)
 
     def invoke(self, ctx):
-        url = Settings.from_env().redis_url
+        # Read as Settings reads it, without importing the settings' pydantic before every command
+        # (`crewq run` prints its first line before the heavy imports).
+        url = os.environ.get("CREWQ_REDIS_URL") or os.environ.get("REDIS_URL") or None
         try:
             if url and urlsplit(url).scheme not in REDIS_SCHEMES:
                 raise FleetUnreachable(f"malformed Redis URL {masked(url)}: it must start with redis://, "
                                        "rediss:// or unix://")
             return super().invoke(ctx)
-        except (redis.ConnectionError, redis.TimeoutError, kombu.exceptions.OperationalError) as exc:
-            click.echo(f"crewq: error: cannot reach the fleet's Redis at {masked(url or '')}: {exc}", err=True)
-            sys.exit(3)
         except FleetUnreachable as exc:
             click.echo(f"crewq: error: {exc}", err=True)
             sys.exit(3)
@@ -60,6 +57,18 @@ class CrewqGroup(click.Group):
         except CrewqError as exc:
             click.echo(f"crewq: error: {exc.args[0] if exc.args else exc}", err=True)
             sys.exit(1)
+        except Exception as exc:
+            if not _unreachable(exc):
+                raise
+            click.echo(f"crewq: error: cannot reach the fleet's Redis at {masked(url or '')}: {exc}", err=True)
+            sys.exit(3)
+
+
+def _unreachable(exc: Exception) -> bool:
+    """Redis (or kombu over it) could not be reached; imported only once something failed."""
+    import kombu.exceptions
+    import redis
+    return isinstance(exc, (redis.ConnectionError, redis.TimeoutError, kombu.exceptions.OperationalError))
 
 
 REDIS_SCHEMES = ("redis", "rediss", "unix")

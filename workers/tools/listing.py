@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Mapping
 
 from crewq.config import envref
-from crewq.config.errors import ConfigError
+from crewq.config.errors import ConfigError, ToolServerUnavailable
 from crewq.config.loader import load_crew
 from crewq.config.schema import ToolSpec
 
@@ -43,7 +43,7 @@ def list_tools(crew_file: str | Path | None = None, env: Mapping[str, str] | Non
     for spec in loaded.crew.tools:
         try:
             tools = build_tools(spec, env)
-        except ConfigError as exc:
+        except (ConfigError, ToolServerUnavailable) as exc:  # a dead server is a row, the rest are listed
             mcp = spec.name == "mcp"
             where = f"mcp {spec.extra.get('server_name') or 'mcp'}" if mcp else _source(None, spec)
             rows.append(ToolRow(spec.name, where, "", problem=str(exc)))
