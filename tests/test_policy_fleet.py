@@ -225,7 +225,7 @@ def test_an_mcp_server_url_on_a_private_address_is_refused_and_redirects_are_gua
     public = McpServer(ToolSpec(name="mcp", extra={"server_url": "http://mcp.example/mcp"}), GuardedEnv({}, Policy()))
     assert public.guarded
     monkeypatch.setattr(netguard, "resolver", lambda host, port: ["169.254.169.254"])
-    with pytest.raises(ToolServerUnavailable, match="169.254.169.254")  # refused at connect time: a fault of the moment:
+    with pytest.raises(ToolServerUnavailable, match="169.254.169.254"):  # refused at connect time
         public.discover()
 
 
