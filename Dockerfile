@@ -1,12 +1,17 @@
 # crewq: one image for every service of docker-compose.yml (workers, supervisor, beat, flower).
 #   docker build -t crewq .
+# BASE_IMAGE: any Debian-like image with python3 (3.11+) and its venv module; the default is the
+# official python:3.11-slim. tests/test_compose.py builds on a local one made by debootstrap.
 ARG PYTHON_VERSION=3.11
-FROM python:${PYTHON_VERSION}-slim
+ARG BASE_IMAGE=python:${PYTHON_VERSION}-slim
+FROM ${BASE_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    VIRTUAL_ENV=/opt/crewq \
+    PATH=/opt/crewq/bin:$PATH
 
 # A user of its own: nothing in the fleet runs as root.
 RUN groupadd --system --gid 10001 crewq \
@@ -18,7 +23,14 @@ COPY crewq ./crewq
 COPY config ./config
 COPY workers ./workers
 COPY scheduler ./scheduler
-RUN pip install . \
+# A venv of its own (a distribution's python3 refuses system-wide installs, PEP 668). A build that
+# must reach PyPI through a proxy passes its pip configuration as BuildKit secrets
+# (`--secret id=pipconf,src=... --secret id=pipca,src=...`): mounted for this step only, in no layer.
+RUN --mount=type=secret,id=pipconf --mount=type=secret,id=pipca \
+    if [ -s /run/secrets/pipconf ]; then export PIP_CONFIG_FILE=/run/secrets/pipconf; fi \
+ && python3 -m venv /opt/crewq \
+ && pip install . \
+ && rm -rf build ./*.egg-info \
  && mkdir -p /crews /data/outputs \
  && chown -R crewq:crewq /data
 
