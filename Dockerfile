@@ -17,7 +17,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN groupadd --system --gid 10001 crewq \
  && useradd --system --uid 10001 --gid crewq --home-dir /app --no-create-home --shell /usr/sbin/nologin crewq
 
-WORKDIR /app
+# The source is built from /src and removed: a crewq/ folder in the working directory would shadow
+# the installed package (celery -A puts the working directory on sys.path).
+WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY crewq ./crewq
 COPY config ./config
@@ -30,10 +32,11 @@ RUN --mount=type=secret,id=pipconf --mount=type=secret,id=pipca \
     if [ -s /run/secrets/pipconf ]; then export PIP_CONFIG_FILE=/run/secrets/pipconf; fi \
  && python3 -m venv /opt/crewq \
  && pip install . \
- && rm -rf build ./*.egg-info \
- && mkdir -p /crews /data/outputs \
- && chown -R crewq:crewq /data
+ && cd / && rm -rf /src \
+ && mkdir -p /app /crews /data/outputs \
+ && chown -R crewq:crewq /app /data
 
+WORKDIR /app
 USER crewq
 # flower, the supervisor's Prometheus metrics
 EXPOSE 5555 9808
