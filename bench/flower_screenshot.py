@@ -25,9 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from crewq.config.settings import Settings  # noqa: E402
 from crewq.scheduler.local_redis import LocalRedis, free_port  # noqa: E402
 from crewq.scheduler.runs import Client  # noqa: E402
-from crewq.config.settings import Settings  # noqa: E402
 from crewq.workers.app import create_app  # noqa: E402
 
 USER, PASSWORD = "admin", "screenshot-only"

@@ -22,9 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import redis  # noqa: E402
-
 import floor  # noqa: E402
+import redis  # noqa: E402
 from waves import LATENCY, TURNS, WAVES, WIDTH, crew_yaml  # noqa: E402
 
 from crewq.config.loader import load_crew_text  # noqa: E402

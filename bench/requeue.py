@@ -29,9 +29,9 @@ from crewq.config.loader import load_crew_text  # noqa: E402
 from crewq.config.settings import Settings  # noqa: E402
 from crewq.scheduler.local_redis import LocalRedis  # noqa: E402
 from crewq.scheduler.runs import Client, submit_loaded  # noqa: E402
-from crewq.workers.ledger.events import TurnStarted  # noqa: E402
 from crewq.scheduler.supervisor import SupervisorThread  # noqa: E402
 from crewq.workers.app import create_app  # noqa: E402
+from crewq.workers.ledger.events import TurnStarted  # noqa: E402
 
 CREW = """
 runtime: {name: requeue-bench, llm_provider: scripted}

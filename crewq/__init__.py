@@ -56,9 +56,9 @@ if TYPE_CHECKING:
     from crewq.config.loader import load_crew, load_crew_text
     from crewq.config.schema import Agent, Crew
     from crewq.config.states import AgentStatus, RunStatus
+    from crewq.scheduler.runs import Client, run
     from crewq.workers.ledger.events import Event
     from crewq.workers.ledger.state import AgentState, RunInfo, RunState
-    from crewq.scheduler.runs import Client, run
     from crewq.workers.tools.registry import register_tool
 
 

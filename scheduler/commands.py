@@ -15,7 +15,6 @@ from crewq.config.loader import LoadedCrew
 from crewq.config.settings import Settings
 from crewq.config.states import RunStatus
 from crewq.config.words import plural
-
 from crewq.workers.app import create_app
 from crewq.workers.ledger.events import Event
 from crewq.workers.ledger.state import RunInfo, RunState, Usage
@@ -23,7 +22,8 @@ from crewq.workers.ledger.state import RunInfo, RunState, Usage
 from .embedded import embedded_fleet
 from .progress import HeldLogs, Watch
 from .runs import Client, new_run_id, submit_loaded
-from .validate import check, check_online, crew_warnings, render_task, task_override, task_warnings
+from .validate import check, render_task, task_override, task_warnings
+
 
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C while `crewq run` waited: the embedded run is cancelled; a fleet's run goes on."""

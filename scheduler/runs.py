@@ -21,7 +21,6 @@ from crewq.config.errors import RunError
 from crewq.config.loader import LoadedCrew, load_crew_text
 from crewq.config.settings import Settings
 from crewq.config.states import AgentStatus, RunStatus
-
 from crewq.workers import tracing
 from crewq.workers.app import CrewqApp, create_app
 from crewq.workers.ledger import TERMINAL
@@ -147,7 +146,7 @@ class Client:
             raise LookupError(f"run {run_id} not found (unknown, or expired)")
         status = self.ledger.run_status(run_id)
         if status not in (RunStatus.FAILED, RunStatus.CANCELLED):
-            raise RunError(f"only a failed or cancelled run can be resumed", run_id=run_id, status=status or "?")
+            raise RunError("only a failed or cancelled run can be resumed", run_id=run_id, status=status or "?")
         spec = self.ledger.spec(run_id)
         states = self.ledger.agents(run_id, [a.id for a in spec.crew.agents])
         again = [a for wave in spec.waves for a in wave if states[a].get("status") != AgentStatus.SUCCEEDED]

@@ -10,10 +10,14 @@ from crewq.config import envref
 from crewq.config.errors import ConfigError, CycleError
 from crewq.config.limits import DEFAULT_LIMITS, Limits
 from crewq.config.loader import LoadedCrew, load_crew, suggest
-
 from crewq.workers.llm.registry import provider_names
-from crewq.workers.tools.registry import (config_problem, config_warnings, mcp_tool_by_name, mcp_tool_names,
-                                          unknown_tools)
+from crewq.workers.tools.registry import (
+    config_problem,
+    config_warnings,
+    mcp_tool_by_name,
+    mcp_tool_names,
+    unknown_tools,
+)
 
 from . import plan
 

@@ -80,7 +80,8 @@ agents:
 def sh(*argv, check=True, timeout=600, **kw) -> subprocess.CompletedProcess:
     done = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=timeout, **kw)
     if check and done.returncode:
-        raise AssertionError(f"{' '.join(map(str, argv))} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        command = " ".join(map(str, argv))
+        raise AssertionError(f"{command} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     return done
 
 

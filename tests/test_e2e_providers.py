@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import redis
 from click.testing import CliRunner
-from fakes.llm_servers import FakeLLMServer, Reply, anthropic_error, anthropic_message, ollama_chat, openai_completion
 
 from crewq.scheduler.cli import main
 from crewq.workers.ledger.state import RunState
 
+from fakes.llm_servers import FakeLLMServer, Reply, anthropic_error, anthropic_message, ollama_chat, openai_completion
 from helpers import run_crew, write_crew
 
 KEYS = {"E2E_ANTHROPIC_KEY": "sk-ant-e2e-3b8f1c", "E2E_OPENAI_KEY": "sk-oai-e2e-9d2a7e"}

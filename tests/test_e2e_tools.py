@@ -8,10 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import run_crew, write_crew
-from fakes.tool_servers import FakeApis
 
 from crewq.workers.tools.mcp import forget_servers
+
+from fakes.tool_servers import FakeApis
+from helpers import run_crew, write_crew
 
 SERVER_SCRIPT = str(Path(__file__).parent / "fakes" / "mcp_server.py")
 

@@ -8,11 +8,11 @@ import sys
 import time
 
 import pytest
-from fakes.llm_servers import FakeLLMServer, Reply, openai_completion, openai_error
 
-from conftest import ROOT
 from crewq.workers.app import TOOL_TASK
 
+from conftest import ROOT
+from fakes.llm_servers import FakeLLMServer, Reply, openai_completion, openai_error
 from helpers import run_crew, stored_result, write_crew
 
 

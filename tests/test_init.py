@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from fakes.llm_servers import FakeLLMServer, Reply, openai_completion
 
 from crewq.config.loader import load_crew
 from crewq.scheduler.cli import main
 from crewq.scheduler.scaffold import STARTERS, files
+
+from fakes.llm_servers import FakeLLMServer, Reply, openai_completion
 
 BIN = Path(sys.executable).parent
 

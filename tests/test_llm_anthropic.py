@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from fakes.llm_servers import FakeLLMServer, Reply, anthropic_error, anthropic_message
 
 from crewq.config.errors import ProviderError, TransientProviderError
 from crewq.workers.llm.anthropic import AnthropicProvider
 from crewq.workers.llm.types import LLMConfig, LLMRequest, Message, ToolCall, ToolSchema
+
+from fakes.llm_servers import FakeLLMServer, Reply, anthropic_error, anthropic_message
 
 KEY = "sk-ant-test-0123456789"
 

@@ -11,11 +11,11 @@ from redis.retry import Retry
 
 from crewq.config.errors import ProviderError, TransientProviderError
 from crewq.config.schema import Agent
-from fakes.llm_servers import (FakeLLMServer, Reply, anthropic_error, anthropic_message,
-                                     openai_completion)
 from crewq.workers.llm.breaker import Breaker, BreakerPolicy
 from crewq.workers.llm.dispatch import call_llm
 from crewq.workers.llm.types import LLMConfig, LLMRequest, Message
+
+from fakes.llm_servers import FakeLLMServer, Reply, anthropic_error, anthropic_message, openai_completion
 
 POLICY = BreakerPolicy(threshold=3, cooldown=30.0)
 OVERLOADED = Reply(status=529, body=anthropic_error("overloaded_error", "Overloaded"))

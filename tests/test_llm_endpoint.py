@@ -11,8 +11,7 @@ from crewq.workers.llm.ollama import OllamaProvider
 from crewq.workers.llm.openai import OpenAIProvider
 from crewq.workers.llm.types import LLMConfig, LLMRequest, Message
 
-from fakes.llm_servers import (FakeLLMServer, Reply, anthropic_message, gemini_generate, ollama_chat,
-                               openai_completion)
+from fakes.llm_servers import FakeLLMServer, Reply, anthropic_message, gemini_generate, ollama_chat, openai_completion
 
 CASES = [  # provider class, provider name, model, endpoint path, reply
     (AnthropicProvider, "anthropic", "claude-sonnet-4-6", "/v1/messages", anthropic_message(text="ok")),

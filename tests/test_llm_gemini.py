@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from crewq.config.errors import ProviderError, TransientProviderError
-from fakes.llm_servers import FakeLLMServer, Reply, gemini_error, gemini_generate
 from crewq.workers.llm.gemini import MAX_REF_DEPTH, GeminiProvider, gemini_schema, wire_function
 from crewq.workers.llm.types import LLMConfig, LLMRequest, Message, ToolSchema
+
+from fakes.llm_servers import FakeLLMServer, Reply, gemini_error, gemini_generate
 
 KEY = "AIza-fake-gemini-key-7f3e"
 

@@ -8,11 +8,12 @@ import socket
 import pytest
 
 from crewq.config.errors import ProviderError, TransientProviderError
-from fakes.llm_servers import FakeLLMServer, Reply, openai_completion
 from crewq.workers.llm.anthropic import AnthropicProvider
 from crewq.workers.llm.http import parse_retry_after
 from crewq.workers.llm.openai import OpenAIProvider
 from crewq.workers.llm.types import LLMConfig, LLMRequest, Message
+
+from fakes.llm_servers import FakeLLMServer, Reply, openai_completion
 
 KEY = "sk-test-secret-42424242"
 HTML = ("<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>"

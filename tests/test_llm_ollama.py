@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from crewq.config.errors import ProviderError, TransientProviderError
-from fakes.llm_servers import FakeLLMServer, Reply, ollama_chat
 from crewq.workers.llm.ollama import OllamaProvider
 from crewq.workers.llm.types import LLMConfig, LLMRequest, Message, ToolSchema
+
+from fakes.llm_servers import FakeLLMServer, Reply, ollama_chat
 
 
 @pytest.fixture

@@ -7,9 +7,10 @@ import json
 import pytest
 
 from crewq.config.errors import ProviderError, TransientProviderError
-from fakes.llm_servers import FakeLLMServer, Reply, openai_completion, openai_error
 from crewq.workers.llm.openai import OpenAIProvider
 from crewq.workers.llm.types import LLMConfig, LLMRequest, Message, ToolSchema
+
+from fakes.llm_servers import FakeLLMServer, Reply, openai_completion, openai_error
 
 KEY = "sk-proj-test-abcdef123456"
 

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from fakes.mcp_fake_http import FakeMcpHttp
 
 from crewq.config.errors import ConfigError, ToolServerUnavailable
 from crewq.config.schema import ToolSpec
@@ -15,6 +14,8 @@ from crewq.workers.tools.base import ToolContext
 from crewq.workers.tools.mcp import forget_servers, mcp_tools
 from crewq.workers.tools.mcp.http import HttpTransport
 from crewq.workers.tools.mcp.session import McpSession
+
+from fakes.mcp_fake_http import FakeMcpHttp
 
 SERVER_SCRIPT = str(Path(__file__).parent / "fakes" / "mcp_server.py")
 CONTEXT = ToolContext(run_id="run", agent_id="agent", idempotency_key="k")

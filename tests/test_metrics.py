@@ -127,10 +127,16 @@ def test_a_scrape_without_redis_reports_the_ledger_down(ledger):
     assert got == {("crewq_ledger_up", ()): 0}
 
 
+def observe(ledger, finished_at: float) -> None:
+    """A tool call's result that took `finished_at` seconds."""
+    ledger.event("r1", "tool_result", "a", turn=0, index=0, name="t", is_error=False, chars=1, started_at=0.0,
+                 finished_at=finished_at)
+
+
 def test_a_histogram_observation_is_one_bin_and_the_reader_accumulates(ledger):
-    ledger.event("r1", "tool_result", "a", turn=0, index=0, name="t", is_error=False, chars=1, started_at=0.0, finished_at=0.02)  # the 0.05 bin
-    ledger.event("r1", "tool_result", "a", turn=0, index=0, name="t", is_error=False, chars=1, started_at=0.0, finished_at=0.07)  # the 0.1 bin
-    ledger.event("r1", "tool_result", "a", turn=0, index=0, name="t", is_error=False, chars=1, started_at=0.0, finished_at=99.0)  # over the last bound
+    observe(ledger, 0.02)  # the 0.05 bin
+    observe(ledger, 0.07)  # the 0.1 bin
+    observe(ledger, 99.0)  # over the last bound
     raw = ledger.redis.hgetall(ledger.keys.metrics)
     bins = {k: v for k, v in raw.items() if k.startswith("crewq_tool_seconds_bin")}
     assert sorted(bins.values()) == ["1", "1", "1"]  # one field written per observation, not one per bucket

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import crewq
+
 from conftest import ROOT
 
 pytestmark = pytest.mark.slow  # builds a wheel and installs it

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from crewq.config.envref import resolve
 from crewq.config.errors import ConfigError, ToolServerUnavailable
 from crewq.config.loader import load_crew
 from crewq.config.policy import GuardedEnv, Policy
-from crewq.config.envref import resolve
 from crewq.scheduler.embedded import embedded_fleet
 from crewq.scheduler.runs import Client, submit_loaded
 from crewq.workers.tools.mcp import forget_servers

@@ -7,7 +7,6 @@ import io
 import logging
 
 import pytest
-
 from rich.console import Console
 
 from crewq.scheduler.live import LiveProgress, table

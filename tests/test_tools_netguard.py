@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from fakes.tool_servers import FakeApis
 
 from crewq.config.errors import ToolError
 from crewq.config.schema import ToolSpec
@@ -14,6 +13,8 @@ from crewq.workers.tools.http_request import HttpRequest
 from crewq.workers.tools.read_url import ReadUrl
 from crewq.workers.tools.web_search import WebSearch
 from crewq.workers.tools.wikipedia import Wikipedia
+
+from fakes.tool_servers import FakeApis
 
 PUBLIC = "93.184.216.34"  # a global address: only ever "resolved" here, never connected to
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-from fakes.mcp_fake_http import FakeMcpHttp
 
 from crewq.config.errors import ConfigError
 from crewq.config.loader import load_crew_text
@@ -15,6 +14,8 @@ from crewq.workers.tools.base import ToolContext
 from crewq.workers.tools.listing import ToolRow, list_tools
 from crewq.workers.tools.mcp import McpTool, forget_servers
 from crewq.workers.tools.registry import build_tools, builtin_names, rescan_entry_points, toolbox, unknown_tools
+
+from fakes.mcp_fake_http import FakeMcpHttp
 
 CONTEXT = ToolContext(run_id="run", agent_id="agent", idempotency_key="k")
 BUILTINS = {"read_file", "write_file", "list_files", "web_search", "wikipedia", "http_request", "read_url", "mcp"}

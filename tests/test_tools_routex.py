@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from fakes.tool_servers import FakeApis
 
 from crewq.config.errors import ConfigError
 from crewq.config.schema import ToolSpec
 from crewq.workers.tools.base import ToolContext
 from crewq.workers.tools.registry import build_tools
 from crewq.workers.tools.translate import FREE, PRO, Translate
+
+from fakes.tool_servers import FakeApis
 
 ENV = {"BRAVE_KEY": "brave-key", "BEE_KEY": "bee-key", "DEEPL_KEY": "deepl-key:fx", "MAIL_KEY": "mail-key"}
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from fakes.tool_servers import FakeApis
 
 from crewq.config.errors import ConfigError
 from crewq.config.schema import ToolSpec
@@ -14,6 +13,8 @@ from crewq.workers.tools.read_url import ReadUrl, readable_text
 from crewq.workers.tools.registry import build_tools
 from crewq.workers.tools.web_search import WebSearch
 from crewq.workers.tools.wikipedia import Wikipedia
+
+from fakes.tool_servers import FakeApis
 
 ENV = {"BRAVE_KEY": "brave-key", "TAVILY_KEY": "tavily-key", "API_TOKEN": "tok-123", "Q_KEY": "qk"}
 

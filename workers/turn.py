@@ -31,7 +31,6 @@ from .llm.types import LLMReply, LLMRequest
 from .prompts import system_prompt
 from .refs import ToolRef
 from .resources import environment, tools_for
-from .runspec import RunSpec
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +105,8 @@ class Turn:
             if reason := budgets.exhausted(spec.crew.task, run):  # no new LLM call once a budget is spent
                 return self.fail(reason, permanent=True)
             raw = self.ask(conversation.messages, tools, deadline=self.deadline(started, run))
-            if isinstance(raw, dict) and raw.get("status") in (AgentStatus.FAILED, AgentStatus.SKIPPED):  # an envelope, not a reply
+            # an envelope, not a reply
+            if isinstance(raw, dict) and raw.get("status") in (AgentStatus.FAILED, AgentStatus.SKIPPED):
                 return raw
         reply = LLMReply.model_validate(raw)
         if reply.tool_calls:

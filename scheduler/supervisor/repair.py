@@ -11,7 +11,7 @@ import json
 from celery import Celery
 
 from crewq.config.states import AgentStatus
-from crewq.workers.ledger import TERMINAL, Ledger
+from crewq.workers.ledger import Ledger
 from crewq.workers.refs import ref_of
 from crewq.workers.runspec import RunSpec
 

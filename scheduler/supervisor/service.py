@@ -16,6 +16,7 @@ import threading
 import time
 
 import redis
+
 from crewq.config.states import RunStatus
 from crewq.workers import logs
 from crewq.workers.app import CrewqApp
@@ -25,8 +26,8 @@ from crewq.workers.turn import report_failure
 from ..advance import fail_run
 from . import repair, stall
 from .leader import Leadership
-from .redeliver import Redeliverer
 from .policy import Decision, decide
+from .redeliver import Redeliverer
 
 log = logging.getLogger("crewq.supervisor")
 GROUP = "supervisors"

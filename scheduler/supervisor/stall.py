@@ -21,7 +21,7 @@ from celery import Celery, chord, group
 
 from crewq.config.states import AgentStatus
 from crewq.workers.app import ADVANCE_TASK, turn_signature
-from crewq.workers.ledger import TERMINAL, Ledger
+from crewq.workers.ledger import Ledger
 from crewq.workers.refs import AdvanceRef, Ref, TurnRef
 from crewq.workers.runspec import RunSpec
 

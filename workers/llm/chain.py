@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Callable, Mapping
 
 from crewq.config.envref import ref_name, resolve
-from crewq.config.policy import policy_of
 from crewq.config.errors import ConfigError
+from crewq.config.policy import policy_of
 from crewq.config.schema import Agent, Crew, LLMFallback, LLMOverride
 
 from .registry import provider_names

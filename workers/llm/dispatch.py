@@ -20,7 +20,8 @@ provider/model.
 Only transient errors count against a breaker: a 400 or a malformed reply says nothing about
 availability. Nor does a refused connection: it is a fact about one address (often one crew's wrong
 `base_url`), while the breaker is shared by every crew of the fleet using that provider and model; it
-costs the provider nothing, and the turn's retry limit (2) and the restart budget bound it. Without `redis` there is no breaker. Providers in `policy.exempt` (the offline
+costs the provider nothing, and the turn's retry limit (2) and the restart budget bound it.
+Without `redis` there is no breaker. Providers in `policy.exempt` (the offline
 `scripted` one by default) have no breaker either, so scripted crews play exactly as written.
 """
 

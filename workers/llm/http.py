@@ -35,8 +35,7 @@ import httpx
 from crewq.config.errors import ProviderError, TransientProviderError
 from crewq.config.settings import Settings
 
-from . import outbound
-from . import endpoint
+from . import endpoint, outbound
 from .base import Provider
 from .types import LLMConfig, LLMRequest
 

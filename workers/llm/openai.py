@@ -2,7 +2,8 @@
 
 POST {base_url}/v1/chat/completions (base_url: the root, .../v1 or the full endpoint: `endpoint.py`)
 with `Authorization: Bearer` (only when a key is set: local servers need none). Tools go as
-`functions`; the model answers with `tool_calls` whose `arguments` is a JSON string; each result goes back as one `role: tool` message per call, in the order asked.
+`functions`; the model answers with `tool_calls` whose `arguments` is a JSON string; each result
+goes back as one `role: tool` message per call, in the order asked.
 
 Compatible servers bend the format, so the reply is read defensively:
 - `arguments` may be a JSON string, an object, empty or null (→ {}); invalid JSON or a non-object is

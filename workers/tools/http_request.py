@@ -30,7 +30,6 @@ from typing import Any
 
 import httpx
 
-
 from .base import ToolContext
 from .netguard import Fetched
 from .nettool import NetTool

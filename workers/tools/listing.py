@@ -16,7 +16,7 @@ from crewq.config.loader import load_crew
 from crewq.config.schema import ToolSpec
 
 from .mcp import McpTool
-from .registry import builtin_names, build_tools, source_of
+from .registry import build_tools, builtin_names, source_of
 
 # Factories that need settings to build anything (a server to ask): no row without a crew file.
 _NEEDS_CONFIG = {"mcp"}

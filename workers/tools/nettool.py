@@ -14,7 +14,6 @@ import httpx
 from crewq._version import __version__
 from crewq.config.errors import ConfigError, ToolError
 from crewq.config.policy import policy_of
-from crewq.config.schema import ToolSpec
 
 from . import netguard
 from .base import Tool, ToolContext

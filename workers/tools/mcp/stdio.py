@@ -12,7 +12,8 @@ import json
 import os
 import subprocess
 import threading
-from concurrent.futures import Future, TimeoutError as FutureTimeout
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Mapping, Sequence
 
 from . import jsonrpc

@@ -68,7 +68,8 @@ class McpServer:
         self.headers = {k.removeprefix("header_"): str(envref.resolve(v, env, key=f"{key}.{k}"))
                         for k, v in extra.items() if k.startswith("header_")}
         if spec.api_key:
-            self.headers.setdefault("Authorization", f"Bearer {envref.resolve(spec.api_key, env, key=f'tools.{spec.name}.api_key')}")
+            key = envref.resolve(spec.api_key, env, key=f"tools.{spec.name}.api_key")
+            self.headers.setdefault("Authorization", f"Bearer {key}")
         self.cwd = extra.get("cwd")
         self.inherit_env = extra.get("inherit_env") is True
         self.startup_timeout = float(extra.get("startup_timeout", 15.0))
