@@ -224,11 +224,11 @@ class WorkerProcesses:
                 proc.wait()
 
 
-def start_supervisor(redis_url: str, name: str, logdir: Path) -> subprocess.Popen:
+def start_supervisor(redis_url: str, name: str, logdir: Path, env: dict | None = None) -> subprocess.Popen:
     """`crewq supervisor` as a subprocess (its own session, so killpg ends it and its children)."""
     log = open(logdir / f"{name}.log", "ab")
     proc = subprocess.Popen([sys.executable, "-m", "crewq", "supervisor", "--name", name, "-l", "INFO"],
-                            env={**os.environ, "CREWQ_REDIS_URL": redis_url, **FAST_ENV}, cwd=ROOT,
+                            env={**os.environ, "CREWQ_REDIS_URL": redis_url, **FAST_ENV, **(env or {})}, cwd=ROOT,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     log.close()
     return proc

@@ -55,7 +55,7 @@ def test_concurrency_one_serves_a_wave_one_call_at_a_time_and_other_crews_go_on(
         wave = submit_loaded(app, load_crew(wave_crew(tmp_path, server, 8)))
         wait_until(lambda: throttled(ledger, wave), what="a throttled turn")
         quick = submit_loaded(app, load_crew(scripted_crew(tmp_path)))
-        assert client.wait(quick, timeout=30)["output"] == "done at once"
+        assert client.wait(quick, timeout=30).output == "done at once"
         ended_meanwhile = sum(1 for span in server.spans if span[1] is not None)
         still = ledger.run_status(wave)
         status = client.wait(wave, timeout=90)
