@@ -36,6 +36,7 @@ class ConfigError(CrewqError):
     """A user mistake. `str()` names the file, the line and the key path when they are known."""
 
     permanent = True
+    problems: list[ConfigError]  # set by the loader when it combines several
 
     def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
                  key: str | None = None, hint: str | None = None):

@@ -11,7 +11,7 @@ import difflib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, cast
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -81,9 +81,9 @@ def load_crew_text(text: str, file: str = "<crew>", limits: Limits = DEFAULT_LIM
     if not isinstance(data, dict):
         raise ConfigError("a crew file is a mapping with runtime, task, agents and tools", file=file, line=1)
     if env_file is not None:
-        runtime = data.get("runtime") if isinstance(data.get("runtime"), dict) else {}
+        runtime = cast(dict, data.get("runtime")) if isinstance(data.get("runtime"), dict) else {}
         data["runtime"] = {**runtime, "env_file": env_file}
-    context = {"env": _load_environment(data, file)}
+    context: dict[str, Any] = {"env": _load_environment(data, file)}
     try:
         crew = Crew.model_validate(data, context=context)
     except ValidationError as exc:
@@ -101,7 +101,7 @@ def load_crew_text(text: str, file: str = "<crew>", limits: Limits = DEFAULT_LIM
 def _load_environment(data: dict, file: str) -> dict[str, str] | None:
     """The environment typed `env:` keys are read from: the process over the crew's env_file (Routex
     reads its .env before the rest of the file). A bad env_file is reported by the cross checks."""
-    runtime = data.get("runtime") if isinstance(data.get("runtime"), dict) else {}
+    runtime = cast(dict, data.get("runtime")) if isinstance(data.get("runtime"), dict) else {}
     env_file = runtime.get("env_file")
     if file.startswith("<") or not isinstance(env_file, str) or not env_file:
         return None

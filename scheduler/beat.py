@@ -28,7 +28,7 @@ import logging
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 from celery.beat import Scheduler, SchedulingError
 
@@ -44,7 +44,7 @@ SUFFIXES = (".yaml", ".yml")
 
 
 def celery_schedule(schedule: Schedule):
-    return parse_cron(schedule.cron) if schedule.cron is not None else timedelta(seconds=schedule.every)
+    return parse_cron(schedule.cron) if schedule.cron is not None else timedelta(seconds=cast(float, schedule.every))
 
 
 def describe(schedule: Schedule) -> str:

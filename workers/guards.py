@@ -31,6 +31,7 @@ class ToolCallBudget:
 
     def count(self, call: ToolCall) -> None:
         self.total += 1
+        assert self.seen is not None  # set in __post_init__
         self.seen[call_signature(call)] += 1
 
     def check(self, call: ToolCall) -> str | None:
@@ -43,6 +44,7 @@ class ToolCallBudget:
         if self.total >= self.agent.max_total_tool_calls:
             return (f"skipped: the limit of {self.agent.max_total_tool_calls} tool calls for this agent "
                     "is reached; answer with what you have")
+        assert self.seen is not None  # set in __post_init__
         if self.seen[call_signature(call)] >= self.agent.max_duplicate_tool_calls:
             return (f"skipped: this exact call was already made {self.seen[call_signature(call)]} times; "
                     "use its earlier result")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 import click
@@ -17,12 +18,13 @@ from . import crew, fleet, limits, runs
 class CrewqGroup(click.Group):
     """User mistakes and failed runs end with a one-line message and an exit code, not a traceback."""
 
-    def main(self, *args, standalone_mode: bool = True, **kwargs):
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         """Click's own errors (usage, bad values) in crewq's one style, `crewq: error: ...`."""
+        main: Callable[..., Any] = super().main  # click's overloads do not take *args beside standalone_mode=
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return main(*args, standalone_mode=False, **kwargs)
         try:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return main(*args, standalone_mode=False, **kwargs)
         except click.ClickException as exc:
             click.echo(f"crewq: error: {exc.format_message()}", err=True)
             ctx = getattr(exc, "ctx", None)

@@ -7,6 +7,7 @@ becomes active within `leader_ttl` seconds.
 from __future__ import annotations
 
 import uuid
+from typing import cast
 
 import redis
 
@@ -42,4 +43,4 @@ class Leadership:
             self.is_leader = False
 
     def holder(self) -> str | None:
-        return self.client.get(self.key)
+        return cast("str | None", self.client.get(self.key))  # decode_responses=True: a str

@@ -14,6 +14,7 @@ import os
 import socket
 import threading
 import time
+from typing import Any
 
 import redis
 
@@ -82,7 +83,7 @@ class Supervisor:
         self.stopped.set()
 
     def step(self, block_ms: int = 300) -> None:
-        found = self.ledger.redis.xreadgroup(GROUP, self.name, {self.ledger.keys.failures: ">"},
+        found: Any = self.ledger.redis.xreadgroup(GROUP, self.name, {self.ledger.keys.failures: ">"},
                                              count=50, block=block_ms)
         for _, entries in found or []:
             for entry_id, fields in entries:

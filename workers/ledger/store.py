@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import time
 from functools import lru_cache
-from typing import Any, Iterable
+from typing import Any, Iterable, cast
 
 import redis
+from redis.typing import EncodableT
 
 from crewq.config.states import SETTLED_AGENT, TERMINAL_RUN, AgentStatus, RunStatus
 
@@ -49,7 +50,7 @@ return 1
 """
 
 
-def _script_args(first: str, ended: tuple[str, ...], fields: dict[str, Any]) -> list:
+def _script_args(first: str, ended: tuple[str, ...], fields: dict[EncodableT, Any]) -> list:
     return [first, len(ended), *ended, *(x for pair in fields.items() for x in pair)]
 
 # The index of one LLM call, given once per call key and the same ever after (atomic, one round trip).
@@ -108,10 +109,10 @@ class Ledger:
         return bool(self.redis.exists(self.keys.spec(run_id)))
 
     def run(self, run_id: str) -> dict[str, str]:
-        return self.redis.hgetall(self.keys.run(run_id))
+        return _hash(self.redis.hgetall(self.keys.run(run_id)))
 
     def run_status(self, run_id: str) -> str | None:
-        return self.redis.hget(self.keys.run(run_id), "status")
+        return _opt_text(self.redis.hget(self.keys.run(run_id), "status"))
 
     def set_run(self, run_id: str, **fields: Any) -> None:
         self.redis.hset(self.keys.run(run_id), mapping=_flat(fields))
@@ -145,7 +146,7 @@ class Ledger:
         self.redis.set(self.keys.wave(run_id, wave), "advanced", xx=True, ex=self.ttl)
 
     def recent_runs(self, limit: int = 20) -> list[str]:
-        return self.redis.zrevrange(self.keys.runs, 0, limit - 1)
+        return _texts(self.redis.zrevrange(self.keys.runs, 0, limit - 1))
 
     def run_infos(self, limit: int = 20) -> list[dict[str, str]]:
         """The newest `limit` runs' summary fields (`RUN_INFO_FIELDS` and `run_id`), newest first.
@@ -153,7 +154,7 @@ class Ledger:
         found: list[dict[str, str]] = []
         start = 0
         while len(found) < limit:
-            ids = self.redis.zrevrange(self.keys.runs, start, start + limit - 1)
+            ids = _texts(self.redis.zrevrange(self.keys.runs, start, start + limit - 1))
             if not ids:
                 break
             pipe = self.redis.pipeline(transaction=False)
@@ -168,7 +169,7 @@ class Ledger:
     # -- agents -------------------------------------------------------------------------------
 
     def agent(self, run_id: str, agent_id: str) -> dict[str, str]:
-        return self.redis.hgetall(self.keys.agent(run_id, agent_id))
+        return _hash(self.redis.hgetall(self.keys.agent(run_id, agent_id)))
 
     def agents(self, run_id: str, agent_ids: Iterable[str]) -> dict[str, dict[str, str]]:
         ids = list(agent_ids)
@@ -245,10 +246,10 @@ class Ledger:
         pipe.execute()
 
     def active_runs(self) -> list[str]:
-        return list(self.redis.smembers(self.keys.active))
+        return list(_text_set(self.redis.smembers(self.keys.active)))
 
     def hosts(self, run_id: str, agent_id: str) -> set[str]:
-        return self.redis.smembers(self.keys.hosts(run_id, agent_id))
+        return _text_set(self.redis.smembers(self.keys.hosts(run_id, agent_id)))
 
     def add_usage(self, run_id: str, agent_id: str, input_tokens: int, output_tokens: int,
                   cost: float | None = None, pipe=None) -> None:
@@ -276,7 +277,7 @@ class Ledger:
             pipe.expire(key, self.ttl)
         if pipe.execute()[0]:
             return True, json.loads(json.dumps(reply))  # what was stored, without reading it back
-        return False, json.loads(self.redis.hget(key, field))  # a redelivery lost the race: the first one
+        return False, json.loads(_text(self.redis.hget(key, field)))  # a redelivery lost the race: the first one
 
     def reply(self, run_id: str, agent_id: str, attempt: int, turn: int) -> dict | None:
         raw = self.redis.hget(self.keys.replies(run_id, agent_id), f"{attempt}:{turn}")
@@ -338,9 +339,10 @@ class Ledger:
                count: int | None = 500) -> list[dict[str, Any]]:
         if block_ms is None:
             start = "(" + after if after != "0-0" else "-"
-            entries = self.redis.xrange(self.keys.events(run_id), min=start, count=count)
+            entries: list[tuple[str, dict[str, str]]] = cast(Any, self.redis.xrange(self.keys.events(run_id), min=start,
+                                                                                     count=count))
         else:
-            found = self.redis.xread({self.keys.events(run_id): after}, block=block_ms, count=count)
+            found: Any = self.redis.xread({self.keys.events(run_id): after}, block=block_ms, count=count)
             entries = found[0][1] if found else []
         return [_event(entry_id, fields) for entry_id, fields in entries]
 
@@ -353,8 +355,8 @@ class Ledger:
                 for run_id, found in zip(run_ids, pipe.execute())}
 
     def report_failure(self, report: dict[str, Any]) -> str:
-        return self.redis.xadd(self.keys.failures, {"report": json.dumps(report, default=str)},
-                               maxlen=100_000, approximate=True)
+        return _text(self.redis.xadd(self.keys.failures, {"report": json.dumps(report, default=str)},
+                                     maxlen=100_000, approximate=True))
 
     # -- liveness: what each worker holds, and whether it is alive -----------------------------
 
@@ -374,14 +376,14 @@ class Ledger:
     def released(self, older_than: float) -> dict[str, float]:
         """When each task was released; entries from before `older_than` are forgotten (their acks
         have long landed, or their worker died before acking, and then they are orphans)."""
-        found = {task_id: float(at) for task_id, at in self.redis.hgetall(self.keys.released).items()}
+        found = {task_id: float(at) for task_id, at in _hash(self.redis.hgetall(self.keys.released)).items()}
         old = [task_id for task_id, at in found.items() if at < older_than]
         if old:
             self.redis.hdel(self.keys.released, *old)
         return {task_id: at for task_id, at in found.items() if at >= older_than}
 
     def held(self) -> dict[str, dict[str, Any]]:
-        return {task_id: json.loads(raw) for task_id, raw in self.redis.hgetall(self.keys.inflight).items()}
+        return {task_id: json.loads(raw) for task_id, raw in _hash(self.redis.hgetall(self.keys.inflight)).items()}
 
     def take(self, task_id: str) -> bool:
         """Remove a held record; True for the one caller that removed it."""
@@ -423,7 +425,29 @@ def _event(entry_id: str, fields: dict[str, str]) -> dict[str, Any]:
             "ts": float(fields.get("ts", 0)), **json.loads(fields.get("data") or "{}")}
 
 
-def _flat(fields: dict[str, Any]) -> dict[str, Any]:
+# The client decodes responses (decode_responses=True), so redis-py's `bytes | str` results are str here:
+# these say so at the boundary, with no change at run time.
+def _text(value: Any) -> str:
+    return cast(str, value)
+
+
+def _opt_text(value: Any) -> str | None:
+    return cast("str | None", value)
+
+
+def _texts(values: Any) -> list[str]:
+    return cast("list[str]", values)
+
+
+def _text_set(values: Any) -> set[str]:
+    return cast("set[str]", values)
+
+
+def _hash(value: Any) -> dict[str, str]:
+    return cast("dict[str, str]", value)
+
+
+def _flat(fields: dict[str, Any]) -> dict[EncodableT, Any]:
     return {k: json.dumps(v) if isinstance(v, (dict, list)) else ("" if v is None else v)
             for k, v in fields.items()}
 

@@ -82,7 +82,8 @@ class Breaker:
         except RedisError as exc:
             log.warning("breaker %s: Redis unavailable (%s); letting the call through", self.name, exc)
             return "closed"
-        return {1: "closed", 2: "probe", 0: "open"}[int(code)]
+        decisions: dict[int, Decision] = {1: "closed", 2: "probe", 0: "open"}
+        return decisions[int(code)]
 
     def success(self) -> None:
         self._safely(lambda: self.redis.delete(*self.keys))

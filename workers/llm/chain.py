@@ -38,7 +38,9 @@ def llm_chain(crew: Crew, agent: Agent, env: Mapping[str, str] | None = None) ->
 
     chain = [_config(primary, origin, env)]
     for i, entry in enumerate(own.fallback):
-        chain.append(_config(_inherit(entry, primary), lambda field, i=i: f"{where}.fallback[{i}].{field}", env))
+        def origin_i(field: str, i: int = i) -> str:  # a def, not a lambda: mypy cannot type a lambda's defaults
+            return f"{where}.fallback[{i}].{field}"
+        chain.append(_config(_inherit(entry, primary), origin_i, env))
     return chain
 
 

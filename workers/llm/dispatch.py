@@ -83,8 +83,8 @@ def call_llm(configs: list[LLMConfig], agent: Agent, request: LLMRequest, *, red
         if index > 0:
             log.info("agent %s: answered by fallback %s", agent.id, _name(config))
         return names.reply(reply)
-    names = ", ".join(name for name, _ in skipped)
-    raise TransientProviderError(f"every LLM of agent {agent.id!r} is unavailable (breaker open: {names})",
+    open_names = ", ".join(name for name, _ in skipped)
+    raise TransientProviderError(f"every LLM of agent {agent.id!r} is unavailable (breaker open: {open_names})",
                                  retry_after=min(wait for _, wait in skipped), provider=configs[0].provider,
                                  error_type="circuit_open")
 

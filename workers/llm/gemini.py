@@ -27,7 +27,7 @@ retried); a 429 says how long to wait in `details[].retryDelay` (google.rpc.Retr
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -58,15 +58,15 @@ class GeminiProvider(HTTPProvider):
             raise self.fail("no model configured (set llm.model, e.g. gemini-2.5-flash)", "config")
         model = self.config.model.removeprefix("models/")  # the form models.list prints
         data = self.post(f"/v1beta/models/{model}:generateContent", self.headers(), self.body(request), request)
-        feedback = data.get("promptFeedback") if isinstance(data.get("promptFeedback"), dict) else {}
+        feedback = cast(dict, data.get("promptFeedback")) if isinstance(data.get("promptFeedback"), dict) else {}
         candidates = data.get("candidates")
         if feedback.get("blockReason") and not candidates:
             raise self.fail(f"the prompt was blocked ({feedback['blockReason']})", "refusal")
         if not isinstance(candidates, list) or not candidates or not isinstance(candidates[0], dict):
             raise self.fail("malformed reply: no candidates")
         candidate = candidates[0]
-        content = candidate.get("content") if isinstance(candidate.get("content"), dict) else {}
-        parts = content.get("parts") if isinstance(content.get("parts"), list) else []
+        content = cast(dict, candidate.get("content")) if isinstance(candidate.get("content"), dict) else {}
+        parts = cast(list, content.get("parts")) if isinstance(content.get("parts"), list) else []
         calls = self.tool_calls(parts, request.call_index)
         text = "".join(p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str)
                        and not p.get("thought"))

@@ -27,7 +27,7 @@ import os
 import re
 import threading
 import time
-from typing import Any, Mapping
+from typing import Any, Mapping, cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -195,7 +195,7 @@ class HTTPProvider(Provider):
         if status == 404:  # a wrong base_url or model name: say exactly what was asked for
             where = f"POST {_shown(url)} (model {self.config.model or 'not set'})"
         text = redact(f"HTTP {status} from {where}: {message}", self.config.api_key)
-        kw = dict(provider=self.label, status=status, error_type=error_type,
+        kw: dict[str, Any] = dict(provider=self.label, status=status, error_type=error_type,
                   request_id=request_id(headers, payload))
         if is_retryable(status, headers, kinds):
             return TransientProviderError(text, retry_after=parse_retry_after(headers), **kw)
@@ -250,7 +250,7 @@ def _error_fields(payload: Any) -> tuple[set[str], str | None, str | None]:
     if not isinstance(error, dict):
         message = payload.get("message") or payload.get("detail")
         return set(), None, message if isinstance(message, str) else None
-    details = error.get("details") if isinstance(error.get("details"), dict) else {}
+    details = cast(dict, error.get("details")) if isinstance(error.get("details"), dict) else {}
     candidates = [details.get("error_code"), error.get("code"), error.get("type"), error.get("status")]
     kinds = {c for c in candidates if isinstance(c, str) and c}
     error_type = next((c for c in candidates if isinstance(c, str) and c), None)

@@ -35,7 +35,7 @@ import random
 import socket
 import time
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, cast
 
 from celery import signals
 from limits import RateLimitItemPerSecond
@@ -260,7 +260,7 @@ class FleetLimits:
 
     def _add_tokens(self, scope: str, limit: Limit, tokens: int) -> None:
         if tokens:
-            item = _item(limit.tpm, limit.window)
+            item = _item(cast(int, limit.tpm), limit.window)  # charged only on limits with a tpm
             self.storage.acquire_sliding_window_entry(item.key_for(scope, "tpm"), _UNLIMITED, item.get_expiry(),
                                                       tokens)
 

@@ -11,7 +11,7 @@ in the order asked. Temperature and max_tokens travel as `options.temperature` /
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from .http import HTTPProvider
 from .openai import tool_call, wire_tools
@@ -69,7 +69,7 @@ class OllamaProvider(HTTPProvider):
             name = function.get("name") if isinstance(function, dict) else None
             if not isinstance(name, str) or not name:
                 raise self.fail(f"malformed reply: tool_calls[{i}] has no function name")
-            calls.append(tool_call(f"ollama_{call_index}_{i}", name, function.get("arguments")))
+            calls.append(tool_call(f"ollama_{call_index}_{i}", name, cast(dict, function).get("arguments")))  # a dict: has a name
         return calls
 
 

@@ -19,7 +19,7 @@ result is sent as `ERROR: <message>`: this format has no is_error flag.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from .http import HTTPProvider, squash
 from .types import LLMReply, LLMRequest, Message, ToolCall, ToolSchema, Usage
@@ -89,7 +89,7 @@ class OpenAIProvider(HTTPProvider):
             if ident in seen:
                 ident = f"{ident}_{i}"
             seen.add(ident)
-            calls.append(tool_call(ident, name, function.get("arguments")))
+            calls.append(tool_call(ident, name, cast(dict, function).get("arguments")))  # a dict: it has a name
         return calls
 
 

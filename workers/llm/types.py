@@ -34,7 +34,7 @@ class Message(BaseModel):
 
 def in_asked_order(results: list[Message], asked: list[ToolCall]) -> list[Message]:
     """Tool results in the order the model asked for the calls (results of unknown calls last)."""
-    order = {c.id: i for i, c in enumerate(asked)}
+    order: dict[str | None, int] = {c.id: i for i, c in enumerate(asked)}
     return sorted(results, key=lambda r: order.get(r.tool_call_id, len(order)))
 
 class ToolSchema(BaseModel):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, cast
 
 import httpcore
 import httpx
@@ -33,7 +33,7 @@ _SENSITIVE_HEADERS = ("authorization", "cookie", "proxy-authorization")
 
 def system_resolve(host: str, port: int) -> list[str]:
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(info[4][0] for info in infos))
+    return list(dict.fromkeys(cast(str, info[4][0]) for info in infos))  # AF_INET/AF_INET6: a str
 
 
 # The resolver hook: tests replace it to make a name resolve to a chosen address.

@@ -60,9 +60,9 @@ def readable_text(markup: str) -> str:
     title = soup.title.get_text(" ", strip=True) if soup.title else ""
     for tag in soup(DROPPED):
         tag.decompose()
-    for tag in soup.find_all(attrs={"hidden": True}):
+    for tag in soup.find_all(None, attrs={"hidden": True}):
         tag.decompose()
-    for tag in soup.find_all(attrs={"aria-hidden": "true"}):
+    for tag in soup.find_all(None, attrs={"aria-hidden": "true"}):
         tag.decompose()
     for tag in soup.find_all(BLOCKS):
         tag.insert_before("\n")
