@@ -263,7 +263,7 @@ def test_the_supervisor_logs_its_decisions_as_json_lines(app, ledger, redis_url,
         in decisions["flaky"]["message"]
     assert decisions["broken"]["level"] == "WARNING"
     assert decisions["broken"]["message"] == (f"run {run_id}: attempt 0 of broken failed (a bad key); "
-                                              "giving up: a configuration error: restarting cannot fix it")
+                                              "giving up: a permanent error: restarting cannot fix it")
 
 
 def test_cancel_then_resume_continues_from_the_completed_agents(app, ledger, worker, tmp_path):
