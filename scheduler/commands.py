@@ -22,6 +22,7 @@ from crewq.workers.ledger.state import RunInfo, RunState, Usage
 from .embedded import embedded_fleet
 from .progress import HeldLogs, Watch
 from .runs import Client, new_run_id, submit_loaded
+
 # The CLI calls these as commands.* (re-exported, so F401 does not apply).
 from .validate import check, check_online, crew_warnings, render_task, task_override, task_warnings  # noqa: F401
 
