@@ -71,10 +71,12 @@ def run_tool_call(task, run_id: str, agent_id: str, turn: int, attempt: int, ind
         if span is not None:
             span.set_attribute("crewq.tool.is_error", result.is_error)
     finished = time.time()
-    pipe = ledger.redis.pipeline(transaction=False)  # the result and its event in one round trip
     stored = bounds.bound_result(result.to_json(), task.app.settings.policy.limits)
-    ledger.record_result(run_id, agent_id, attempt, turn, index, stored, pipe=pipe)
-    ledger.event(run_id, "tool_result", agent_id, pipe=pipe, turn=turn, index=index, name=call.name,
+    # First write wins, and only the winner records the event: after a Redis restart the same call can
+    # be running twice (its first worker reconnected, its message already given back), and the
+    # ledger must show one result. (A second round trip per tool call, for that.)
+    if not ledger.record_result(run_id, agent_id, attempt, turn, index, stored):
+        return {"index": index, "is_error": result.is_error, "repeated": True}
+    ledger.event(run_id, "tool_result", agent_id, turn=turn, index=index, name=call.name,
                  is_error=result.is_error, started_at=started, finished_at=finished, chars=len(result.content))
-    pipe.execute()
     return {"index": index, "is_error": result.is_error}
