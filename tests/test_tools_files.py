@@ -138,4 +138,5 @@ def test_a_symlink_swapped_in_during_calls_never_leads_out(tmp_path):
     print(f"{calls} calls during {swaps} swaps; results seen: {sorted(seen)}")
     assert swaps > 100 and "inside" in seen and "error" in seen  # the race was on, both ways
     assert (outside / "target.txt").read_text() == "original"
-    assert len(os.listdir("/proc/self/fd")) == fds_before  # no descriptor left open
+    # No descriptor left open (other threads of this process may close theirs meanwhile: <=, not ==).
+    assert len(os.listdir("/proc/self/fd")) <= fds_before
