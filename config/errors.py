@@ -36,12 +36,21 @@ class ConfigError(CrewqError):
     """A user mistake. `str()` names the file, the line and the key path when they are known."""
 
     permanent = True
-    problems: list[ConfigError]  # set by the loader when it combines several
+    problems: list[ConfigError]  # set by `combine`: every problem found, so the user fixes all at once
 
     def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
                  key: str | None = None, hint: str | None = None):
         self.message, self.file, self.line, self.key, self.hint = message, file, line, key, hint
         super().__init__(self._render())
+
+    @staticmethod
+    def combine(problems: list[ConfigError]) -> ConfigError:
+        """The first problem, carrying every one (its message: a line each)."""
+        first = problems[0]
+        if len(problems) > 1:
+            first.args = ("\n".join(str(p) for p in problems),)
+        first.problems = problems
+        return first
 
     def _render(self) -> str:
         where = ""

@@ -94,7 +94,7 @@ def load_crew_text(text: str, file: str = "<crew>", limits: Limits = DEFAULT_LIM
     loaded = LoadedCrew(crew=crew, file=file, lines=lines, warnings=warnings)
     problems = list(_cross_checks(loaded, data))
     if problems:
-        raise _combine(problems)
+        raise ConfigError.combine(problems)
     return loaded
 
 
@@ -197,19 +197,11 @@ def _from_validation(exc: ValidationError, file: str, lines: dict[Loc, int]) -> 
         else:
             message = err["msg"].removeprefix("Value error, ")
         problems.append(loaded_lines.error(loc, message, hint))
-    return _combine(problems)
+    return ConfigError.combine(problems)
 
 
 # pydantic adds the union member's name to `loc`; it means nothing to a user.
 _UNION_TAGS = {"ScriptError", "literal['crash']", "float", "str", "constrained-str"}
-
-
-def _combine(problems: list[ConfigError]) -> ConfigError:
-    first = problems[0]
-    if len(problems) > 1:
-        first.args = ("\n".join(str(p) for p in problems),)
-    first.problems = problems
-    return first
 
 
 def _cross_checks(loaded: LoadedCrew, data: dict) -> Iterable[ConfigError]:

@@ -13,31 +13,30 @@ from __future__ import annotations
 from enum import Enum
 
 
-class RunStatus(str, Enum):
+class _Status(str, Enum):
+    def __str__(self) -> str:  # "running", not "RunStatus.RUNNING", in messages and f-strings
+        return self.value
+
+
+class RunStatus(_Status):
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
 
-    def __str__(self) -> str:
-        return self.value
-
     @property
     def terminal(self) -> bool:
         return self not in (RunStatus.QUEUED, RunStatus.RUNNING)
 
 
-class AgentStatus(str, Enum):
+class AgentStatus(_Status):
     WAITING = "waiting"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     SKIPPED = "skipped"
     CANCELLED = "cancelled"
-
-    def __str__(self) -> str:
-        return self.value
 
     @property
     def settled(self) -> bool:

@@ -77,11 +77,7 @@ def check_loaded(loaded: LoadedCrew) -> list[list[str]]:
             problems.append(loaded.error(("agents", i), f"agent {agent.id!r} uses the scripted provider "
                                          "but has no script:"))
     if problems:
-        first = problems[0]
-        if len(problems) > 1:
-            first.args = ("\n".join(str(p) for p in problems),)
-        first.problems = problems
-        raise first
+        raise ConfigError.combine(problems)
     return waves
 
 
@@ -102,11 +98,7 @@ def check_online(loaded: LoadedCrew) -> None:
             problems.append(loaded.error(("agents", agent_index, "tools", tool_index),
                                          f"agent {crew.agents[agent_index].id!r}: {exc.message}", exc.hint))
     if problems:
-        first = problems[0]
-        if len(problems) > 1:
-            first.args = ("\n".join(str(p) for p in problems),)
-        first.problems = problems
-        raise first
+        raise ConfigError.combine(problems)
 
 
 def render_task(loaded: LoadedCrew, inputs: dict[str, str], override: str | None = None) -> str:

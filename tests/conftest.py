@@ -122,6 +122,14 @@ class RestartableRedis:
         self.start()
 
 
+@pytest.fixture(scope="module")
+def apis():
+    """The local fakes of the web APIs the built-in tools call (search, scrape, translate, mail...)."""
+    from fakes.tool_servers import FakeApis
+    with FakeApis() as fake:
+        yield fake
+
+
 @pytest.fixture
 def aof_redis(tmp_path):
     server = RestartableRedis(tmp_path / "redis-data")

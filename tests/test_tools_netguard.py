@@ -14,15 +14,7 @@ from crewq.workers.tools.read_url import ReadUrl
 from crewq.workers.tools.web_search import WebSearch
 from crewq.workers.tools.wikipedia import Wikipedia
 
-from fakes.tool_servers import FakeApis
-
 PUBLIC = "93.184.216.34"  # a global address: only ever "resolved" here, never connected to
-
-
-@pytest.fixture(scope="module")
-def apis():
-    with FakeApis() as fake:
-        yield fake
 
 
 @pytest.fixture

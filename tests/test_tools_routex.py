@@ -17,12 +17,6 @@ from fakes.tool_servers import FakeApis
 ENV = {"BRAVE_KEY": "brave-key", "BEE_KEY": "bee-key", "DEEPL_KEY": "deepl-key:fx", "MAIL_KEY": "mail-key"}
 
 
-@pytest.fixture(scope="module")
-def apis():
-    with FakeApis() as fake:
-        yield fake
-
-
 @pytest.fixture
 def context() -> ToolContext:
     return ToolContext(run_id="run", agent_id="agent", idempotency_key="run:agent:0:1:0", env=ENV)

@@ -19,12 +19,6 @@ from fakes.tool_servers import FakeApis
 ENV = {"BRAVE_KEY": "brave-key", "TAVILY_KEY": "tavily-key", "API_TOKEN": "tok-123", "Q_KEY": "qk"}
 
 
-@pytest.fixture(scope="module")
-def apis():
-    with FakeApis() as fake:
-        yield fake
-
-
 @pytest.fixture
 def context() -> ToolContext:
     return ToolContext(run_id="run", agent_id="agent", idempotency_key="run:agent:0:0:0", env=ENV)

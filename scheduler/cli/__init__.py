@@ -44,26 +44,29 @@ class CrewqGroup(click.Group):
                 raise FleetUnreachable(f"malformed Redis URL {masked(url)}: it must start with redis://, "
                                        "rediss:// or unix://")
             return super().invoke(ctx)
-        except FleetUnreachable as exc:
-            click.echo(f"crewq: error: {exc}", err=True)
-            sys.exit(3)
-        except ConfigError as exc:
-            click.echo(f"crewq: error: {exc}", err=True)
-            sys.exit(2)
-        except RunError as exc:
-            click.echo(f"crewq: error: {exc}", err=True)
-            sys.exit(1)
-        except LookupError as exc:  # a run id that is not found: a mistake in the input
-            click.echo(f"crewq: error: {exc.args[0] if exc.args else exc}", err=True)
-            sys.exit(2)
-        except CrewqError as exc:
-            click.echo(f"crewq: error: {exc.args[0] if exc.args else exc}", err=True)
-            sys.exit(1)
         except Exception as exc:
-            if not _unreachable(exc):
+            code, message = _exit_for(exc, url)
+            if code is None:
                 raise
-            click.echo(f"crewq: error: cannot reach the fleet's Redis at {masked(url or '')}: {exc}", err=True)
-            sys.exit(3)
+            click.echo(f"crewq: error: {message}", err=True)
+            sys.exit(code)
+
+def _exit_for(exc: Exception, url: str | None) -> tuple[int | None, str]:
+    """The README's exit code for a failure, and its one line; (None, "") for a bug (a traceback)."""
+    text = exc.args[0] if exc.args else str(exc)
+    if isinstance(exc, FleetUnreachable):
+        return 3, str(exc)
+    if isinstance(exc, ConfigError):
+        return 2, str(exc)
+    if isinstance(exc, RunError):
+        return 1, str(exc)
+    if isinstance(exc, LookupError):  # a run id that is not found: a mistake in the input
+        return 2, str(text)
+    if isinstance(exc, CrewqError):
+        return 1, str(text)
+    if _unreachable(exc):
+        return 3, f"cannot reach the fleet's Redis at {masked(url or '')}: {exc}"
+    return None, ""
 
 
 def _unreachable(exc: Exception) -> bool:

@@ -11,15 +11,17 @@ from __future__ import annotations
 import itertools
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from .local_http import LocalHTTP
 
 PAGES = {None: ([{"name": "alpha", "description": "first page",
                   "inputSchema": {"type": "object", "properties": {"x": {"type": "integer"}}}}], "page-2"),
          "page-2": ([{"name": "beta", "description": "second page", "inputSchema": {"type": "object"}}], None)}
 
 
-class FakeMcpHttp:
+class FakeMcpHttp(LocalHTTP):
     def __init__(self, mode: str = "json", extra_tools: list[str] = (), version: str | None = None):
         self.mode = mode  # json | sse | resume
         self.version = version  # the protocol version the server picks (default: the client's offer)
@@ -30,22 +32,11 @@ class FakeMcpHttp:
         self.pong = threading.Event()
         self._ids = itertools.count(1)
         self._held: dict[str, dict[str, Any]] = {}  # last event id -> the response not yet sent
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._http.daemon_threads = True
-        self._thread = threading.Thread(target=self._http.serve_forever, args=(0.05,), daemon=True)
+        super().__init__(_handler(self))
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._http.server_address[1]}/mcp"
-
-    def __enter__(self) -> "FakeMcpHttp":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._http.shutdown()
-        self._http.server_close()
-        self._thread.join()
+        return self.root + "/mcp"
 
     def forget_sessions(self) -> None:
         self.sessions.clear()

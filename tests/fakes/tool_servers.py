@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from .local_http import LocalHTTP
 
 PAGE = """<!doctype html><html><head><title>Octopus facts</title><style>p{color:red}</style>
 <script>var tracking = "do not show";</script></head>
@@ -21,25 +22,14 @@ PAGE = """<!doctype html><html><head><title>Octopus facts</title><style>p{color:
 <ul><li>Eight arms</li><li>Blue blood</li></ul></main><footer>© nobody</footer></body></html>"""
 
 
-class FakeApis:
+class FakeApis(LocalHTTP):
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._http.daemon_threads = True
-        self._thread = threading.Thread(target=self._http.serve_forever, args=(0.05,), daemon=True)
+        super().__init__(_handler(self))
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._http.server_address[1]}"
-
-    def __enter__(self) -> "FakeApis":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._http.shutdown()
-        self._http.server_close()
-        self._thread.join()
+        return self.root
 
     def last(self) -> dict[str, Any]:
         return self.requests[-1]

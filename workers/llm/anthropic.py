@@ -85,7 +85,7 @@ class AnthropicProvider(HTTPProvider):
             raise self.fail("malformed reply: stop_reason tool_use without a tool_use block")
         if stop not in ("end_turn", "stop_sequence", "tool_use", None) and not calls:
             raise self.fail(f"unexpected stop_reason {stop!r}", "stop_reason")
-        model = data.get("model") if isinstance(data.get("model"), str) else self.config.model
+        model = self.reply_model(data)
         return LLMReply(text=text, tool_calls=calls, usage=usage, provider=self.label, model=model,
                         stop_reason="tool_use" if calls else "end_turn")
 

@@ -147,6 +147,18 @@ class HTTPProvider(Provider):
         values = {"temperature": self.config.temperature, max_tokens_key: self.config.max_tokens}
         return {key: value for key, value in values.items() if value is not None}
 
+    def bearer_headers(self) -> dict[str, str]:
+        """JSON, and the key as a bearer token when there is one (OpenAI's and Ollama's way)."""
+        headers = {"content-type": "application/json"}
+        if self.config.api_key:
+            headers["authorization"] = f"Bearer {self.config.api_key}"
+        return headers
+
+    def reply_model(self, data: dict[str, Any]) -> str | None:
+        """The model the reply says answered (a server may route), else the one asked for."""
+        model = data.get("model")
+        return model if isinstance(model, str) and model else self.config.model
+
     def fail(self, message: str, error_type: str = "malformed_reply", **kw: Any) -> ProviderError:
         return ProviderError(redact(message, self.config.api_key), provider=self.label, error_type=error_type, **kw)
 

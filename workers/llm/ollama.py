@@ -35,15 +35,12 @@ class OllamaProvider(HTTPProvider):
             raise self.fail(f"reply cut off at the token limit (done_reason length, num_predict="
                             f"{self.config.max_tokens}); raise llm.max_tokens", "max_tokens")
         usage = Usage(input_tokens=_int(data.get("prompt_eval_count")), output_tokens=_int(data.get("eval_count")))
-        model = data.get("model") if isinstance(data.get("model"), str) and data.get("model") else self.config.model
+        model = self.reply_model(data)
         return LLMReply(text=content if isinstance(content, str) else "", tool_calls=calls, usage=usage,
                         provider=self.label, model=model, stop_reason="tool_use" if calls else "end_turn")
 
     def headers(self) -> dict[str, str]:
-        headers = {"content-type": "application/json"}
-        if self.config.api_key:
-            headers["authorization"] = f"Bearer {self.config.api_key}"
-        return headers
+        return self.bearer_headers()
 
     def body(self, request: LLMRequest) -> dict[str, Any]:
         if not self.config.model:

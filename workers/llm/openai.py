@@ -53,15 +53,12 @@ class OpenAIProvider(HTTPProvider):
             if finish == "length":
                 raise self.fail(f"reply cut off at the token limit (finish_reason length, max_tokens="
                                 f"{self.config.max_tokens}); raise llm.max_tokens", "max_tokens")
-        model = data.get("model") if isinstance(data.get("model"), str) and data.get("model") else self.config.model
+        model = self.reply_model(data)
         return LLMReply(text=text, tool_calls=calls, usage=_usage(data.get("usage")), provider=self.label,
                         model=model, stop_reason="tool_use" if calls else "end_turn")
 
     def headers(self) -> dict[str, str]:
-        headers = {"content-type": "application/json"}
-        if self.config.api_key:
-            headers["authorization"] = f"Bearer {self.config.api_key}"
-        return headers
+        return self.bearer_headers()
 
     def body(self, request: LLMRequest) -> dict[str, Any]:
         messages: list[dict[str, Any]] = [{"role": "system", "content": request.system}] if request.system else []

@@ -44,22 +44,15 @@ from .wikipedia import Wikipedia
 ToolFactory = Callable[[ToolSpec], list[Tool]]
 ENTRY_POINT_GROUP = "crewq.tools"
 
-_FACTORIES: dict[str, ToolFactory] = {
-    "read_file": lambda spec: [ReadFile(spec)],
-    "write_file": lambda spec: [WriteFile(spec)],
-    "list_files": lambda spec: [ListFiles(spec)],
-    "web_search": lambda spec: [WebSearch(spec)],
-    "wikipedia": lambda spec: [Wikipedia(spec)],
-    "http_request": lambda spec: [HttpRequest(spec)],
-    "read_url": lambda spec: [ReadUrl(spec)],
-    "brave_search": lambda spec: [BraveSearch(spec)],
-    "scrape": lambda spec: [Scrape(spec)],
-    "translate": lambda spec: [Translate(spec)],
-    "send_email": lambda spec: [SendEmail(spec)],
-    "generate_image": lambda spec: [GenerateImage(spec)],
-    "summarise": lambda spec: [Summarise(spec)],
-    "mcp": mcp_tools,
-}
+_BUILT_INS: tuple[type[Tool], ...] = (ReadFile, WriteFile, ListFiles, WebSearch, Wikipedia, HttpRequest, ReadUrl,
+                                     BraveSearch, Scrape, Translate, SendEmail, GenerateImage, Summarise)
+
+
+def _one(cls: type[Tool]) -> ToolFactory:
+    return lambda spec: [cls(spec)]
+
+
+_FACTORIES: dict[str, ToolFactory] = {**{cls.name: _one(cls) for cls in _BUILT_INS}, "mcp": mcp_tools}
 # Factories that resolve `env:` references while building (discovery), so they get the env.
 _WANTS_ENV = {"mcp"}
 
@@ -196,7 +189,7 @@ def _load_entry_point(name: str) -> ToolFactory:
         raise ConfigError(f"tool {name!r} from package entry point {ep.value!r} cannot be loaded: {exc}",
                           key=f"tools.{name}") from None
     if inspect.isclass(target) and issubclass(target, Tool):
-        return lambda spec: [target(spec)]
+        return _one(target)
     if not callable(target):
         raise ConfigError(f"entry point {ep.value!r} is neither a Tool subclass nor a factory", key=f"tools.{name}")
 
