@@ -136,6 +136,35 @@ def test_send_task_with_wrong_types_gets_clear_errors(worker, redis_url):
     other.close()
 
 
+class _OpensAFile:
+    """Unpickling this creates a file: proof that a pickled message was decoded."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_a_pickled_message_is_refused_unread(worker, redis_url, tmp_path):
+    from celery import Celery
+
+    from crewq.workers.app import SUBMIT_TASK
+    conf = worker.conf
+    assert {conf.task_serializer, conf.result_serializer, conf.event_serializer} == {"json"}
+    assert list(conf.accept_content) == ["json"] and list(conf.result_accept_content) == ["json"]
+    assert worker.control.mailbox.accept == ["json"]  # `celery inspect`/`control` replies too
+    marker = tmp_path / "unpickled"
+    attacker = Celery("attacker", broker=redis_url, backend=redis_url, set_as_current=False)
+    attacker.conf.update(task_serializer="pickle", accept_content=["pickle", "json"])
+    attacker.send_task(SUBMIT_TASK, args=[_OpensAFile(str(marker))], queue="crewq.control")
+    # The queue is read in order: once a JSON task sent after it has an answer, the pickled one was seen.
+    with pytest.raises(Exception, match="YAML text"):
+        attacker.send_task(SUBMIT_TASK, args=[123], queue="crewq.control", serializer="json").get(timeout=30)
+    assert not marker.exists()
+    attacker.close()
+
+
 def test_client_submit_checks_the_same(app, tmp_path):
     client = Client(app)
     with pytest.raises(ConfigError, match="not int"):
