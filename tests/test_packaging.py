@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -21,11 +22,24 @@ pytestmark = pytest.mark.slow  # builds a wheel and installs it
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
+    had_build = (ROOT / "build").exists()
     # No build isolation and no deps: nothing is fetched, the venv's setuptools builds it.
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                    "-w", str(out), str(ROOT)], check=True, capture_output=True, timeout=180)
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                           "-w", str(out), str(ROOT)], check=True, capture_output=True, text=True, timeout=180)
+    if not had_build:  # setuptools builds in the checkout; leave it as it was
+        shutil.rmtree(ROOT / "build", ignore_errors=True)
+    # A folder of data under a package that `packages` does not list: setuptools warns, and will refuse.
+    assert "is absent from the `packages` configuration" not in proc.stdout + proc.stderr
     (found,) = out.glob("crewq-*.whl")
     return found
+
+
+def test_every_package_folder_of_the_checkout_is_in_the_wheel(wheel):
+    files = set(zipfile.ZipFile(wheel).namelist())
+    for folder in ("config", "workers", "scheduler"):
+        for init in (ROOT / folder).rglob("__init__.py"):
+            installed = "crewq/" + init.relative_to(ROOT).as_posix()
+            assert installed in files, f"{init.parent} is not in the wheel: add it to pyproject's packages"
 
 
 def test_the_wheel_has_one_top_level_name(wheel):
