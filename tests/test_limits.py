@@ -165,6 +165,8 @@ def test_the_cli_sets_lists_and_clears_limits(redis_url, client):
         assert "rpm 1/60  concurrency 1/4" in runner.invoke(main, ["limits"], env=env).output
     assert runner.invoke(main, ["limits", "clear", "openai"], env=env).output == "openai: limits cleared\n"
     assert set(api.limits.all()) == {"openai/gpt-4o"}
+    typo = runner.invoke(main, ["limits", "set", "opneai", "--rpm", "5"], env=env)
+    assert typo.exit_code == 0 and "warning: no LLM provider here is named 'opneai'" in typo.output
 
 
 def test_throttled_time_and_current_use_are_prometheus_metrics(ledger):

@@ -56,6 +56,12 @@ def set_limit(scope, rpm, tpm, concurrency, window):
         raise click.BadParameter(str(exc), param_hint="--window") from None
     limit = commands.client().limits.set(scope, rpm=rpm, tpm=tpm, concurrency=concurrency, window=seconds)
     click.echo(f"{scope}: {limit.describe()}")
+    from crewq.workers.llm.registry import provider_names
+    known = provider_names()
+    provider = scope.split("/", 1)[0]
+    if provider not in known:  # set anyway: a worker may have a provider from a plugin this client lacks
+        commands.warn([f"no LLM provider here is named {provider!r} (known: {', '.join(known)}); "
+                       "the limit applies only to agents whose llm.provider is exactly that"])
 
 
 @limits.command("clear")
