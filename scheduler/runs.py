@@ -153,8 +153,11 @@ class Client:
         if not again:
             raise RunError("every agent has succeeded already", run_id=run_id, status=status)
         for agent_id in again:
-            self.ledger.reset_agent(run_id, agent_id, int(states[agent_id].get("attempt") or 0) + 1)
-            self.ledger.update_agent(run_id, agent_id, restart_times=[])
+            attempt = int(states[agent_id].get("attempt") or 0) + 1
+            self.ledger.reset_agent(run_id, agent_id, attempt)
+            # A resume gives the agent its budget again: max_attempts counts from here (attempt numbers
+            # keep rising, so a stale task of an earlier attempt still sees that it is stale).
+            self.ledger.update_agent(run_id, agent_id, restart_times=[], first_attempt=attempt)
         first = next(n for n, wave in enumerate(spec.waves) if any(a in again for a in wave))
         self.ledger.forget_waves(run_id, first, len(spec.waves))
         self.ledger.reopen_run(run_id)

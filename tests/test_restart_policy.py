@@ -84,3 +84,13 @@ def test_it_gives_up_past_a_budget_or_on_a_permanent_failure(restart_times, run,
 def test_a_decision_survives_its_json_round_trip():
     decision = decide(CHAIN, "mid", 0, states(mid="failed", low="succeeded"), {}, [], NOW, SETTINGS)
     assert Decision.from_json(decision.to_json()) == decision
+
+
+def test_max_attempts_counts_from_the_last_resume():
+    # mid's 5th attempt (attempt 4) reaches the default cap; after a resume from attempt 5 it has 5 again.
+    capped = decide(CHAIN, "mid", 4, states(mid="failed"), {}, [], NOW, SETTINGS)
+    assert capped.reason == "attempt cap reached: 5 attempts (max_attempts 5)"
+    resumed = states(mid="failed")
+    resumed["mid"]["first_attempt"] = "5"
+    assert decide(CHAIN, "mid", 5, resumed, {}, [], NOW, SETTINGS).action == "restart"
+    assert decide(CHAIN, "mid", 9, resumed, {}, [], NOW, SETTINGS).reason == "attempt cap reached: 5 attempts (max_attempts 5)"

@@ -48,8 +48,9 @@ def decide(spec: RunSpec, agent_id: str, attempt: int, states: dict[str, dict], 
     base: dict[str, Any] = dict(agent=agent_id, attempt=attempt, policy=agent.restart)
     if permanent:
         return Decision("give_up", reason="a permanent error: restarting cannot fix it", **base)
-    if attempt + 1 >= agent.max_attempts:  # a failure slower than the window cannot dodge this one
-        return Decision("give_up", reason=f"attempt cap reached: {attempt + 1} attempts "
+    attempts = attempt + 1 - int(states.get(agent_id, {}).get("first_attempt") or 0)  # since the last resume
+    if attempts >= agent.max_attempts:  # a failure slower than the window cannot dodge this one
+        return Decision("give_up", reason=f"attempt cap reached: {attempts} attempts "
                         f"(max_attempts {agent.max_attempts})", **base)
     if len(recent) >= agent.max_restarts:
         return Decision("give_up", reason=f"restart budget spent: {plural(len(recent), 'restart')} within "

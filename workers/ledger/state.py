@@ -69,6 +69,7 @@ class AgentState(_State):
     error: str | None = None
     usage: Usage = Field(default_factory=Usage)
     restart_times: list[float] = Field(default_factory=list)
+    first_attempt: int = 0  # the attempt the last `resume` started from: max_attempts counts from it
 
     @model_validator(mode="before")
     @classmethod
