@@ -317,3 +317,19 @@ def test_the_sweep_ends_a_run_whose_workers_vanished(app, ledger, supervisor, tm
     status = Client(app).status(run_id)
     assert status.status == "failed"
     assert status.error == "the run's max_duration (0.5s) is exceeded"
+
+
+def test_cancel_marks_the_agents_that_never_started_cancelled(app, ledger, worker, tmp_path):
+    path = write_crew(tmp_path, """
+        runtime: {llm_provider: scripted}
+        agents:
+          - {id: slow, script: [{latency: 1s, text: late}]}
+          - {id: after, depends_on: [slow], script: [{text: x}]}
+        """)
+    client = Client(app)
+    run_id = submit_loaded(app, load_crew(path))
+    for event in client.events(run_id, follow=True, timeout=30):
+        if event.type == "turn_started" and event.agent == "slow":
+            break
+    assert client.cancel(run_id) is True
+    assert client.status(run_id).agents["after"].status == "cancelled"
