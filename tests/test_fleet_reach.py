@@ -11,13 +11,13 @@ import sys
 
 import pytest
 import redis
+from test_serving import Lines
 
 from crewq.config.settings import Settings
 from crewq.workers.app import create_app
 
 from conftest import FAST_ENV, HOST, ROOT, RestartableRedis
 from helpers import write_crew
-from test_serving import Lines
 
 SERVICES = {
     "worker": ["worker", "-n", f"late@{HOST}", "-c", "2"],

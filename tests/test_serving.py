@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from crewq.config.loader import load_crew
 from crewq.scheduler.cli import main
-from crewq.scheduler.runs import Client, submit_loaded
+from crewq.scheduler.runs import Client
 from crewq.scheduler.serving import Gaps
 
 from conftest import FAST_ENV, HOST, ROOT
