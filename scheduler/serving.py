@@ -3,7 +3,7 @@
 A crew needs crewq's control queue (every wave's advance), the turns queue or each agent's own
 `queue:`, and the tools queue for agents with tools. A queue is served when a live worker (its
 heartbeat is fresh, `crewq.workers.liveness`) consumes it; a worker that does not say its queues
-(an older one) counts as serving them all. `crewq run` and `crewq submit` warn with `gaps`, and
+(an older one) counts as serving them all. `crewq run` and `crewq submit` warn with `unserved`, and
 `crewq run` checks again while it waits (`Gaps`); the supervisor adds the gaps to the reason of a
 run that reaches its deadline.
 """

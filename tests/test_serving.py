@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import subprocess
 import sys
-import threading
 
 from click.testing import CliRunner
 
@@ -19,7 +17,7 @@ from crewq.scheduler.runs import Client
 from crewq.scheduler.serving import Gaps
 
 from conftest import FAST_ENV, HOST, ROOT
-from helpers import write_crew
+from helpers import Lines, write_crew
 
 GPU = """
     runtime: {llm_provider: scripted}
@@ -27,37 +25,6 @@ GPU = """
       - {id: plain, script: [{text: "plain done"}]}
       - {id: gpu-agent, queue: gpu, depends_on: [plain], script: [{text: "gpu done"}]}
     """
-
-
-class Lines:
-    """A subprocess's stderr, line by line, read in a thread: `wait_for` blocks on the next lines."""
-
-    def __init__(self, proc: subprocess.Popen):
-        self.proc, self.seen, self.lines = proc, [], queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.proc.stderr:
-            self.lines.put(line)
-        self.lines.put(None)
-
-    def wait_for(self, text: str, timeout: float = 60) -> str:
-        while True:
-            try:
-                line = self.lines.get(timeout=timeout)
-            except queue.Empty:
-                raise AssertionError(f"no line with {text!r} within {timeout}s:\n{''.join(self.seen)}") from None
-            if line is None:
-                raise AssertionError(f"exited before a line with {text!r}:\n{''.join(self.seen)}")
-            self.seen.append(line)
-            if text in line:
-                return line
-
-    def rest(self, timeout: float = 60) -> str:
-        self.proc.wait(timeout)
-        while (line := self.lines.get(timeout=timeout)) is not None:
-            self.seen.append(line)
-        return "".join(self.seen)
 
 
 def crewq(*args: str, redis_url: str) -> subprocess.Popen:
