@@ -31,6 +31,8 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 from celery.beat import Scheduler, SchedulingError
+from kombu.exceptions import OperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from crewq.config.errors import ConfigError
 from crewq.config.loader import load_crew
@@ -127,13 +129,26 @@ class CrewScheduler(Scheduler):
                                    "total_run_count": entry.total_run_count})
                  for name, entry in self.data.items() if entry.last_run_at is not None}
         if state:
-            redis.hset(key, mapping=state)
+            try:
+                redis.hset(key, mapping=state)
+            except RedisConnectionError as exc:  # beat stays up through a Redis restart; saved next time
+                log.warning("beat: the schedule's state is not saved, Redis is unreachable (%s)", exc)
 
     def _store(self):
         ledger = self.app.ledger
         return ledger.redis, ledger.keys.beat
 
     def apply_async(self, entry, producer=None, advance=True, **kwargs):
+        try:
+            return self._submit(entry, producer, advance, **kwargs)
+        except (RedisConnectionError, OperationalError) as exc:
+            # Redis is restarting: one line, not Celery's stack and traceback for every firing. This
+            # firing is skipped; the next one (after Redis is back) submits.
+            log.warning("beat: %s not submitted, Redis is unreachable (%s); the next firing tries again",
+                        entry.name, exc)
+            return SimpleNamespace(id=None)
+
+    def _submit(self, entry, producer=None, advance=True, **kwargs):
         crew_file = (entry.options or {}).get(CREW_FILE_OPTION)
         if not crew_file:
             return super().apply_async(entry, producer, advance, **kwargs)
@@ -144,6 +159,8 @@ class CrewScheduler(Scheduler):
         try:
             loaded, _ = check(crew_file)  # read again: an edited crew is submitted as it is now
             run_id = submit_loaded(self.app, loaded, (entry.kwargs or {}).get("inputs") or {})
+        except (RedisConnectionError, OperationalError):
+            raise
         except Exception as exc:  # Celery's apply_entry logs it; the next firing tries again
             raise SchedulingError(f"couldn't submit {entry.name}: {exc}") from exc
         finally:

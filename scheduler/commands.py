@@ -15,13 +15,14 @@ from crewq.config.loader import LoadedCrew
 from crewq.config.settings import Settings
 from crewq.config.states import RunStatus
 from crewq.config.words import plural
-from crewq.workers.app import create_app
+from crewq.workers.app import CrewqApp, create_app
 from crewq.workers.ledger.events import Event
-from crewq.workers.ledger.state import RunInfo, RunState, Usage
+from crewq.workers.ledger.state import RunInfo, RunState, Usage, WorkerInfo
 
 from .embedded import embedded_fleet
 from .progress import HeldLogs, Watch
 from .runs import Client, new_run_id, submit_loaded
+from .serving import Gaps
 
 # The CLI calls these as commands.* (re-exported, so F401 does not apply).
 from .validate import check, check_online, crew_warnings, render_task, task_override, task_warnings  # noqa: F401
@@ -49,6 +50,14 @@ def client() -> Client:
     return Client(create_app(settings))
 
 
+def service_app(service: str) -> CrewqApp:
+    """The app of a long-running service, once its Redis answers (it waits for a late one: `reach`)."""
+    from .reach import wait_for_redis
+    app = client().app
+    wait_for_redis(app.settings.redis_url or "", f"crewq {service}")
+    return app
+
+
 def run(file: str, inputs: dict[str, str], task: str | None, timeout: float | None,
         concurrency: int, quiet: bool = False, watch: Watch | None = None,
         env_file: str | None = None) -> RunState:
@@ -71,7 +80,10 @@ def run(file: str, inputs: dict[str, str], task: str | None, timeout: float | No
         print(f"{loaded.crew.runtime.name}: {plural(len(loaded.crew.agents), 'agent')} in "
               f"{plural(len(waves), 'wave')}; {where}", file=sys.stderr, flush=True)
     if settings.redis_url:
-        return _run_on(Client(create_app(settings)), loaded, waves, inputs, task, wait, watch, cancel_on_exit=False)
+        fleet = Client(create_app(settings))
+        gaps = Gaps(fleet.ledger, loaded.crew, settings.queues, every=settings.heartbeat_interval)
+        warn(gaps.check())  # before the run starts: no worker, or none on a queue it needs
+        return _run_on(fleet, loaded, waves, inputs, task, wait, watch, cancel_on_exit=False, gaps=gaps)
     with embedded_fleet(settings, concurrency=concurrency) as app:
         try:
             return _run_on(Client(app), loaded, waves, inputs, task, wait, watch, cancel_on_exit=True)
@@ -105,16 +117,27 @@ def exit_now(code: int) -> NoReturn:
 
 
 def _run_on(client: Client, loaded: LoadedCrew, waves, inputs, task, wait: float, watch: Watch | None,
-            cancel_on_exit: bool) -> RunState:
+            cancel_on_exit: bool, gaps: Gaps | None = None) -> RunState:
     run_id = new_run_id()  # the view is up before the first wave is emitted
     progress = watch.start(loaded.crew.runtime.name, waves, client.ledger, run_id) if watch else None
     held = HeldLogs()
+
+    def recheck() -> None:
+        """On a fleet, while waiting: a queue nobody serves (again), or a worker that came, as progress lines."""
+        for line in gaps.check() if gaps else []:
+            if progress:
+                progress.note(line)
+
+    if gaps and progress:
+        for line in gaps.describe_current():
+            progress.note(line)
     try:
         with held if progress else nullcontext():
             try:
                 submit_loaded(client.app, loaded, inputs, task, run_id=run_id)
                 # (the progress reads events as dicts)
-                client.wait(run_id, timeout=wait, on_event=(lambda e: progress(e.model_dump())) if progress else None)
+                client.wait(run_id, timeout=wait, on_event=(lambda e: progress(e.model_dump())) if progress else None,
+                            on_idle=recheck if gaps else None)
             except RunError:
                 pass  # reported below from the ledger, with the agents' states
             finally:
@@ -128,7 +151,8 @@ def _run_on(client: Client, loaded: LoadedCrew, waves, inputs, task, wait: float
         held.flush_to(sys.stderr)
     status = client.status(run_id)
     if not status.status.terminal:
-        client.cancel(run_id, f"timed out after {wait:g}s")
+        why = gaps.text() if gaps else ""
+        client.cancel(run_id, f"timed out after {wait:g}s" + (f": {why}" if why else ""))
         status = client.status(run_id)
     if watch and progress and progress.view.error:
         watch.shown_error = progress.view.error  # the CLI's last line need not say it again
@@ -214,6 +238,20 @@ def format_runs(runs: list[RunInfo]) -> str:
     return "\n".join(lines)
 
 
+def format_workers(workers: list[WorkerInfo]) -> str:
+    """`crewq workers`: a line a live worker, then a line per task it holds."""
+    if not workers:
+        return "no live worker on the fleet (no worker has a fresh heartbeat)"
+    now, lines = time.time(), []
+    for w in workers:
+        queues = ", ".join(w.queues) if w.queues is not None else "(not said)"
+        lines.append(f"{w.host}  queues: {queues}  holds {plural(len(w.held), 'task')}")
+        for task in w.held:
+            since = f"  for {now - task.since:.1f}s" if task.since else ""
+            lines.append(f"    {task.what}" + (f"  run {task.run_id}" if task.run_id else "") + since)
+    return "\n".join(lines)
+
+
 def format_event(event: Event) -> str:
     stamp = time.strftime("%H:%M:%S", time.localtime(event.ts)) + f".{int(event.ts * 1000) % 1000:03d}"
     rest = event.model_dump(exclude={"id", "type", "agent", "ts"})
@@ -249,7 +287,7 @@ def worker(queues: str | None, pool: str, concurrency: int, hostname: str | None
     from crewq.workers.llm.limits import parse_presets
     settings = Settings.from_env()
     parse_presets(settings.limits or "")  # a malformed CREWQ_LIMITS stops the worker here, named
-    app = create_app(settings)
+    app = service_app("worker")
     logs.enable()  # run_id and agent_id on every line of a task; CREWQ_LOG_FORMAT=json for JSON lines
     # On SIGQUIT (or SIGTERM with REMAP_SIGTERM=SIGQUIT, as in docker-compose.yml) a worker that holds
     # tasks gives them this long, then its cold shutdown hands their messages back to the queue.

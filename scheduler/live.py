@@ -67,5 +67,12 @@ class LiveProgress:
                                    highlight=False, soft_wrap=True)
         self.live.refresh()
 
+    def note(self, text: str) -> None:
+        """A line about the run from outside its events, kept in the scrollback."""
+        stamp = f"{time.time() - self.view.started:6.1f}s"
+        self.console.print(Text(f"{stamp}  run  ", style="dim") + Text(text, style="yellow"), highlight=False,
+                           soft_wrap=True)
+        self.live.refresh()
+
     def close(self) -> None:
         self.live.stop()

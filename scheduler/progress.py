@@ -224,6 +224,10 @@ class Progress:
         for agent, text in lines:
             self._line(agent, text, event.get("ts"))
 
+    def note(self, text: str) -> None:
+        """A line about the run from outside its events (`crewq run`: no worker serves a queue)."""
+        self._line(None, text)
+
     def close(self) -> None:
         pass
 

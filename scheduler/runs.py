@@ -25,11 +25,12 @@ from crewq.workers import tracing
 from crewq.workers.app import CrewqApp, create_app
 from crewq.workers.ledger import TERMINAL
 from crewq.workers.ledger.events import Event, RunFinished, parse
-from crewq.workers.ledger.state import RunInfo, RunState
+from crewq.workers.ledger.state import HeldTask, RunInfo, RunState, WorkerInfo
 from crewq.workers.llm.limits import FleetLimits, fleet_limits
+from crewq.workers.refs import ref_of
 from crewq.workers.runspec import RunSpec
 
-from . import submission
+from . import serving, submission
 from .emit import emit_wave
 from .validate import check, check_loaded, render_task
 
@@ -81,6 +82,26 @@ class Client:
             loaded = load_crew_text(submission.check_crew_text(crew), limits=limits)
         return submit_loaded(self.app, loaded, inputs, task)
 
+    def workers(self) -> list[WorkerInfo]:
+        """The live workers (fresh heartbeats), each with the queues it consumes and what it holds."""
+        held: dict[str, list[HeldTask]] = {}
+        for task_id, record in self.ledger.held().items():
+            ref = ref_of(record["name"], record["args"])
+            held.setdefault(record["host"], []).append(HeldTask(
+                task_id=task_id, task=record["name"], what=ref.describe() if ref else record["name"],
+                run_id=ref.run_id if ref else None, agent_id=ref.agent_id if ref else None,
+                since=record.get("since")))
+        return [WorkerInfo(host=host, queues=record.get("queues"), last_beat=record.get("at"),
+                           held=sorted(held.get(host, []), key=lambda t: t.since or 0))
+                for host, record in sorted(self.ledger.live_workers().items())]
+
+    def unserved(self, run_id: str) -> list[str]:
+        """Why the run may wait in silence: a line per queue its unfinished agents need that no live
+        worker serves, or one line for a fleet with no live worker at all (none: nothing to say)."""
+        if not self.ledger.has_run(run_id):
+            raise LookupError(f"run {run_id} not found (unknown, or expired)")
+        return serving.run_gaps(self.ledger, self.ledger.spec(run_id), self.app.settings.queues)
+
     def runs(self, limit: int = 20) -> list[RunInfo]:
         """The most recent runs, newest first (those within the retention)."""
         return [RunInfo.model_validate(fields) for fields in self.ledger.run_infos(limit)]
@@ -96,12 +117,15 @@ class Client:
         return RunState.from_ledger(run_id, run, agents, budgets=budgets)
 
     def events(self, run_id: str, follow: bool = False, after: str = "0-0",
-               timeout: float | None = None) -> Iterator[Event]:
+               timeout: float | None = None, on_idle: Callable[[], None] | None = None) -> Iterator[Event]:
         """The run's events, each as the model of its type (crewq.workers.ledger.events); with
-        `follow`, new ones as they come until the run finishes."""
+        `follow`, new ones as they come until the run finishes (`on_idle` is called between reads,
+        at least every second)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             block = 1000 if follow else None
+            if on_idle is not None:
+                on_idle()
             batch = self.ledger.events(run_id, after=after, block_ms=block)
             for record in batch:
                 event = parse(record)
@@ -116,10 +140,10 @@ class Client:
             if deadline is not None and time.monotonic() > deadline:
                 return
 
-    def wait(self, run_id: str, timeout: float | None = None,
-             on_event: Callable[[Event], None] | None = None) -> RunState:
+    def wait(self, run_id: str, timeout: float | None = None, on_event: Callable[[Event], None] | None = None,
+             on_idle: Callable[[], None] | None = None) -> RunState:
         """Follow the run to its end; returns its status. Raises RunError unless it succeeded."""
-        for event in self.events(run_id, follow=True, timeout=timeout):
+        for event in self.events(run_id, follow=True, timeout=timeout, on_idle=on_idle):
             if on_event:
                 on_event(event)
         status = self.status(run_id)

@@ -147,8 +147,9 @@ def test_fleet_commands_need_a_broker(tmp_path):
     assert result.exit_code == 2 and "set CREWQ_REDIS_URL" in result.output
 
 
+# (The long-running services wait for a Redis that is late instead: tests/test_fleet_reach.py.)
 @pytest.mark.parametrize("command", [["status", "x"], ["events", "x"], ["cancel", "x"], ["resume", "x"],
-                                     ["submit", "CREW"], ["run", "CREW"], ["supervisor"]])
+                                     ["submit", "CREW"], ["run", "CREW"], ["workers"]])
 @pytest.mark.parametrize("url,expected", [
     ("redis://:s3cret-pw@127.0.0.1:9/0", "crewq: error: cannot reach the fleet's Redis at redis://:***@127.0.0.1:9/0: "
                                          "Error 111 connecting to 127.0.0.1:9. Connection refused.\n"),

@@ -3,8 +3,11 @@ and nothing is recorded twice. Redis keeps an append-only file (fsync every seco
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 
@@ -16,7 +19,7 @@ from crewq.config.settings import Settings
 from crewq.scheduler.runs import Client, submit_loaded
 from crewq.workers.app import create_app
 
-from conftest import FAST, WorkerProcesses, start_supervisor
+from conftest import FAST, FAST_ENV, ROOT, WorkerProcesses, start_supervisor
 from helpers import write_crew
 
 CREW = """
@@ -105,4 +108,44 @@ def test_the_fleet_carries_on_through_redis_restarts(aof_redis, tmp_path, crews,
         if supervisor is not None and supervisor.poll() is None:
             os.killpg(supervisor.pid, signal.SIGTERM)
             supervisor.wait(15)
+        app.close()
+
+
+TICKER = "runtime: {llm_provider: scripted}\nschedule: {every: 1s}\nagents:\n  - {id: tick, script: [{text: tick}]}\n"
+
+
+def next_firing(client: redis.Redis, queue: str, timeout: float = 30) -> str:
+    """Block until beat's next firing puts its first turn on the (unconsumed) turns queue; its run id."""
+    found = client.blpop([queue], timeout=timeout)
+    assert found is not None, f"beat did not fire within {timeout}s"
+    return json.loads(found[1])["headers"]["argsrepr"].split("'")[1]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_beat_carries_on_through_a_redis_restart(aof_redis, tmp_path, sig):
+    crews = tmp_path / "crews"
+    crews.mkdir()
+    write_crew(crews, TICKER, "ticker.yaml")
+    app = create_app(Settings(redis_url=aof_redis.url, **FAST))
+    turns = app.settings.queues.turns
+    log = open(tmp_path / "beat.log", "ab")
+    beat = subprocess.Popen([sys.executable, "-m", "crewq", "beat", "--crews-dir", str(crews), "--max-interval", "1"],
+                            env={**os.environ, "CREWQ_REDIS_URL": aof_redis.url, **FAST_ENV}, cwd=ROOT,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    client = redis.Redis.from_url(aof_redis.url)
+    try:
+        before = next_firing(client, turns)  # beat fires, with no worker: its turns wait in the queue
+        aof_redis.restart(sig)
+        client.delete(turns)  # what was queued before the restart: the next message is a new firing's
+        restarted = time.time()
+        after = next_firing(client, turns)
+        assert beat.poll() is None, (tmp_path / "beat.log").read_text()[-3000:]
+        assert after != before and float(app.ledger.run(after)["submitted_at"]) >= restarted
+        assert "Traceback" not in (tmp_path / "beat.log").read_text()
+    finally:
+        client.close()
+        if beat.poll() is None:
+            os.killpg(beat.pid, signal.SIGTERM)
+            beat.wait(15)
         app.close()

@@ -316,7 +316,9 @@ def test_the_sweep_ends_a_run_whose_workers_vanished(app, ledger, supervisor, tm
         pass
     status = Client(app).status(run_id)
     assert status.status == "failed"
-    assert status.error == "the run's max_duration (0.5s) is exceeded"
+    # (and why it never ran: the deadline's reason names what it waited for)
+    assert status.error == ("the run's max_duration (0.5s) is exceeded; no live worker on the fleet: nothing runs "
+                            "until one starts (`crewq worker`)")
 
 
 def test_cancel_marks_the_agents_that_never_started_cancelled(app, ledger, worker, tmp_path):

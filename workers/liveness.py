@@ -43,15 +43,27 @@ class Heartbeat(threading.Thread):
         self.ledger, self.host = app.ledger, host
         settings = app.settings
         self.interval, self.ttl = settings.heartbeat_interval, settings.heartbeat_ttl
+        self.app = app
         self.stopped = threading.Event()
-        self.ledger.beat(host, self.ttl)  # alive from the first moment, before any task is held
+        self.beat()  # alive from the first moment, before any task is held
+
+    def beat(self) -> None:
+        # The queues it consumes, read at every beat: `celery control add_consumer` changes them.
+        # (`crewq run` and `submit` say when no live worker serves a queue a crew needs.)
+        self.ledger.beat(self.host, self.ttl, consumed_queues(self.app))
 
     def run(self) -> None:
         while not self.stopped.wait(self.interval):
             try:
-                self.ledger.beat(self.host, self.ttl)
+                self.beat()
             except Exception as exc:  # Redis away: the next beat tries again
                 log.warning("heartbeat of %s failed: %s", self.host, exc)
+
+
+def consumed_queues(app) -> list[str]:
+    """The queues this process's worker consumes: those selected with -Q, else all the app knows."""
+    queues = app.amqp.queues
+    return sorted(queues.consume_from or queues)
 
 
 def ensure_heartbeat(app, hostname: str) -> None:
@@ -78,7 +90,8 @@ def new_incarnation(app, hostname: str) -> None:
 
 
 class Reconnected(bootsteps.StartStopStep):
-    """A consumer step: its second and later starts follow a lost broker connection.
+    """A consumer step: its first start makes the worker alive (its heartbeat), and its second and
+    later starts follow a lost broker connection.
 
     A message taken over the lost connection can never be acked or rejected (Celery: "cannot be
     acknowledged after a connection loss"), and kombu could not put it back while Redis was away:
@@ -94,7 +107,9 @@ class Reconnected(bootsteps.StartStopStep):
 
     def start(self, parent) -> None:
         self.starts += 1
-        if self.starts > 1:
+        if self.starts == 1:  # alive once it consumes (an embedded worker sends no worker_ready)
+            ensure_heartbeat(parent.app, parent.hostname)
+        else:
             log.warning("worker %s reconnected to the broker; what it took before is given back", parent.hostname)
             new_incarnation(parent.app, parent.hostname)
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import os
 import sys
 from typing import Any, Callable
-from urllib.parse import urlsplit
 
 import click
 
 from crewq.config.errors import ConfigError, CrewqError, RunError
 
+from ..reach import malformed, masked
 from . import crew, fleet, limits, runs
 
 
@@ -40,9 +40,9 @@ class CrewqGroup(click.Group):
         # (`crewq run` prints its first line before the heavy imports).
         url = os.environ.get("CREWQ_REDIS_URL") or os.environ.get("REDIS_URL") or None
         try:
-            if url and urlsplit(url).scheme not in REDIS_SCHEMES:
-                raise FleetUnreachable(f"malformed Redis URL {masked(url)}: it must start with redis://, "
-                                       "rediss:// or unix://")
+            problem = malformed(url) if url else None
+            if problem:
+                raise FleetUnreachable(problem)
             return super().invoke(ctx)
         except Exception as exc:
             code, message = _exit_for(exc, url)
@@ -76,20 +76,8 @@ def _unreachable(exc: Exception) -> bool:
     return isinstance(exc, (redis.ConnectionError, redis.TimeoutError, kombu.exceptions.OperationalError))
 
 
-REDIS_SCHEMES = ("redis", "rediss", "unix")
-
-
 class FleetUnreachable(CrewqError):
     """The fleet's Redis URL is malformed (exit code 3, like an unreachable Redis)."""
-
-
-def masked(url: str) -> str:
-    """The URL with its password replaced, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
 
 
 @click.group(cls=CrewqGroup)
@@ -104,5 +92,5 @@ def main() -> None:
 
 for command in (crew.run, crew.submit, runs.runs, runs.status, runs.events, runs.cancel, runs.resume,
                 crew.validate, crew.plan, crew.init, crew.schema,
-                fleet.worker, fleet.supervisor, fleet.beat, fleet.tools, fleet.version, limits.limits):
+                fleet.worker, fleet.workers, fleet.supervisor, fleet.beat, fleet.tools, fleet.version, limits.limits):
     main.add_command(command)

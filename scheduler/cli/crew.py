@@ -93,7 +93,10 @@ def submit(file, inputs, task):
     loaded, _ = commands.check(file)
     task, inputs = commands.task_override(loaded, task), parse_inputs(inputs)
     commands.warn(commands.task_warnings(loaded, inputs, task))
-    click.echo(commands.client().submit(Path(file), inputs, task))
+    client = commands.client()
+    run_id = client.submit(Path(file), inputs, task)
+    click.echo(run_id)
+    commands.warn(client.unserved(run_id))  # it waits for a worker: say so, naming the queue and agents
 
 
 @click.command()

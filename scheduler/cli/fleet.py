@@ -1,4 +1,5 @@
-"""Commands that run the fleet's processes: worker, supervisor, beat, tools; and version."""
+"""Commands that run the fleet's processes and look at them: worker, workers, supervisor, beat, tools;
+and version."""
 
 from __future__ import annotations
 
@@ -23,6 +24,15 @@ from .lazy import commands
 def worker(queues, pool, concurrency, hostname, loglevel):
     """Start a Celery worker on crewq's queues (needs CREWQ_REDIS_URL)."""
     commands.worker(queues, pool, concurrency, hostname, loglevel)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="a JSON list: [{host, queues, last_beat, held: [...]}]")
+def workers(as_json):
+    """Live workers (a fresh heartbeat): the queues each consumes and the turns and tool calls it holds."""
+    found = commands.client().workers()
+    click.echo(json.dumps([w.model_dump(mode="json") for w in found], indent=2) if as_json
+               else commands.format_workers(found))
 
 
 @click.group()
@@ -75,7 +85,7 @@ def supervisor(name, metrics_port, metrics_addr, loglevel):
 
     from ..supervisor import Supervisor
     logs.install(loglevel)  # crewq's format: CREWQ_LOG_FORMAT=json for JSON lines, as compose sets
-    app = commands.client().app
+    app = commands.service_app("supervisor")
     service = Supervisor(app, name)
     if metrics_port is not None:
         from ..metrics import serve_metrics
@@ -112,7 +122,7 @@ def beat(crews_dir, max_interval, list_only, loglevel):
         return
     from crewq.workers import logs
     logs.enable()  # crewq's log format (CREWQ_LOG_FORMAT=json for JSON lines) once beat sets up logging
-    app = commands.client().app
+    app = commands.service_app("beat")
     problems = beats.configure(app, crews_dir)
     log = logging.getLogger("crewq.scheduler.beat")
     for problem in problems:

@@ -25,6 +25,7 @@ from crewq.workers.ledger import TERMINAL
 from crewq.workers.turn import report_failure
 
 from ..advance import fail_run
+from ..serving import run_gaps
 from . import repair, stall
 from .leader import Leadership
 from .policy import Decision, decide
@@ -193,6 +194,8 @@ class Supervisor:
             spec = self.ledger.spec(run_id)
             reason = repair.overdue(self.ledger, spec, run, now)
             if reason:
+                # A run that waited for a worker nobody started says so (`crewq run -T` ends here too).
+                reason = "; ".join([reason, *run_gaps(self.ledger, spec, self.settings.queues)])
                 if self.ledger.finish_run(run_id, RunStatus.FAILED, error=reason):
                     repair.revoke_run(self.app, self.ledger, run_id)
                 continue

@@ -111,3 +111,24 @@ class RunState(RunInfo):
 
 
 RUN_INFO_FIELDS = tuple(name for name in RunInfo.model_fields if name != "run_id")  # what `runs` reads
+
+
+class HeldTask(BaseModel):
+    """A task a worker holds now (the liveness record): a turn, a tool call or an advance."""
+    model_config = ConfigDict(frozen=True)
+    task_id: str
+    task: str
+    what: str  # "writer turn 2", "advance of wave 0"
+    run_id: str | None = None
+    agent_id: str | None = None
+    since: float | None = None
+
+
+class WorkerInfo(BaseModel):
+    """`Client.workers()`, `crewq workers`: a live worker (its heartbeat is fresh), the queues it
+    consumes (None: not said) and what it holds."""
+    model_config = ConfigDict(frozen=True)
+    host: str  # name#pid[.reconnections]: one incarnation of a worker
+    queues: list[str] | None = None
+    last_beat: float | None = None
+    held: list[HeldTask] = Field(default_factory=list)

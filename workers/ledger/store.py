@@ -389,8 +389,28 @@ class Ledger:
         """Remove a held record; True for the one caller that removed it."""
         return bool(self.redis.hdel(self.keys.inflight, task_id))
 
-    def beat(self, host: str, ttl: float) -> None:
-        self.redis.set(self.keys.heartbeat(host), time.time(), px=int(ttl * 1000))
+    def beat(self, host: str, ttl: float, queues: list[str] | None = None) -> None:
+        """The worker is alive, and consumes from `queues` (None: not said, as from an older worker)."""
+        record = json.dumps({"at": time.time(), "queues": queues})
+        self.redis.set(self.keys.heartbeat(host), record, px=int(ttl * 1000))
+
+    def live_workers(self) -> dict[str, dict[str, Any]]:
+        """Every worker whose heartbeat is fresh: host → {at, queues}."""
+        keys = sorted(self.redis.scan_iter(match=self.keys.heartbeat("*"), count=500))
+        found = _opt_texts(self.redis.mget(keys)) if keys else []
+        prefix = len(self.keys.heartbeat(""))
+        workers = {}
+        for key, raw in zip(_texts(keys), found):
+            if raw is None:
+                continue  # expired between the scan and the read
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                record = None
+            if not isinstance(record, dict):  # a bare timestamp: queues not said
+                record = {"at": float(raw) if raw.replace(".", "", 1).isdigit() else None, "queues": None}
+            workers[key[prefix:]] = record
+        return workers
 
     def alive(self, hosts: Iterable[str]) -> set[str]:
         hosts = list(hosts)
@@ -437,6 +457,10 @@ def _opt_text(value: Any) -> str | None:
 
 def _texts(values: Any) -> list[str]:
     return cast("list[str]", values)
+
+
+def _opt_texts(values: Any) -> list[str | None]:
+    return cast("list[str | None]", values)
 
 
 def _text_set(values: Any) -> set[str]:
