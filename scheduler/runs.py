@@ -22,6 +22,7 @@ from crewq.config.loader import LoadedCrew, load_crew_text
 from crewq.config.settings import Settings
 from crewq.config.states import AgentStatus, RunStatus
 from crewq.workers import tracing
+from crewq.workers.agent_breaker import breakers_of
 from crewq.workers.app import CrewqApp, create_app
 from crewq.workers.ledger import TERMINAL
 from crewq.workers.ledger.events import Event, RunFinished, parse
@@ -93,7 +94,8 @@ class Client:
         agents = self.ledger.agents(run_id, [a.id for a in spec.crew.agents])
         task = spec.crew.task
         budgets = {k: v for k, v in (("max_tokens", task.max_tokens), ("max_cost", task.max_cost)) if v}
-        return RunState.from_ledger(run_id, run, agents, budgets=budgets)
+        breakers = breakers_of(self.ledger.redis, self.ledger.keys, spec.crew.runtime.name, spec.crew.agents)
+        return RunState.from_ledger(run_id, run, agents, budgets=budgets, breakers=breakers)
 
     def events(self, run_id: str, follow: bool = False, after: str = "0-0",
                timeout: float | None = None) -> Iterator[Event]:

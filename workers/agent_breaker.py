@@ -1,0 +1,66 @@
+"""A circuit breaker per agent, across runs of the same crew, counted in Redis for the whole fleet.
+
+The provider breaker's state machine and Lua (`llm.breaker`), on an agent's keys: `failures`
+consecutive failed attempts of the agent (the supervisor counts each one it decides on) open it for
+`cooldown`; while open, the agent's next attempt fails at once, before its first LLM call, and the
+supervisor hands its work to its fallback (none: the run fails naming the breaker). After the
+cool-down one attempt in the fleet probes it (half-open); a success closes it, a failure opens it
+again. A crew is known by its `runtime.name`: runs of files with the same name share the breakers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from crewq.config.schema import Agent
+
+from .ledger.keys import Keys
+from .llm.breaker import Breaker, BreakerPolicy
+
+PROBE_LEASE = 600.0  # a probe attempt whose worker died frees the half-open slot after this (or the agent's timeout)
+MEMORY = 7 * 86400.0  # consecutive failures are remembered this long after the last one
+
+
+def agent_breaker(redis: Any, keys: Keys, crew: str, agent: Agent) -> Breaker:
+    policy = BreakerPolicy(threshold=agent.breaker.failures, cooldown=agent.breaker.cooldown,
+                           probe_lease=max(agent.timeout or PROBE_LEASE, agent.breaker.cooldown),
+                           memory=MEMORY, exempt=frozenset())
+    return Breaker.at(redis, f"{crew}/{agent.id}", keys.agent_breaker(crew, agent.id), policy)
+
+
+def open_reason(breaker: Breaker, agent: Agent) -> str:
+    left = breaker.retry_in()
+    when = f"{left:.0f}s of its {agent.breaker.cooldown:g}s cool-down left" if left else "its probe is in flight"
+    return (f"the breaker of agent {agent.id!r} is open after {breaker.policy.threshold} consecutive failures "
+            f"({when}): no LLM call was made")
+
+
+@dataclass(frozen=True)
+class OpenBreaker:
+    crew: str
+    agent: str
+    seconds_left: float | None  # None: half-open, waiting for (or running) its probe
+
+
+def open_breakers(redis: Any, keys: Keys) -> Iterator[OpenBreaker]:
+    """Every agent breaker of the fleet that is open now (one SCAN; for the metrics)."""
+    pattern = keys.agent_breaker("*", "*").replace("{*/*}", "{*}") + ":open"
+    for key in redis.scan_iter(match=pattern, count=500):
+        name = key[key.index("{") + 1: key.rindex("}")]
+        crew, _, agent = name.rpartition("/")
+        ttl = redis.pttl(key)
+        yield OpenBreaker(crew, agent, ttl / 1000.0 if ttl and ttl > 0 else None)
+
+
+def breakers_of(redis: Any, keys: Keys, crew: str, agents: list[Agent]) -> dict[str, float | None]:
+    """The agents of a crew whose breaker is open (seconds of cool-down left) or half-open (None)."""
+    found: dict[str, float | None] = {}
+    for agent in agents:
+        breaker = agent_breaker(redis, keys, crew, agent)
+        left = breaker.retry_in()
+        if left is not None:
+            found[agent.id] = round(left, 1)
+        elif breaker.failures() >= agent.breaker.failures:
+            found[agent.id] = None
+    return found
