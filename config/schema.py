@@ -132,7 +132,7 @@ class ScriptStep(Model):
 
 class AgentBreaker(Model):
     """crewq: the agent's own circuit breaker, across runs of the crew (by `runtime.name`), fleet-wide."""
-    failures: int = Field(5, ge=1, le=10_000, description="consecutive failed attempts that open it")
+    failures: int = Field(5, ge=1, le=10_000, description="consecutive runs that gave the agent up open it")
     cooldown: Duration = Field(60.0, gt=0, description="how long it stays open before one run probes it")
 
 
@@ -163,7 +163,7 @@ class Agent(Model):
     fallback: Annotated[list[str], EmptyList] = Field(default_factory=list, description="crewq: standby agents that "
                                                       "take over, in order, when the supervisor gives this one up")
     breaker: AgentBreaker = Field(default_factory=AgentBreaker, description="crewq: opens after `failures` "
-                                  "consecutive failed attempts; while open, turns go straight to the fallback")
+                                  "consecutive runs gave the agent up; while open, turns go straight to the fallback")
 
     @field_validator("max_total_tool_calls", "max_duplicate_tool_calls")
     @classmethod

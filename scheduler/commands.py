@@ -241,7 +241,15 @@ def format_plan(loaded: LoadedCrew, waves: list[list[str]], form: str = "text") 
             llm = crew.llm_of(agent)
             deps = f"  after {', '.join(agent.depends_on)}" if agent.depends_on else ""
             tools = f"  tools: {', '.join(agent.tools)}" if agent.tools else ""
-            lines.append(f"  {agent_id:<16} {llm.provider}/{llm.model or 'default'}{deps}{tools}")
+            fallback = f"  fallback: {', '.join(agent.fallback)}" if agent.fallback else ""
+            lines.append(f"  {agent_id:<16} {llm.provider}/{llm.model or 'default'}{deps}{tools}{fallback}")
+    standby = [a for a in crew.agents if a.standby]
+    if standby:
+        lines.append("standby (run only in the place of an agent given up):")
+        for agent in standby:
+            llm = crew.llm_of(agent)
+            fallback = f"  fallback: {', '.join(agent.fallback)}" if agent.fallback else ""
+            lines.append(f"  {agent.id:<16} {llm.provider}/{llm.model or 'default'}{fallback}")
     return "\n".join(lines)
 
 

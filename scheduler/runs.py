@@ -156,7 +156,7 @@ class Client:
             raise RunError("every agent has succeeded already", run_id=run_id, status=status)
         for agent_id in again:
             self.ledger.reset_agent(run_id, agent_id, int(states[agent_id].get("attempt") or 0) + 1)
-            self.ledger.update_agent(run_id, agent_id, restart_times=[])
+            self.ledger.update_agent(run_id, agent_id, restart_times=[], probe=None)  # the breaker is asked anew
         first = next(n for n, wave in enumerate(spec.waves) if any(a in again for a in wave))
         self.ledger.forget_waves(run_id, first, len(spec.waves))
         self.ledger.reopen_run(run_id)

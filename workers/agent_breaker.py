@@ -1,11 +1,13 @@
 """A circuit breaker per agent, across runs of the same crew, counted in Redis for the whole fleet.
 
 The provider breaker's state machine and Lua (`llm.breaker`), on an agent's keys: `failures`
-consecutive failed attempts of the agent (the supervisor counts each one it decides on) open it for
-`cooldown`; while open, the agent's next attempt fails at once, before its first LLM call, and the
-supervisor hands its work to its fallback (none: the run fails naming the breaker). After the
-cool-down one attempt in the fleet probes it (half-open); a success closes it, a failure opens it
-again. A crew is known by its `runtime.name`: runs of files with the same name share the breakers.
+consecutive runs in which the supervisor gave the agent up (restarts within a run are its policy's
+business, so one run counts once) open it for `cooldown`; while open, the agent's next attempt fails
+at once, before its first LLM call, and the supervisor hands its work to its fallback (none: the run
+fails naming the breaker). After the cool-down one run in the fleet probes it (half-open; its
+restarts probe too, marked `probe` on the agent's hash); the agent succeeding anywhere closes it,
+the probe run giving it up opens it again. A crew is known by its `runtime.name`: runs of files
+with the same name share the breakers.
 """
 
 from __future__ import annotations

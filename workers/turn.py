@@ -108,7 +108,7 @@ class Turn:
         if raw is None:
             if reason := budgets.exhausted(spec.crew.task, run):  # no new LLM call once a budget is spent
                 return self.fail(reason, permanent=True)
-            if self.turn == 0 and not self.task.request.retries and (reason := self.breaker_open()):
+            if self.turn == 0 and not self.task.request.retries and (reason := self.breaker_open(state)):
                 return self.fail(reason, permanent=True, breaker_open=True)
             raw = self.ask(conversation.messages, tools, deadline=self.deadline(started, run))
             # an envelope, not a reply
@@ -119,10 +119,16 @@ class Turn:
             return self.call_tools(reply, conversation.budget)
         return self.succeed(reply.text)
 
-    def breaker_open(self) -> str | None:
-        """The agent's own breaker, asked once per attempt (its first call): open, no call is made."""
+    def breaker_open(self, state: dict) -> str | None:
+        """The agent's own breaker, asked once per attempt (its first call): open, no call is made.
+        Half-open, the run that got the probe keeps it for every attempt (its restarts are the probe too)."""
+        if state.get("probe"):
+            return None
         breaker = agent_breaker(self.ledger.redis, self.ledger.keys, self.spec.crew.runtime.name, self.agent)
-        return open_reason(breaker, self.agent) if breaker.allow() == "open" else None
+        allowed = breaker.allow()
+        if allowed == "probe":
+            self.ledger.update_agent(self.run_id, self.agent_id, probe=1)
+        return open_reason(breaker, self.agent) if allowed == "open" else None
 
     def deadline(self, started: float, run: dict) -> float:
         """Seconds this call may take: the read timeout, cut by the agent's and the run's limits."""

@@ -134,7 +134,9 @@ class Supervisor:
         new, recorded = ledger.decision(run_id, agent_id, attempt, proposed.to_json())
         decision = Decision.from_json(recorded)
         if new:
-            if not report.get("breaker_open"):  # a refusal by the breaker is not one more failure
+            # The breaker counts runs the agent could not finish (restarts are the policy's business);
+            # a refusal by the breaker itself is not one more failure.
+            if decision.action == "give_up" and not report.get("breaker_open"):
                 agent_breaker(ledger.redis, ledger.keys, spec.crew.runtime.name, spec.crew.agent(agent_id)).failure()
             if decision.action == "restart":
                 times = repair.restart_times(state) + [now]

@@ -23,7 +23,8 @@
     {p}:run:{run}:events              stream the run's append-only event log (source of truth)
     {p}:run:{run}:wave:{n}            string "claimed:{task id}", then "advanced": `advance` acts once
     {p}:run:{run}:agent:{agent}       hash   per-agent state: status, attempt, output, usage, host;
-                                             stands_for / fallback_of (a standby), served_by (its stand-in)
+                                             stands_for / fallback_of (a standby), served_by (its stand-in),
+                                             probe (this run probes the agent's half-open breaker)
     {p}:run:{run}:agent:{agent}:hosts set    every worker that ran one of its turns
     {p}:run:{run}:agent:{agent}:replies  hash  "{attempt}:{turn}" → the recorded LLM reply
     {p}:run:{run}:agent:{agent}:results  hash  "{attempt}:{turn}:{i}" → a recorded tool result
