@@ -10,6 +10,7 @@ import pytest
 from crewq.config.loader import load_crew
 from crewq.config.states import AgentStatus
 from crewq.scheduler.commands import format_status
+from crewq.scheduler.metrics import registry_for
 from crewq.scheduler.progress import Progress, RunView
 from crewq.scheduler.runs import Client, submit_loaded
 from crewq.scheduler.supervisor.stall import restart_stalled
@@ -58,6 +59,10 @@ def test_a_given_up_agent_is_replaced_by_its_standby_and_the_writer_gets_its_out
         "standby_researcher"
     assert status.agents["standby_researcher"].stands_for == "researcher"
     assert status.agents["researcher"].usage.llm_calls == 0  # a 400 is not answered: no usage counted
+    samples = {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+               for m in registry_for(ledger).collect() for sample in m.samples}
+    assert samples[("crewq_handovers_total", (("agent", "researcher"), ("fallback", "standby_researcher")))] == 1
+    assert samples[("crewq_events_total", (("type", "handed_over"),))] == 1
 
 
 CHAIN = """
@@ -197,7 +202,7 @@ def test_a_cancelled_run_does_not_hand_over(app, ledger, worker, tmp_path):
         agents:
           - id: researcher
             fallback: [backup]
-            script: [{latency: 30s, text: never}]
+            script: [{latency: 3s, text: never}]
           - {id: backup, standby: true, script: [{text: "backup"}]}
         """)
     client = Client(app)
