@@ -202,7 +202,7 @@ def test_a_cancelled_run_does_not_hand_over(app, ledger, worker, tmp_path):
         agents:
           - id: researcher
             fallback: [backup]
-            script: [{latency: 3s, text: never}]
+            script: [{latency: 1s, text: never}]
           - {id: backup, standby: true, script: [{text: "backup"}]}
         """)
     client = Client(app)
@@ -210,8 +210,12 @@ def test_a_cancelled_run_does_not_hand_over(app, ledger, worker, tmp_path):
     for event in client.events(run_id, follow=True, timeout=30):
         if event.type == "turn_started":
             assert client.cancel(run_id)
+    deadline = time.monotonic() + 20
+    while ledger.agent(run_id, "researcher").get("status") == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)  # the abandoned call returns within its 1 s latency
     status = client.status(run_id)
-    assert status.status == "cancelled"
+    assert status.status == "cancelled" and status.agents["researcher"].status == "cancelled"
     assert status.agents["backup"].status == "waiting" and status.agents["backup"].stands_for is None
     assert not [e for e in ledger.events(run_id, count=None) if e["type"] in ("handed_over", "decision")]
 

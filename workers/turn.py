@@ -248,10 +248,12 @@ class Turn:
         started = self.started  # start_turn's answer: no second read of the agent's hash
         if self.stands_for:  # its output stands for the agent it replaces, downstream and in the run's output
             self.ledger.stand_in(self.run_id, self.stands_for, self.agent_id, output)
-        agent_breaker(self.ledger.redis, self.ledger.keys, self.spec.crew.runtime.name, self.agent).success()
         extra: dict[str, Any] = {"stands_for": self.stands_for} if self.stands_for else {}
-        self.ledger.event(self.run_id, "agent_succeeded", self.agent_id, turns=self.turn + 1, attempt=self.attempt,
-                          seconds=round(time.time() - started, 3), **extra)
+        pipe = self.ledger.redis.pipeline(transaction=False)  # the agent's breaker closes with the event
+        agent_breaker(self.ledger.redis, self.ledger.keys, self.spec.crew.runtime.name, self.agent).success(pipe)
+        self.ledger.event(self.run_id, "agent_succeeded", self.agent_id, pipe=pipe, turns=self.turn + 1,
+                          attempt=self.attempt, seconds=round(time.time() - started, 3), **extra)
+        pipe.execute()
         trace_agent(self.ledger, self.run_id, self.agent_id, self.attempt, AgentStatus.SUCCEEDED)
         return envelope("ok", self.agent_id, self.attempt)
 

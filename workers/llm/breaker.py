@@ -94,7 +94,11 @@ class Breaker:
         decisions: dict[int, Decision] = {1: "closed", 2: "probe", 0: "open"}
         return decisions[int(code)]
 
-    def success(self) -> None:
+    def success(self, pipe: Any = None) -> None:
+        """Close it; with `pipe`, only queue that on the caller's pipeline (no round trip of its own)."""
+        if pipe is not None:
+            pipe.delete(*self.keys)
+            return
         self._safely(lambda: self.redis.delete(*self.keys))
 
     def failure(self) -> bool:
