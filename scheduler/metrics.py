@@ -53,10 +53,10 @@ class LedgerCollector:
     def _breakers(self) -> Metric:
         """Agent breakers open now, fleet-wide (one SCAN): 1 each, labelled by crew and agent."""
         family = GaugeMetricFamily("crewq_agent_breaker_open", "1 for each agent whose breaker is open now "
-                                   "(its turns go straight to its fallback)", labels=("crew", "agent"))
+                                   "(its turns go straight to its fallback)", labels=("crew", "digest", "agent"))
         try:
             for found in open_breakers(self.ledger.redis, self.ledger.keys):
-                family.add_metric([found.crew, found.agent], 1)
+                family.add_metric([found.crew, found.digest, found.agent], 1)
         except (RedisError, OSError) as exc:
             log.warning("metrics: cannot read the agent breakers: %s", exc)
         return family

@@ -94,7 +94,7 @@ class Client:
         agents = self.ledger.agents(run_id, [a.id for a in spec.crew.agents])
         task = spec.crew.task
         budgets = {k: v for k, v in (("max_tokens", task.max_tokens), ("max_cost", task.max_cost)) if v}
-        breakers = breakers_of(self.ledger.redis, self.ledger.keys, spec.crew.runtime.name, spec.crew.agents)
+        breakers = breakers_of(self.ledger.redis, self.ledger.keys, spec.crew)
         return RunState.from_ledger(run_id, run, agents, budgets=budgets, breakers=breakers)
 
     def events(self, run_id: str, follow: bool = False, after: str = "0-0",

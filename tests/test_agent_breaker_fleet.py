@@ -11,6 +11,7 @@ import time
 from crewq.config.loader import load_crew
 from crewq.scheduler.metrics import registry_for
 from crewq.scheduler.runs import Client, submit_loaded
+from crewq.workers.agent_breaker import crew_identity
 
 from conftest import start_supervisor
 from fakes.llm_servers import FakeLLMServer, Reply, openai_completion, openai_error
@@ -42,7 +43,7 @@ def breaker_gauge(ledger) -> dict[tuple[str, str], float]:
     found = {}
     for family in registry_for(ledger).collect():
         if family.name == "crewq_agent_breaker_open":
-            found = {(s.labels["crew"], s.labels["agent"]): s.value for s in family.samples}
+            found = {(s.labels["crew"], s.labels["digest"], s.labels["agent"]): s.value for s in family.samples}
     return found
 
 
@@ -60,6 +61,7 @@ def test_the_agent_breaker_opens_sends_turns_to_the_fallback_and_a_probe_closes_
             for _ in range(6):
                 statuses.append(run_once(app, path, client))
                 calls.append(len(server.received))
+            print("requests to the researcher's provider after each run:", calls)
             sixth = statuses[-1]
             log = (tmp_path / "sup.log").read_text()[-3000:]
             assert [s.status for s in statuses] == ["succeeded"] * 6, (statuses[-1], log)
@@ -75,7 +77,8 @@ def test_the_agent_breaker_opens_sends_turns_to_the_fallback_and_a_probe_closes_
                 ("standby_researcher", "its breaker is open: no attempt is made until the cool-down ends")]
             # Open: listed by status (with the cool-down left) and exported in the metrics.
             assert 0 < sixth.breakers["researcher"] <= COOLDOWN
-            assert breaker_gauge(ledger) == {("breaker-crew", "researcher"): 1.0}
+            assert breaker_gauge(ledger) == {("breaker-crew", crew_identity(load_crew(path).crew).split("#")[1],
+                                              "researcher"): 1.0}
 
             # The cool-down ends (the open key expires in Redis); the researcher's provider is back.
             deadline = time.monotonic() + COOLDOWN + 30
@@ -87,6 +90,7 @@ def test_the_agent_breaker_opens_sends_turns_to_the_fallback_and_a_probe_closes_
             probe = run_once(app, path, client)
             assert probe.status == "succeeded", probe
             assert len(server.received) == 6  # the probe: one call
+            print("after the probe run:", len(server.received), "requests; breakers:", probe.breakers)
             assert probe.output == "writer got <Task:\ntides\n\nOutput of researcher:\nresearcher is back>"
             assert probe.agents["researcher"].served_by is None
             assert probe.breakers == {} and breaker_gauge(ledger) == {}

@@ -14,6 +14,7 @@ from crewq.scheduler.metrics import registry_for
 from crewq.scheduler.progress import Progress, RunView
 from crewq.scheduler.runs import Client, submit_loaded
 from crewq.scheduler.supervisor.stall import restart_stalled
+from crewq.workers.agent_breaker import breakers_of
 from crewq.workers.refs import TurnRef
 
 from helpers import run_crew, write_crew
@@ -45,6 +46,7 @@ def test_a_given_up_agent_is_replaced_by_its_standby_and_the_writer_gets_its_out
     decision = next(e for e in events if e["type"] == "decision")
     assert (decision["agent"], decision["action"]) == ("researcher", "give_up")
     assert "permanent" in decision["reason"] and "always fails" in decision["error"]
+    assert decision["restarts"] == []  # the standby takes over: nothing is restarted
     handed = next(e for e in events if e["type"] == "handed_over")
     assert (handed["agent"], handed["fallback"], handed["stands_for"]) == ("researcher", "standby_researcher",
                                                                            "researcher")
@@ -232,3 +234,22 @@ def test_a_stalled_run_sends_the_stand_in_again_not_nothing(app, ledger, tmp_pat
     # A failure still waiting for the supervisor's decision is left alone.
     ledger.update_agent(run_id, "standby_researcher", status=AgentStatus.FAILED)
     assert restart_stalled(app, ledger, ledger.spec(run_id)) == []
+
+
+def test_two_crews_with_the_default_name_do_not_share_a_breaker(app, ledger, worker, tmp_path):
+    crew = """
+        runtime: {llm_provider: scripted}
+        agents:
+          - id: researcher
+            breaker: {failures: 1, cooldown: 10m}
+            script: [{error: {status: 400, message: "%s"}}]
+        """
+    first = load_crew(write_crew(tmp_path, crew % "down", "a.yaml"))
+    other = load_crew(write_crew(tmp_path, crew % "other", "b.yaml"))
+    assert first.crew.runtime.name == other.crew.runtime.name == "crew"
+    status = run_crew(app, tmp_path / "a.yaml")
+    assert status.status == "failed" and set(status.breakers) == {"researcher"}
+    assert set(breakers_of(ledger.redis, ledger.keys, first.crew)) == {"researcher"}
+    assert breakers_of(ledger.redis, ledger.keys, other.crew) == {}
+    again = run_crew(app, tmp_path / "b.yaml")  # its researcher is asked: its own error, not the breaker's
+    assert "other" in again.error and "breaker" not in again.error

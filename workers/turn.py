@@ -124,7 +124,7 @@ class Turn:
         Half-open, the run that got the probe keeps it for every attempt (its restarts are the probe too)."""
         if state.get("probe"):
             return None
-        breaker = agent_breaker(self.ledger.redis, self.ledger.keys, self.spec.crew.runtime.name, self.agent)
+        breaker = agent_breaker(self.ledger.redis, self.ledger.keys, self.spec.crew, self.agent)
         allowed = breaker.allow()
         if allowed == "probe":
             self.ledger.update_agent(self.run_id, self.agent_id, probe=1)
@@ -250,7 +250,7 @@ class Turn:
             self.ledger.stand_in(self.run_id, self.stands_for, self.agent_id, output)
         extra: dict[str, Any] = {"stands_for": self.stands_for} if self.stands_for else {}
         pipe = self.ledger.redis.pipeline(transaction=False)  # the agent's breaker closes with the event
-        agent_breaker(self.ledger.redis, self.ledger.keys, self.spec.crew.runtime.name, self.agent).success(pipe)
+        agent_breaker(self.ledger.redis, self.ledger.keys, self.spec.crew, self.agent).success(pipe)
         self.ledger.event(self.run_id, "agent_succeeded", self.agent_id, pipe=pipe, turns=self.turn + 1,
                           attempt=self.attempt, seconds=round(time.time() - started, 3), **extra)
         pipe.execute()

@@ -137,13 +137,14 @@ class Supervisor:
             # The breaker counts runs the agent could not finish (restarts are the policy's business);
             # a refusal by the breaker itself is not one more failure.
             if decision.action == "give_up" and not report.get("breaker_open"):
-                agent_breaker(ledger.redis, ledger.keys, spec.crew.runtime.name, spec.crew.agent(agent_id)).failure()
+                agent_breaker(ledger.redis, ledger.keys, spec.crew, spec.crew.agent(agent_id)).failure()
             if decision.action == "restart":
                 times = repair.restart_times(state) + [now]
                 ledger.update_agent(run_id, agent_id, restart_times=times)
                 ledger.redis.hincrby(ledger.keys.run(run_id), "restarts", 1)
             ledger.event(run_id, "decision", agent_id, action=decision.action, policy=decision.policy,
-                         failed_attempt=attempt, restarts=sorted(decision.targets), countdown=decision.countdown,
+                         failed_attempt=attempt, countdown=decision.countdown,
+                         restarts=sorted(decision.targets) if decision.action == "restart" else [],
                          reason=decision.reason, error=report.get("error"))
             if decision.fallback:
                 ledger.event(run_id, "handed_over", agent_id, fallback=decision.fallback,

@@ -12,7 +12,7 @@
     {p}:beat                          hash   beat entry → {last_run_at, total_run_count} (JSON)
     {p}:metrics                       hash   crewq's Prometheus counters (crewq.workers.ledger.metrics)
     {p}:breaker:{{provider:model}}:*  strings a circuit breaker's state (workers.llm.breaker)
-    {p}:agent-breaker:{{crew/agent}}:*  strings  an agent's breaker across runs of its crew (workers.agent_breaker)
+    {p}:agent-breaker:{{crew#digest/agent}}:*  strings  an agent's breaker across runs of its crew (workers.agent_breaker)
     {p}:limits                        hash   "provider[/model]" → an operator's fleet limit, JSON (workers.llm.limits)
     {p}:limit:{scope}:slots           zset   concurrency leases: holder → when its lease expires (ms)
     {p}:limit:{scope}:not_before      string present while a 429's retry-after holds the fleet back
@@ -61,7 +61,7 @@ class Keys:
         return f"{self.prefix}:breaker:{{{name}}}"
 
     def agent_breaker(self, crew: str, agent: str) -> str:
-        """An agent's breaker key base, per crew name (`runtime.name`) and agent id."""
+        """An agent's breaker key base, per crew (`agent_breaker.crew_identity`: name#digest) and agent id."""
         return f"{self.prefix}:agent-breaker:{{{crew}/{agent}}}"
 
     @property
