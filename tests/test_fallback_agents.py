@@ -6,10 +6,12 @@ import time
 from io import StringIO
 
 import pytest
+from rich.console import Console
 
 from crewq.config.loader import load_crew
 from crewq.config.states import AgentStatus
 from crewq.scheduler.commands import format_status
+from crewq.scheduler.live import table
 from crewq.scheduler.metrics import registry_for
 from crewq.scheduler.progress import Progress, RunView
 from crewq.scheduler.runs import Client, submit_loaded
@@ -119,6 +121,11 @@ def test_run_progress_and_status_show_the_hand_over(app, ledger, worker, tmp_pat
     assert "standby_researcher done after 1 turn" in text
     assert "researcher done by its fallback standby_researcher" in text
     assert printer.view.agents["researcher"].state == "done by standby_researcher"
+    grid = StringIO()  # the live view's table: the standby has a row in its agent's wave
+    Console(file=grid, width=140).print(table(printer.view, now=printer.view.started))
+    rows = {line.split()[1]: line.split() for line in grid.getvalue().splitlines()[2:] if len(line.split()) > 2}
+    assert rows["researcher"][:5] == ["1", "researcher", "done", "by", "standby_researcher"]
+    assert rows["standby_researcher"][:3] == ["1", "standby_researcher", "done"]
     shown = format_status(Client(app).status(status.run_id))
     assert "researcher" in shown and "by its fallback standby_researcher" in shown
     assert "standing in for researcher" in shown
