@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from crewq.config.errors import ConfigError
 from crewq.scheduler import plan
 from crewq.scheduler.cli import main
-from crewq.scheduler.validate import check
+from crewq.scheduler.validate import check, crew_warnings
 
 from helpers import write_crew
 
@@ -124,3 +124,12 @@ def test_bad_breaker_settings_name_the_key(tmp_path):
     """)
     assert "agents[1].breaker.failures" in message and "agents[1].breaker.cooldown" in message
     assert "bad duration 'soon'" in message
+
+
+def test_a_standby_that_no_agent_names_is_a_warning(tmp_path):
+    path = write_crew(tmp_path, HEAD + """
+      - {id: idle, standby: true, script: [{text: x}]}
+    """)
+    loaded, _ = check(path)
+    assert any("crew.yaml:6: agents[1].standby: standby agent 'idle' is no agent's fallback: it never runs" in w
+               for w in crew_warnings(loaded))
