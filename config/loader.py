@@ -217,6 +217,7 @@ def _cross_checks(loaded: LoadedCrew, data: dict) -> Iterable[ConfigError]:
             if dep not in ids:
                 yield loaded.error(("agents", i, dep_key, j), f"agent {agent.id!r} depends on unknown agent {dep!r}",
                                    suggest(dep, ids))
+    yield from _check_fallbacks(loaded, data, ids)
     names: dict[str, int] = {}
     for i, tool in enumerate(crew.tools):
         if tool.extra.get("server_name"):
@@ -230,6 +231,89 @@ def _cross_checks(loaded: LoadedCrew, data: dict) -> Iterable[ConfigError]:
             envref.load_env_file(loaded.source_dir, crew.runtime.env_file)
         except ConfigError as exc:
             yield loaded.error(("runtime", "env_file"), exc.message)
+
+
+def _check_fallbacks(loaded: LoadedCrew, data: dict, ids: dict[str, int]) -> Iterable[ConfigError]:
+    """`fallback:` names standby agents of the crew; a standby runs only in another's place, so nothing
+    scheduled depends on one, a fallback needs no output of the agent it replaces (nor of one that runs
+    after it), and fallbacks of fallbacks never lead back round."""
+    crew = loaded.crew
+    standby = {a.id for a in crew.agents if a.standby}
+    deps = {a.id: set(a.depends_on) for a in crew.agents}
+
+    def upstream(agent_id: str) -> set[str]:
+        found: set[str] = set()
+        frontier = [agent_id]
+        while frontier:
+            for dep in deps.get(frontier.pop(), ()):
+                if dep not in found:
+                    found.add(dep)
+                    frontier.append(dep)
+        return found
+
+    for i, agent in enumerate(crew.agents):
+        dep_key = "depends" if "depends" in (data["agents"][i] or {}) else "depends_on"
+        for j, dep in enumerate(agent.depends_on):
+            if dep in standby:
+                yield loaded.error(("agents", i, dep_key, j), f"agent {agent.id!r} depends on standby agent {dep!r}: "
+                                   "a standby runs only in another agent's place (name it in a fallback: list)")
+        for j, name in enumerate(agent.fallback):
+            loc = ("agents", i, "fallback", j)
+            if name not in ids:
+                yield loaded.error(loc, f"agent {agent.id!r} names unknown fallback agent {name!r}", suggest(name, ids))
+            elif name == agent.id:
+                yield loaded.error(loc, f"agent {agent.id!r} names itself as its fallback")
+            elif name not in standby:
+                yield loaded.error(loc, f"agent {agent.id!r}'s fallback {name!r} is not a standby agent: "
+                                   f"set standby: true on {name!r}, or it would also run on its own")
+        if agent.standby:
+            continue
+        # Every standby that may end up standing in for this agent (its fallbacks, theirs, ...).
+        before = upstream(agent.id)
+        for name, through in _fallback_closure(crew, agent.id):
+            via = f" (through {' → '.join(through)})" if through else ""
+            if agent.id in upstream(name):
+                yield loaded.error(("agents", i, "fallback"), f"agent {agent.id!r}'s fallback {name!r}{via} depends "
+                                   f"on {agent.id!r}, the agent it stands in for: it could never run")
+            elif late := sorted(deps.get(name, set()) - before):
+                yield loaded.error(("agents", i, "fallback"), f"agent {agent.id!r}'s fallback {name!r}{via} depends "
+                                   f"on {', '.join(late)}, not upstream of {agent.id!r}: its output would not be ready")
+    for i, agent in enumerate(crew.agents):  # fallbacks of fallbacks: a cycle would never end
+        cycle = _fallback_cycle(crew, agent.id)
+        if cycle and len(cycle) > 2 and agent.id == min(cycle):  # once per cycle; naming itself is reported above
+            yield loaded.error(("agents", i, "fallback"), "fallback cycle: " + " → ".join(cycle))
+
+
+def _fallback_closure(crew: Crew, root: str) -> list[tuple[str, list[str]]]:
+    """Each agent reachable from `root` through `fallback:` lists, with the fallbacks in between."""
+    by_id = {a.id: a for a in crew.agents}
+    found: list[tuple[str, list[str]]] = []
+    seen = {root}
+    stack: list[tuple[str, list[str]]] = [(root, [])]
+    while stack:
+        node, path = stack.pop()
+        for nxt in by_id[node].fallback if node in by_id else ():
+            if nxt not in seen and nxt in by_id:
+                seen.add(nxt)
+                found.append((nxt, path))
+                stack.append((nxt, path + [nxt]))
+    return found
+
+
+def _fallback_cycle(crew: Crew, start: str) -> list[str] | None:
+    """A path of fallbacks from `start` back to `start`, if there is one."""
+    by_id = {a.id: a for a in crew.agents}
+    stack: list[tuple[str, list[str]]] = [(start, [start])]
+    seen: set[str] = set()
+    while stack:
+        node, path = stack.pop()
+        for nxt in by_id[node].fallback if node in by_id else ():
+            if nxt == start:
+                return path + [start]
+            if nxt not in seen and nxt in by_id:
+                seen.add(nxt)
+                stack.append((nxt, path + [nxt]))
+    return None
 
 
 def _check_env_refs(loaded: LoadedCrew, value: Any, loc: Loc) -> Iterable[ConfigError]:

@@ -130,6 +130,12 @@ class ScriptStep(Model):
     output_tokens: int = Field(0, ge=0, le=10**9)
 
 
+class AgentBreaker(Model):
+    """crewq: the agent's own circuit breaker, across runs of the crew (by `runtime.name`), fleet-wide."""
+    failures: int = Field(5, ge=1, le=10_000, description="consecutive runs that gave the agent up open it")
+    cooldown: Duration = Field(60.0, gt=0, description="how long it stays open before one run probes it")
+
+
 class Agent(Model):
     id: AgentId
     role: str = Field("", description="free text; planner, researcher, writer, critic, executor have built-in prompts")
@@ -153,6 +159,11 @@ class Agent(Model):
     script: list[ScriptStep] = Field(default_factory=list, description="crewq: replies for the scripted provider")
     queue: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:-]+$",
                               description="crewq: the Celery queue its turns go to (e.g. a GPU or local-Ollama host)")
+    standby: bool = Field(False, description="crewq: never scheduled on its own; runs only as another agent's fallback")
+    fallback: Annotated[list[str], EmptyList] = Field(default_factory=list, description="crewq: standby agents that "
+                                                      "take over, in order, when the supervisor gives this one up")
+    breaker: AgentBreaker = Field(default_factory=AgentBreaker, description="crewq: opens after `failures` "
+                                  "consecutive runs gave the agent up; while open, turns go straight to the fallback")
 
     @field_validator("max_total_tool_calls", "max_duplicate_tool_calls")
     @classmethod
@@ -250,6 +261,10 @@ class Crew(Model):
             if agent.id == agent_id:
                 return agent
         raise KeyError(agent_id)
+
+    def scheduled(self) -> list[Agent]:
+        """The agents the plan schedules: every one but the standbys."""
+        return [a for a in self.agents if not a.standby]
 
     def tool_spec(self, name: str) -> ToolSpec | None:
         return next((t for t in self.tools if t.name == name), None)

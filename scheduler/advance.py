@@ -55,14 +55,20 @@ def complete_run(ledger: Ledger, spec: RunSpec) -> None:
     ledger.finish_run(spec.run_id, RunStatus.SUCCEEDED, output=final_output(ledger, spec))
 
 
-def fail_run(ledger: Ledger, spec: RunSpec, agent_id: str, state: dict) -> None:
-    """The agent is permanently failed: skip everything downstream and fail the run, naming it."""
+def fail_run(ledger: Ledger, spec: RunSpec, agent_id: str, state: dict, last: str | None = None) -> None:
+    """The agent is permanently failed: skip everything downstream and fail the run, naming it (and
+    `last`, the last of its fallbacks, given up too)."""
     for dependent in downstream(spec, agent_id):
         if ledger.agent(spec.run_id, dependent).get("status") in (AgentStatus.WAITING, None, ""):
             ledger.update_agent(spec.run_id, dependent, status=AgentStatus.SKIPPED, error=f"{agent_id} failed")
             ledger.event(spec.run_id, "agent_skipped", dependent, because=agent_id)
     attempts = int(state.get("attempt") or 0) + 1
     error = f"agent {agent_id} failed after {attempts} attempt{'s' if attempts > 1 else ''}: {state.get('error')}"
+    if last:
+        tried = [a.id for a in spec.crew.agents if a.standby
+                 and ledger.agent(spec.run_id, a.id).get("stands_for") == agent_id]
+        error += f"; its fallbacks failed too ({', '.join(tried)}; the last, {last}: " \
+                 f"{ledger.agent(spec.run_id, last).get('error')})"
     ledger.finish_run(spec.run_id, RunStatus.FAILED, error=error, failed_agent=agent_id)
 
 

@@ -207,8 +207,14 @@ def format_status(data: RunState) -> str:
     for agent, s in data.agents.items():
         tokens = f"{s.usage.input_tokens}/{s.usage.output_tokens} tok"
         cost = f"  {cost_text(s.usage)}" if s.usage.cost_usd or s.usage.unpriced_calls else ""
+        handover = (f"  by its fallback {s.served_by}" if s.served_by else "") + (
+            f"  standing in for {s.stands_for}" if s.stands_for else "")
+        error = f"  {s.error}" if s.error and not s.served_by else ""
         lines.append(f"  {agent:<16} {s.status:<10} turns {s.turns:<3} {tokens}{cost}"
-                     f"  {s.hostname or ''}" + (f"  {s.error}" if s.error else ""))
+                     f"  {s.hostname or ''}{handover}{error}")
+    for agent, left in data.breakers.items():
+        lines.append(f"breaker open: {agent} " + (f"({left:g}s of cool-down left)" if left is not None
+                                                   else "(half-open: the next attempt probes it)"))
     if data.status == RunStatus.SUCCEEDED:
         lines += ["", data.output or ""]
     return "\n".join(lines)
@@ -273,7 +279,15 @@ def format_plan(loaded: LoadedCrew, waves: list[list[str]], form: str = "text") 
             llm = crew.llm_of(agent)
             deps = f"  after {', '.join(agent.depends_on)}" if agent.depends_on else ""
             tools = f"  tools: {', '.join(agent.tools)}" if agent.tools else ""
-            lines.append(f"  {agent_id:<16} {llm.provider}/{llm.model or 'default'}{deps}{tools}")
+            fallback = f"  fallback: {', '.join(agent.fallback)}" if agent.fallback else ""
+            lines.append(f"  {agent_id:<16} {llm.provider}/{llm.model or 'default'}{deps}{tools}{fallback}")
+    standby = [a for a in crew.agents if a.standby]
+    if standby:
+        lines.append("standby (run only in the place of an agent given up):")
+        for agent in standby:
+            llm = crew.llm_of(agent)
+            fallback = f"  fallback: {', '.join(agent.fallback)}" if agent.fallback else ""
+            lines.append(f"  {agent.id:<16} {llm.provider}/{llm.model or 'default'}{fallback}")
     return "\n".join(lines)
 
 

@@ -19,7 +19,7 @@ from rich.text import Text
 from .progress import Line, RunView
 
 STYLES = {"waiting": "dim", "running": "cyan", "tools": "magenta", "retrying": "yellow", "restarting": "yellow",
-          "done": "green", "failed": "bold red", "skipped": "dim strike"}
+          "done": "green", "failed": "bold red", "skipped": "dim strike", "handed over": "yellow"}
 # Lines kept in the scrollback above the table; the rest (waves, turns, tools asked) the table shows.
 NOTABLE = ("FAILED", "supervisor:", "skipped", "LLM retry", "tool ", "→", "←", "requeued")
 
@@ -37,7 +37,8 @@ def table(view: RunView, now: float | None = None) -> Table:
     for agent in view.agents.values():
         in_flight = ", ".join(f"{name} ×{n}" if n > 1 else name for name, n in Counter(agent.tools.values()).items())
         elapsed = agent.elapsed(now)
-        grid.add_row(str(agent.wave), agent.id, Text(agent.state, style=STYLES.get(agent.state, "")),
+        style = STYLES.get(agent.state, "green" if agent.state.startswith("done") else "")
+        grid.add_row(str(agent.wave), agent.id, Text(agent.state, style=style),
                      str(agent.turn or ""), in_flight,
                      f"{agent.input_tokens}/{agent.output_tokens}" if agent.turn else "",
                      agent.cost_text() if agent.turn else "", f"{elapsed:.1f}s" if elapsed is not None else "")

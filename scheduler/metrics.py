@@ -6,7 +6,7 @@
 The counters are written by every worker (`crewq.workers.ledger.metrics.record`, inside each event's
 pipeline), so one scrape of one supervisor sees the whole fleet, and nothing is lost when a process
 restarts. Besides the counters, gauges are read live: runs not yet ended, workers whose heartbeat is
-fresh, and each fleet limit's current use and maximum.
+fresh, each fleet limit's current use and maximum, and the agent breakers open now.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from redis.exceptions import RedisError
 
+from crewq.workers.agent_breaker import open_breakers
 from crewq.workers.ledger import Ledger
 from crewq.workers.ledger.metrics import EVENT_COUNTERS, METRICS, parse_field
 from crewq.workers.llm.limits import fleet_limits
@@ -47,6 +48,18 @@ class LedgerCollector:
         yield GaugeMetricFamily("crewq_workers_alive", "Workers whose heartbeat is fresh", value=workers)
         yield from families(raw)
         yield from self._limits()
+        yield self._breakers()
+
+    def _breakers(self) -> Metric:
+        """Agent breakers open now, fleet-wide (one SCAN): 1 each, labelled by crew and agent."""
+        family = GaugeMetricFamily("crewq_agent_breaker_open", "1 for each agent whose breaker is open now "
+                                   "(its turns go straight to its fallback)", labels=("crew", "digest", "agent"))
+        try:
+            for found in open_breakers(self.ledger.redis, self.ledger.keys):
+                family.add_metric([found.crew, found.digest, found.agent], 1)
+        except (RedisError, OSError) as exc:
+            log.warning("metrics: cannot read the agent breakers: %s", exc)
+        return family
 
     def _limits(self) -> Iterator[Metric]:
         """Each fleet limit and its current use (calls or tokens in the window, slots held), read live."""

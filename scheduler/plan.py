@@ -7,9 +7,10 @@ from crewq.config.schema import Crew
 
 
 def waves(crew: Crew) -> list[list[str]]:
-    """Agents grouped so that each wave depends only on earlier waves; declaration order kept."""
-    order = [a.id for a in crew.agents]
-    deps = {a.id: set(a.depends_on) for a in crew.agents}
+    """Agents grouped so that each wave depends only on earlier waves; declaration order kept.
+    Standby agents are in no wave: each runs in the wave of the agent it stands in for."""
+    order = [a.id for a in crew.scheduled()]
+    deps = {a.id: set(a.depends_on) for a in crew.scheduled()}
     done: set[str] = set()
     result: list[list[str]] = []
     while len(done) < len(order):

@@ -147,8 +147,21 @@ class RunView:
 
     def _on_agent_succeeded(self, event, agent: AgentView) -> list[Line]:
         agent.state, agent.finished, agent.tools = "done", event["ts"], {}
-        return [(agent.id, f"done     after {plural(event['turns'], 'turn')}, "
-                           f"{agent.input_tokens}/{agent.output_tokens} tokens, {agent.cost_text()}")]
+        lines: list[Line] = [(agent.id, f"done     after {plural(event['turns'], 'turn')}, "
+                                        f"{agent.input_tokens}/{agent.output_tokens} tokens, {agent.cost_text()}")]
+        root = self.agents.get(event.get("stands_for") or "")
+        if root is not None:  # a fallback's output stands for the agent it replaced
+            root.state, root.finished = f"done by {agent.id}", event["ts"]
+            lines.append((root.id, f"done     by its fallback {agent.id}"))
+        return lines
+
+    def _on_handed_over(self, event, agent: AgentView) -> list[Line]:
+        fallback, root = event["fallback"], event["stands_for"]
+        wave = self.agents[root].wave if root in self.agents else agent.wave
+        self.agents.setdefault(fallback, AgentView(fallback, wave))  # a standby: in no wave of its own
+        agent.state = "handed over"
+        instead = "" if root == agent.id else f", in place of {root}"
+        return [(agent.id, f"supervisor: hand over to {fallback}{instead} ({event.get('reason', '')})")]
 
     def _on_agent_failed(self, event, agent: AgentView) -> list[Line]:
         agent.state, agent.finished, agent.tools = "failed", event["ts"], {}

@@ -22,6 +22,7 @@ from crewq.config.loader import LoadedCrew, load_crew_text
 from crewq.config.settings import Settings
 from crewq.config.states import AgentStatus, RunStatus
 from crewq.workers import tracing
+from crewq.workers.agent_breaker import breakers_of
 from crewq.workers.app import CrewqApp, create_app
 from crewq.workers.ledger import TERMINAL
 from crewq.workers.ledger.events import Event, RunFinished, parse
@@ -114,7 +115,8 @@ class Client:
         agents = self.ledger.agents(run_id, [a.id for a in spec.crew.agents])
         task = spec.crew.task
         budgets = {k: v for k, v in (("max_tokens", task.max_tokens), ("max_cost", task.max_cost)) if v}
-        return RunState.from_ledger(run_id, run, agents, budgets=budgets)
+        breakers = breakers_of(self.ledger.redis, self.ledger.keys, spec.crew)
+        return RunState.from_ledger(run_id, run, agents, budgets=budgets, breakers=breakers)
 
     def events(self, run_id: str, follow: bool = False, after: str = "0-0",
                timeout: float | None = None, on_idle: Callable[[], None] | None = None) -> Iterator[Event]:
@@ -185,8 +187,9 @@ class Client:
             attempt = int(states[agent_id].get("attempt") or 0) + 1
             self.ledger.reset_agent(run_id, agent_id, attempt)
             # A resume gives the agent its budget again: max_attempts counts from here (attempt numbers
-            # keep rising, so a stale task of an earlier attempt still sees that it is stale).
-            self.ledger.update_agent(run_id, agent_id, restart_times=[], first_attempt=attempt)
+            # keep rising, so a stale task of an earlier attempt still sees that it is stale). The
+            # agent breaker is asked anew (probe).
+            self.ledger.update_agent(run_id, agent_id, restart_times=[], first_attempt=attempt, probe=None)
         first = next(n for n, wave in enumerate(spec.waves) if any(a in again for a in wave))
         self.ledger.forget_waves(run_id, first, len(spec.waves))
         self.ledger.reopen_run(run_id)

@@ -124,7 +124,10 @@ def crew_warnings(loaded: LoadedCrew) -> list[str]:
     unknown = {index for agent_index, index, _, _ in unknown_tools(crew) if agent_index < 0}
     tools = [loaded.error(("tools", i), f"tool {spec.name!r}: {w}") for i, spec in enumerate(crew.tools)
              if i not in unknown for w in config_warnings(spec)]
-    return list(loaded.warnings) + [str(w) for w in mcp + tools]
+    named = {name for agent in crew.agents for name in agent.fallback}
+    idle = [loaded.error(("agents", i, "standby"), f"standby agent {agent.id!r} is no agent's fallback: it never runs")
+            for i, agent in enumerate(crew.agents) if agent.standby and agent.id not in named]
+    return list(loaded.warnings) + [str(w) for w in mcp + tools + idle]
 
 
 def task_warnings(loaded: LoadedCrew, inputs: dict[str, str], override: str | None = None) -> list[str]:

@@ -116,7 +116,7 @@ def test_events_read_back_as_their_models(worker, redis_url, tmp_path):
     lines = [json.loads(line) for line in printed.output.splitlines()]
     assert [line["type"] for line in lines] == [e.type for e in read]
     succeeded = next(line for line in lines if line["type"] == "agent_succeeded")
-    assert set(succeeded) == {"id", "type", "agent", "ts", "turns", "attempt", "seconds"}
+    assert set(succeeded) == {"id", "type", "agent", "ts", "turns", "attempt", "seconds", "stands_for"}
     assert is_int(succeeded["turns"]) and isinstance(succeeded["ts"], float)
 
 

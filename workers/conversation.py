@@ -21,14 +21,23 @@ class Conversation:
     budget: ToolCallBudget
 
 
-def upstream_outputs(ledger: Ledger, spec: RunSpec, agent_id: str) -> dict[str, str]:
-    deps = spec.crew.agent(agent_id).depends_on
+def upstream_outputs(ledger: Ledger, spec: RunSpec, agent_id: str, stands_for: str | None = None) -> dict[str, str]:
+    """Each upstream agent's output by its label: its id, and the id of the standby that produced it
+    when one stood in for it. A standby gets the upstream of the agent it stands in for (and its own)."""
+    deps = list(spec.crew.agent(stands_for).depends_on) if stands_for else []
+    deps += [d for d in spec.crew.agent(agent_id).depends_on if d not in deps]
     states = ledger.agents(spec.run_id, deps)
-    return {dep: states[dep].get("output", "") for dep in deps}
+    return {label(dep, states[dep]): states[dep].get("output", "") for dep in deps}
+
+
+def label(agent_id: str, state: dict[str, str]) -> str:
+    """"researcher", or "researcher (by standby_researcher)" for an output a fallback produced."""
+    by = state.get("served_by")
+    return f"{agent_id} (by {by})" if by else agent_id
 
 
 def rebuild(ledger: Ledger, spec: RunSpec, agent_id: str, attempt: int, turn: int,
-            tool_names: set[str], env: Mapping[str, str] | None = None) -> Conversation:
+            tool_names: set[str], env: Mapping[str, str] | None = None, stands_for: str | None = None) -> Conversation:
     """The messages the model sees at `turn` (turns before it are recorded and complete).
     A crew whose `task.input` is an `env:` reference has it resolved here, in the worker, from `env`."""
     agent = spec.crew.agent(agent_id)
@@ -37,7 +46,7 @@ def rebuild(ledger: Ledger, spec: RunSpec, agent_id: str, attempt: int, turn: in
     # or anyone who may submit could read the workers' environment.
     if is_ref(spec.crew.task.input) and task == spec.crew.task.input:
         task = str(resolve(task, env, key="task.input"))
-    messages = [Message(role="user", content=first_message(task, upstream_outputs(ledger, spec, agent_id)))]
+    messages = [Message(role="user", content=first_message(task, upstream_outputs(ledger, spec, agent_id, stands_for)))]
     budget = ToolCallBudget(agent, tool_names)
     for t, raw in enumerate(ledger.replies(spec.run_id, agent_id, attempt, turn)):
         if raw is None:

@@ -28,7 +28,7 @@ class RunSpec(BaseModel):
     def sinks(self) -> list[str]:
         """Agents no one depends on: their outputs are the run's output."""
         needed = {dep for agent in self.crew.agents for dep in agent.depends_on}
-        return [a.id for a in self.crew.agents if a.id not in needed]
+        return [a.id for a in self.crew.scheduled() if a.id not in needed]
 
     def dependents(self, agent_id: str) -> list[str]:
         return [a.id for a in self.crew.agents if agent_id in a.depends_on]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from celery import chord, group, shared_task
 from celery.exceptions import Ignore, Retry
@@ -18,6 +19,7 @@ from crewq.config.states import AgentStatus
 from crewq.config.words import plural
 
 from . import budgets, tracing
+from .agent_breaker import agent_breaker, open_reason
 from .app import TOOL_TASK, TURN_TASK, requeue_after_outage, turn_signature
 from .bounds import check_reply
 from .conversation import rebuild
@@ -99,11 +101,15 @@ class Turn:
         policy = self.task.app.settings.policy
         tools = tools_for(spec, self.agent_id, policy)
         self.env = environment(spec, policy)  # once per turn: the crew's .env may be read from disk
-        conversation = rebuild(ledger, spec, self.agent_id, self.attempt, self.turn, set(tools), self.env)
+        self.stands_for = state.get("stands_for") or None  # a standby in another agent's place
+        conversation = rebuild(ledger, spec, self.agent_id, self.attempt, self.turn, set(tools), self.env,
+                               stands_for=self.stands_for)
         raw = ledger.reply(self.run_id, self.agent_id, self.attempt, self.turn)
         if raw is None:
             if reason := budgets.exhausted(spec.crew.task, run):  # no new LLM call once a budget is spent
                 return self.fail(reason, permanent=True)
+            if self.turn == 0 and not self.task.request.retries and (reason := self.breaker_open(state)):
+                return self.fail(reason, permanent=True, breaker_open=True)
             raw = self.ask(conversation.messages, tools, deadline=self.deadline(started, run))
             # an envelope, not a reply
             if isinstance(raw, dict) and raw.get("status") in (AgentStatus.FAILED, AgentStatus.SKIPPED):
@@ -112,6 +118,17 @@ class Turn:
         if reply.tool_calls:
             return self.call_tools(reply, conversation.budget)
         return self.succeed(reply.text)
+
+    def breaker_open(self, state: dict) -> str | None:
+        """The agent's own breaker, asked once per attempt (its first call): open, no call is made.
+        Half-open, the run that got the probe keeps it for every attempt (its restarts are the probe too)."""
+        if state.get("probe"):
+            return None
+        breaker = agent_breaker(self.ledger.redis, self.ledger.keys, self.spec.crew, self.agent)
+        allowed = breaker.allow()
+        if allowed == "probe":
+            self.ledger.update_agent(self.run_id, self.agent_id, probe=1)
+        return open_reason(breaker, self.agent) if allowed == "open" else None
 
     def deadline(self, started: float, run: dict) -> float:
         """Seconds this call may take: the read timeout, cut by the agent's and the run's limits."""
@@ -229,23 +246,31 @@ class Turn:
         if not self.ledger.settle_agent(self.run_id, self.agent_id, self.attempt, AgentStatus.SUCCEEDED, output=output, error=""):
             return envelope(AgentStatus.SKIPPED, self.agent_id, self.attempt, error="attempt already settled or superseded")
         started = self.started  # start_turn's answer: no second read of the agent's hash
-        self.ledger.event(self.run_id, "agent_succeeded", self.agent_id, turns=self.turn + 1, attempt=self.attempt,
-                          seconds=round(time.time() - started, 3))
+        if self.stands_for:  # its output stands for the agent it replaces, downstream and in the run's output
+            self.ledger.stand_in(self.run_id, self.stands_for, self.agent_id, output)
+        extra: dict[str, Any] = {"stands_for": self.stands_for} if self.stands_for else {}
+        pipe = self.ledger.redis.pipeline(transaction=False)  # the agent's breaker closes with the event
+        agent_breaker(self.ledger.redis, self.ledger.keys, self.spec.crew, self.agent).success(pipe)
+        self.ledger.event(self.run_id, "agent_succeeded", self.agent_id, pipe=pipe, turns=self.turn + 1,
+                          attempt=self.attempt, seconds=round(time.time() - started, 3), **extra)
+        pipe.execute()
         trace_agent(self.ledger, self.run_id, self.agent_id, self.attempt, AgentStatus.SUCCEEDED)
         return envelope("ok", self.agent_id, self.attempt)
 
-    def fail(self, error: str, permanent: bool = False) -> dict:
-        return report_failure(self.ledger, self.run_id, self.agent_id, self.attempt, self.turn, error, permanent)
+    def fail(self, error: str, permanent: bool = False, breaker_open: bool = False) -> dict:
+        return report_failure(self.ledger, self.run_id, self.agent_id, self.attempt, self.turn, error, permanent,
+                              breaker_open)
 
 
 def report_failure(ledger: Ledger, run_id: str, agent_id: str, attempt: int, turn: int, error: str,
-                   permanent: bool = False) -> dict:
+                   permanent: bool = False, breaker_open: bool = False) -> dict:
     """Settle the attempt as failed and append a FailureReport for the supervisor (once per attempt).
-    A permanent failure (a refused key, a bad request, a configuration error) is one no restart can fix."""
+    A permanent failure (a refused key, a bad request, a configuration error) is one no restart can fix;
+    `breaker_open`: the agent's breaker refused the attempt (not a failure of its own, so not counted)."""
     if not ledger.settle_agent(run_id, agent_id, attempt, AgentStatus.FAILED, error=error):
         return envelope(AgentStatus.SKIPPED, agent_id, attempt, error="attempt already settled or superseded")
     report = {"run_id": run_id, "agent_id": agent_id, "attempt": attempt, "turn": turn, "error": error,
-              "ts": time.time(), "permanent": permanent}
+              "ts": time.time(), "permanent": permanent, "breaker_open": breaker_open}
     ledger.event(run_id, "agent_failed", agent_id, turn=turn, attempt=attempt, error=error)
     ledger.report_failure(report)
     trace_agent(ledger, run_id, agent_id, attempt, AgentStatus.FAILED, error)

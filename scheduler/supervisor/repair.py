@@ -22,15 +22,21 @@ from .policy import Decision
 
 def apply(app: Celery, ledger: Ledger, spec: RunSpec, decision: Decision) -> None:
     run_id = spec.run_id
-    if decision.action == "give_up":
-        fail_run(ledger, spec, decision.agent, ledger.agent(run_id, decision.agent))
+    if decision.action == "give_up" and not decision.fallback:
+        root = decision.stands_for or decision.agent
+        fail_run(ledger, spec, root, ledger.agent(run_id, root),
+                 last=decision.agent if decision.agent != root else None)
         return
     states = ledger.agents(run_id, list(decision.targets))
     for agent_id, target in decision.targets.items():
         if int(states[agent_id].get("attempt") or 0) < target:
             ledger.reset_agent(run_id, agent_id, target)
     ledger.forget_waves(run_id, decision.from_wave, len(spec.waves))
-    if decision.policy == "one_for_all":
+    if decision.fallback:  # hand over: the standby runs in the given-up agent's wave, in its place
+        ledger.update_agent(run_id, decision.fallback, stands_for=decision.stands_for,
+                            fallback_of=decision.fallback_of)
+        emit_wave(app, spec, decision.from_wave, agents=[decision.fallback])
+    elif decision.policy == "one_for_all":
         revoke_run(app, ledger, run_id)  # the old attempts' tasks would be skipped anyway; save the work
         emit_wave(app, spec, 0, countdown=decision.countdown)
     else:

@@ -20,6 +20,7 @@ import redis
 
 from crewq.config.states import RunStatus
 from crewq.workers import logs
+from crewq.workers.agent_breaker import agent_breaker
 from crewq.workers.app import CrewqApp
 from crewq.workers.ledger import TERMINAL
 from crewq.workers.turn import report_failure
@@ -129,17 +130,26 @@ class Supervisor:
         now = time.time()
         states = ledger.agents(run_id, [a.id for a in spec.crew.agents])
         proposed = decide(spec, agent_id, attempt, states, ledger.run(run_id), repair.restart_times(state), now,
-                          self.settings, permanent=bool(report.get("permanent")))
+                          self.settings, permanent=bool(report.get("permanent")),
+                          breaker_open=bool(report.get("breaker_open")))
         new, recorded = ledger.decision(run_id, agent_id, attempt, proposed.to_json())
         decision = Decision.from_json(recorded)
         if new:
+            # The breaker counts runs the agent could not finish (restarts are the policy's business);
+            # a refusal by the breaker itself is not one more failure.
+            if decision.action == "give_up" and not report.get("breaker_open"):
+                agent_breaker(ledger.redis, ledger.keys, spec.crew, spec.crew.agent(agent_id)).failure()
             if decision.action == "restart":
                 times = repair.restart_times(state) + [now]
                 ledger.update_agent(run_id, agent_id, restart_times=times)
                 ledger.redis.hincrby(ledger.keys.run(run_id), "restarts", 1)
             ledger.event(run_id, "decision", agent_id, action=decision.action, policy=decision.policy,
-                         failed_attempt=attempt, restarts=sorted(decision.targets), countdown=decision.countdown,
+                         failed_attempt=attempt, countdown=decision.countdown,
+                         restarts=sorted(decision.targets) if decision.action == "restart" else [],
                          reason=decision.reason, error=report.get("error"))
+            if decision.fallback:
+                ledger.event(run_id, "handed_over", agent_id, fallback=decision.fallback,
+                             stands_for=decision.stands_for, failed_attempt=attempt, reason=decision.reason)
             log_decision(decision, run_id, report.get("error"))
         if not ledger.decision_applied(run_id, agent_id, attempt):
             repair.apply(self.app, ledger, spec, decision)
@@ -210,6 +220,10 @@ def log_decision(decision: Decision, run_id: str, error: str | None) -> None:
             log.info("run %s: attempt %d of %s failed (%s); %s restarts %s in %gs (%s)", run_id, decision.attempt,
                      decision.agent, error, decision.policy, ", ".join(sorted(decision.targets)), decision.countdown,
                      decision.reason)
+        elif decision.fallback:
+            log.warning("run %s: attempt %d of %s failed (%s); giving up (%s): %s takes over for %s", run_id,
+                        decision.attempt, decision.agent, error, decision.reason, decision.fallback,
+                        decision.stands_for)
         else:
             log.warning("run %s: attempt %d of %s failed (%s); giving up: %s", run_id, decision.attempt,
                         decision.agent, error, decision.reason)

@@ -59,7 +59,12 @@ def restart_stalled(app: Celery, ledger: Ledger, spec: RunSpec) -> list[Ref]:
     """Send the run's next step again. Returns what was sent (nothing when a failure awaits a decision)."""
     run_id = spec.run_id
     states = ledger.agents(run_id, [a.id for a in spec.crew.agents])
-    if any(s.get("status") == AgentStatus.FAILED for s in states.values()):
+    # A standby handed a given-up agent's work runs in its place: that failure is decided on already.
+    stand_ins = {s["stands_for"]: a for a, s in states.items() if s.get("stands_for")
+                 and s.get("status") in (None, "", AgentStatus.WAITING, AgentStatus.RUNNING)
+                 and states.get(s["stands_for"], {}).get("status") == AgentStatus.FAILED}
+    if any(s.get("status") == AgentStatus.FAILED and (s.get("stands_for") or a) not in stand_ins
+           for a, s in states.items()):
         return []
     wave = next((n for n, agents in enumerate(spec.waves)
                  if any(states[a].get("status") != AgentStatus.SUCCEEDED for a in agents)), None)
@@ -71,12 +76,13 @@ def restart_stalled(app: Celery, ledger: Ledger, spec: RunSpec) -> list[Ref]:
     if wave > 0:  # the wave before is done; its advance acted, or was lost acting
         ledger.mark_wave_advanced(run_id, wave - 1)
     sent: list[Ref] = []
-    waiting = [a for a in spec.waves[wave] if states[a].get("status") in (None, "", AgentStatus.WAITING)]
+    agents = [stand_ins.get(a, a) for a in spec.waves[wave]]  # the stand-in, where one runs
+    waiting = [a for a in agents if states[a].get("status") in (None, "", AgentStatus.WAITING)]
     if waiting:
         emit_wave(app, spec, wave, agents=waiting)
         sent += [TurnRef(run_id, a, 0, int(states[a].get("attempt") or 0)) for a in waiting]
     body = app.signature(ADVANCE_TASK, args=AdvanceRef(run_id, wave).args())
-    for agent_id in spec.waves[wave]:
+    for agent_id in agents:
         if states[agent_id].get("status") == AgentStatus.RUNNING:
             turn, attempt = int(states[agent_id].get("turn") or 0), int(states[agent_id].get("attempt") or 0)
             chord(group([turn_signature(app, spec, agent_id, turn, attempt)]), body).apply_async()

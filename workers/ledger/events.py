@@ -111,6 +111,7 @@ class AgentSucceeded(Event):
     turns: int
     attempt: int
     seconds: float
+    stands_for: str | None = None  # a standby: its output is now that agent's output too
 
 
 class AgentFailed(Event):
@@ -135,6 +136,16 @@ class DecisionMade(Event):
     countdown: float = 0.0
     reason: str = ""
     error: str | None = None
+
+
+class HandedOver(Event):
+    """The supervisor gave `agent` up and hands its work to `fallback`, a standby agent that runs in the
+    place of `stands_for` (the scheduled agent whose output it will produce) with the same task and inputs."""
+    type: Literal["handed_over"] = "handed_over"
+    fallback: str
+    stands_for: str
+    failed_attempt: int
+    reason: str = ""
 
 
 class Requeued(Event):
@@ -171,7 +182,8 @@ AnyEvent = Annotated[
         Annotated[ToolSkipped, Tag("tool_skipped")], Annotated[ToolCall, Tag("tool_call")],
         Annotated[ToolResult, Tag("tool_result")], Annotated[AgentSucceeded, Tag("agent_succeeded")],
         Annotated[AgentFailed, Tag("agent_failed")], Annotated[AgentSkipped, Tag("agent_skipped")],
-        Annotated[DecisionMade, Tag("decision")], Annotated[Requeued, Tag("requeued")],
+        Annotated[DecisionMade, Tag("decision")], Annotated[HandedOver, Tag("handed_over")],
+        Annotated[Requeued, Tag("requeued")],
         Annotated[RunFinished, Tag("run_finished")], Annotated[RunResumed, Tag("run_resumed")],
         Annotated[Event, Tag("other")],
     ],

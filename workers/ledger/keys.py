@@ -12,6 +12,7 @@
     {p}:beat                          hash   beat entry → {last_run_at, total_run_count} (JSON)
     {p}:metrics                       hash   crewq's Prometheus counters (crewq.workers.ledger.metrics)
     {p}:breaker:{{provider:model}}:*  strings a circuit breaker's state (workers.llm.breaker)
+    {p}:agent-breaker:{{crew#digest/agent}}:*  strings  an agent's breaker across runs of its crew (workers.agent_breaker)
     {p}:limits                        hash   "provider[/model]" → an operator's fleet limit, JSON (workers.llm.limits)
     {p}:limit:{scope}:slots           zset   concurrency leases: holder → when its lease expires (ms)
     {p}:limit:{scope}:not_before      string present while a 429's retry-after holds the fleet back
@@ -21,7 +22,9 @@
     {p}:run:{run}:spec                string the crew spec by value, env: references unresolved
     {p}:run:{run}:events              stream the run's append-only event log (source of truth)
     {p}:run:{run}:wave:{n}            string "claimed:{task id}", then "advanced": `advance` acts once
-    {p}:run:{run}:agent:{agent}       hash   per-agent state: status, attempt, output, usage, host
+    {p}:run:{run}:agent:{agent}       hash   per-agent state: status, attempt, output, usage, host;
+                                             stands_for / fallback_of (a standby), served_by (its stand-in),
+                                             probe (this run probes the agent's half-open breaker)
     {p}:run:{run}:agent:{agent}:hosts set    every worker that ran one of its turns
     {p}:run:{run}:agent:{agent}:replies  hash  "{attempt}:{turn}" → the recorded LLM reply
     {p}:run:{run}:agent:{agent}:results  hash  "{attempt}:{turn}:{i}" → a recorded tool result
@@ -56,6 +59,10 @@ class Keys:
     def breaker(self, name: str) -> str:
         """The breaker's key base; the braces keep its keys in one Redis Cluster slot."""
         return f"{self.prefix}:breaker:{{{name}}}"
+
+    def agent_breaker(self, crew: str, agent: str) -> str:
+        """An agent's breaker key base, per crew (`agent_breaker.crew_identity`: name#digest) and agent id."""
+        return f"{self.prefix}:agent-breaker:{{{crew}/{agent}}}"
 
     @property
     def limits(self) -> str:

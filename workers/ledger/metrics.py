@@ -71,6 +71,8 @@ METRICS = {m.name: m for m in (
     Metric("crewq_restarts_total", "counter", "Agent restarts decided by the supervisor, by policy",
            ("policy",)),
     Metric("crewq_requeues_total", "counter", "Turns and tool calls requeued from dead workers"),
+    Metric("crewq_handovers_total", "counter", "Given-up agents whose work the supervisor handed to a fallback agent",
+           ("agent", "fallback")),
 )}
 
 
@@ -216,6 +218,10 @@ def _requeued(pipe, key, agent, data):
     _count(pipe, key, "crewq_requeues_total")
 
 
+def _handed_over(pipe, key, agent, data):
+    _count(pipe, key, "crewq_handovers_total", agent=agent, fallback=data.get("fallback") or "?")
+
+
 # Event types whose handler counts each event exactly once in a counter of its own: the counter (and the
 # labels its samples must have) that `crewq_events_total{type}` is summed from at read time.
 EVENT_COUNTERS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -229,6 +235,7 @@ EVENT_COUNTERS: dict[str, tuple[str, dict[str, Any]]] = {
     "tool_result": ("crewq_tool_calls_total", {"status": ("ok", "error")}),
     "tool_skipped": ("crewq_tool_calls_total", {"status": "skipped"}),
     "decision": ("crewq_decisions_total", {}), "requeued": ("crewq_requeues_total", {}),
+    "handed_over": ("crewq_handovers_total", {}),
 }
 
 _HANDLERS = {
@@ -236,5 +243,5 @@ _HANDLERS = {
     "wave_emitted": _wave_emitted, "turn_started": _turn_started, "agent_succeeded": _agent_succeeded,
     "agent_failed": _agent_failed, "agent_skipped": _agent_skipped, "llm_call": _llm_call,
     "llm_retry": _llm_retry, "llm_throttled": _llm_throttled, "tool_result": _tool_result, "tool_skipped": _tool_skipped,
-    "decision": _decision, "requeued": _requeued,
+    "decision": _decision, "requeued": _requeued, "handed_over": _handed_over,
 }

@@ -69,6 +69,9 @@ class AgentState(_State):
     error: str | None = None
     usage: Usage = Field(default_factory=Usage)
     restart_times: list[float] = Field(default_factory=list)
+    stands_for: str | None = None  # a standby that was handed this agent's work
+    fallback_of: str | None = None  # the agent (or fallback) given up before it
+    served_by: str | None = None  # the standby whose output stands for this agent's
     first_attempt: int = 0  # the attempt the last `resume` started from: max_attempts counts from it
 
     @model_validator(mode="before")
@@ -102,12 +105,16 @@ class RunState(RunInfo):
     usage: Usage = Field(default_factory=Usage)
     agents: dict[str, AgentState] = Field(default_factory=dict)
     budgets: dict[str, float] = Field(default_factory=dict)  # the crew file's task.max_tokens / max_cost
+    # Agents of the crew whose breaker is open now: seconds of cool-down left, None while half-open.
+    breakers: dict[str, float | None] = Field(default_factory=dict)
 
     @classmethod
     def from_ledger(cls, run_id: str, run: dict[str, str], agents: dict[str, dict[str, str]],
-                    budgets: dict[str, float] | None = None) -> "RunState":
+                    budgets: dict[str, float] | None = None,
+                    breakers: dict[str, float | None] | None = None) -> "RunState":
         # The run hash's own "agents" (the ids, as JSON) gives way to the agents' states.
-        return cls.model_validate({**run, "run_id": run_id, "agents": agents, "budgets": budgets or {}})
+        return cls.model_validate({**run, "run_id": run_id, "agents": agents, "budgets": budgets or {},
+                                   "breakers": breakers or {}})
 
 
 RUN_INFO_FIELDS = tuple(name for name in RunInfo.model_fields if name != "run_id")  # what `runs` reads

@@ -43,6 +43,13 @@ redis.call('HSET', KEYS[1], unpack(ARGV, 3 + n))
 return 1
 """
 
+# A standby's output stands for the agent it replaced (KEYS[1]), once given up (status ARGV[1]) and once only.
+_STAND_IN = """
+if redis.call('HGET', KEYS[1], 'status') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+return 1
+"""
+
 # Sets fields on a run's hash unless the run already ended; returns 1 when it wrote. (ARGV[1] unused.)
 _FINISH = _ENDED + """
 redis.call('HSET', KEYS[1], unpack(ARGV, 3 + n))
@@ -72,6 +79,7 @@ class Ledger:
         self._finish = client.register_script(_FINISH)
         self._settle = client.register_script(_SETTLE)
         self._call_index = client.register_script(_CALL_INDEX)
+        self._stand_in = client.register_script(_STAND_IN)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "crewq", retention: float = 7 * 86400) -> "Ledger":
@@ -220,11 +228,19 @@ class Ledger:
         args = _script_args(str(attempt), SETTLED_AGENT, values)
         return bool(self._settle(keys=[self.keys.agent(run_id, agent_id)], args=args))
 
+    def stand_in(self, run_id: str, agent_id: str, by: str, output: str) -> bool:
+        """The given-up agent succeeds with the output of `by`, its fallback (False: it was not failed)."""
+        values = _flat({"status": AgentStatus.SUCCEEDED, "output": output, "served_by": by,
+                        "finished_at": time.time()})
+        args = [AgentStatus.FAILED, *(x for pair in values.items() for x in pair)]
+        return bool(self._stand_in(keys=[self.keys.agent(run_id, agent_id)], args=args))
+
     def reset_agent(self, run_id: str, agent_id: str, attempt: int) -> None:
-        """Start the agent over as `attempt`, from a clean conversation (older attempts' tasks go stale)."""
+        """Start the agent over as `attempt`, from a clean conversation (older attempts' tasks go stale).
+        Who it stands in for is kept (a standby's restart is still a stand-in); who stood in for it is not."""
         key = self.keys.agent(run_id, agent_id)
         pipe = self.redis.pipeline()
-        pipe.hdel(key, "started_at", "finished_at", "output", "error", "turn")
+        pipe.hdel(key, "started_at", "finished_at", "output", "error", "turn", "served_by")
         pipe.hset(key, mapping={"status": AgentStatus.WAITING, "attempt": attempt})
         pipe.expire(key, self.ttl)
         pipe.execute()

@@ -70,9 +70,18 @@ class BreakerPolicy:
 class Breaker:
     def __init__(self, redis: Any, provider: str, model: str | None, *, prefix: str = "crewq",
                  policy: BreakerPolicy = BreakerPolicy()):
-        self.redis, self.policy = redis, policy
-        self.name = f"{provider}:{model or '-'}"
-        base = Keys(prefix).breaker(self.name)
+        name = f"{provider}:{model or '-'}"
+        self._bind(redis, name, Keys(prefix).breaker(name), policy)
+
+    @classmethod
+    def at(cls, redis: Any, name: str, base: str, policy: BreakerPolicy) -> "Breaker":
+        """The same breaker on other keys (`base`): an agent's (crewq.workers.agent_breaker)."""
+        breaker = cls.__new__(cls)
+        breaker._bind(redis, name, base, policy)
+        return breaker
+
+    def _bind(self, redis: Any, name: str, base: str, policy: BreakerPolicy) -> None:
+        self.redis, self.policy, self.name = redis, policy, name
         self.keys = [f"{base}:failures", f"{base}:open", f"{base}:probe"]
 
     def allow(self) -> Decision:
@@ -85,7 +94,11 @@ class Breaker:
         decisions: dict[int, Decision] = {1: "closed", 2: "probe", 0: "open"}
         return decisions[int(code)]
 
-    def success(self) -> None:
+    def success(self, pipe: Any = None) -> None:
+        """Close it; with `pipe`, only queue that on the caller's pipeline (no round trip of its own)."""
+        if pipe is not None:
+            pipe.delete(*self.keys)
+            return
         self._safely(lambda: self.redis.delete(*self.keys))
 
     def failure(self) -> bool:
@@ -105,6 +118,11 @@ class Breaker:
         """Seconds of cool-down left while open (None if not open or unknown)."""
         ttl = self._safely(lambda: self.redis.pttl(self.keys[1]))
         return ttl / 1000.0 if isinstance(ttl, int) and ttl > 0 else None
+
+    def failures(self) -> int:
+        """Consecutive failures counted now (0 if unknown)."""
+        count = self._safely(lambda: self.redis.get(self.keys[0]))
+        return int(count) if count is not None else 0
 
     def _safely(self, action: Any) -> Any:
         try:
