@@ -164,8 +164,9 @@ class Client:
         cancelled = self.ledger.finish_run(run_id, RunStatus.CANCELLED, error=reason)
         if cancelled:
             revoke_run(self.app, self.ledger, run_id)
-            # Agents that had not started never will: say so (a running one ends cancelled when its call returns).
-            ids = [a.id for a in self.ledger.spec(run_id).crew.agents]
+            # Agents that had not started never will: say so (a running one ends cancelled when its call
+            # returns; a standby nobody handed work to stays as it was).
+            ids = [a.id for a in self.ledger.spec(run_id).crew.scheduled()]
             for agent_id, state in self.ledger.agents(run_id, ids).items():
                 if state.get("status") == AgentStatus.WAITING:
                     self.ledger.update_agent(run_id, agent_id, status=AgentStatus.CANCELLED)
