@@ -8,20 +8,22 @@ import time
 from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterator, NoReturn
+from typing import TYPE_CHECKING, Iterator, NoReturn
 
 from crewq.config.errors import ConfigError, MissingEnvError, RunError
-from crewq.config.loader import LoadedCrew
-from crewq.config.settings import Settings
 from crewq.config.states import RunStatus
 from crewq.config.words import plural
-from crewq.workers.app import create_app
-from crewq.workers.ledger.events import Event
-from crewq.workers.ledger.state import RunInfo, RunState, Usage
 
-from .embedded import embedded_fleet
 from .progress import HeldLogs, Watch
-from .runs import Client, new_run_id, submit_loaded
+
+# Celery, redis and the ledger are imported by the commands that reach a Redis: `crewq validate`
+# (and `plan`, `init`, `schema`) need none of them, and they cost ~0.5 s of its start-up.
+if TYPE_CHECKING:
+    from crewq.config.loader import LoadedCrew
+    from crewq.workers.ledger.events import Event
+    from crewq.workers.ledger.state import RunInfo, RunState, Usage
+
+    from .runs import Client
 
 # The CLI calls these as commands.* (re-exported, so F401 does not apply).
 from .validate import check, check_online, crew_warnings, render_task, task_override, task_warnings  # noqa: F401
@@ -55,6 +57,11 @@ def run(file: str, inputs: dict[str, str], task: str | None, timeout: float | No
     """Run a crew to its end, on the fleet when a broker is configured, else on the embedded default.
     Progress goes to stderr unless `quiet` (`watch` says how). `timeout` (Routex's `-T`) replaces the
     crew's max_duration: the run's deadline."""
+    from crewq.config.settings import Settings
+    from crewq.workers.app import create_app
+
+    from .embedded import embedded_fleet
+    from .runs import Client
     loaded, waves = check(file, env_file)
     if timeout:
         crew = loaded.crew
@@ -106,6 +113,7 @@ def exit_now(code: int) -> NoReturn:
 
 def _run_on(client: Client, loaded: LoadedCrew, waves, inputs, task, wait: float, watch: Watch | None,
             cancel_on_exit: bool) -> RunState:
+    from .runs import new_run_id, submit_loaded
     run_id = new_run_id()  # the view is up before the first wave is emitted
     progress = watch.start(loaded.crew.runtime.name, waves, client.ledger, run_id) if watch else None
     held = HeldLogs()
@@ -245,7 +253,9 @@ def init(directory: Path, provider: str = "scripted") -> Iterator[str]:
 
 
 def worker(queues: str | None, pool: str, concurrency: int, hostname: str | None, loglevel: str) -> None:
+    from crewq.config.settings import Settings
     from crewq.workers import logs
+    from crewq.workers.app import create_app
     from crewq.workers.llm.limits import parse_presets
     settings = Settings.from_env()
     parse_presets(settings.limits or "")  # a malformed CREWQ_LIMITS stops the worker here, named

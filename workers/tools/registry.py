@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import functools
 import inspect
+from importlib import import_module
 from importlib.metadata import EntryPoint, entry_points
 from types import MappingProxyType
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from crewq.config.errors import ConfigError
 from crewq.config.loader import suggest
@@ -27,38 +28,42 @@ from crewq.config.policy import policy_of
 from crewq.config.schema import Agent, Crew, ToolSpec
 
 from .base import Tool
-from .brave_search import BraveSearch
-from .files import ListFiles, ReadFile, WriteFile
-from .generate_image import GenerateImage
-from .http_request import HttpRequest
-from .mcp import McpTool, mcp_tools
-from .python_tool import PythonTool
-from .read_url import ReadUrl
-from .scrape import Scrape
-from .send_email import SendEmail
-from .summarise import Summarise
-from .translate import Translate
-from .web_search import WebSearch
-from .wikipedia import Wikipedia
+
+if TYPE_CHECKING:
+    from .mcp import McpTool
 
 ToolFactory = Callable[[ToolSpec], list[Tool]]
 ENTRY_POINT_GROUP = "crewq.tools"
 
+
+def _builtin(module: str, name: str) -> ToolFactory:
+    """A built-in imported when first built: checking a crew file (`crewq validate`) needs only the
+    names, and the web tools pull in httpx (with its CLI's rich and pygments), ~0.3 s."""
+    def factory(spec: ToolSpec) -> list[Tool]:
+        return [getattr(import_module(module, __package__), name)(spec)]
+    return factory
+
+
+def _mcp(spec: ToolSpec, env: Mapping[str, str] | None = None) -> list[Tool]:
+    from .mcp import mcp_tools
+    return list(mcp_tools(spec, env))
+
+
 _FACTORIES: dict[str, ToolFactory] = {
-    "read_file": lambda spec: [ReadFile(spec)],
-    "write_file": lambda spec: [WriteFile(spec)],
-    "list_files": lambda spec: [ListFiles(spec)],
-    "web_search": lambda spec: [WebSearch(spec)],
-    "wikipedia": lambda spec: [Wikipedia(spec)],
-    "http_request": lambda spec: [HttpRequest(spec)],
-    "read_url": lambda spec: [ReadUrl(spec)],
-    "brave_search": lambda spec: [BraveSearch(spec)],
-    "scrape": lambda spec: [Scrape(spec)],
-    "translate": lambda spec: [Translate(spec)],
-    "send_email": lambda spec: [SendEmail(spec)],
-    "generate_image": lambda spec: [GenerateImage(spec)],
-    "summarise": lambda spec: [Summarise(spec)],
-    "mcp": mcp_tools,
+    "read_file": _builtin(".files", "ReadFile"),
+    "write_file": _builtin(".files", "WriteFile"),
+    "list_files": _builtin(".files", "ListFiles"),
+    "web_search": _builtin(".web_search", "WebSearch"),
+    "wikipedia": _builtin(".wikipedia", "Wikipedia"),
+    "http_request": _builtin(".http_request", "HttpRequest"),
+    "read_url": _builtin(".read_url", "ReadUrl"),
+    "brave_search": _builtin(".brave_search", "BraveSearch"),
+    "scrape": _builtin(".scrape", "Scrape"),
+    "translate": _builtin(".translate", "Translate"),
+    "send_email": _builtin(".send_email", "SendEmail"),
+    "generate_image": _builtin(".generate_image", "GenerateImage"),
+    "summarise": _builtin(".summarise", "Summarise"),
+    "mcp": _mcp,
 }
 # Factories that resolve `env:` references while building (discovery), so they get the env.
 _WANTS_ENV = {"mcp"}
@@ -177,6 +182,7 @@ def build_tools(spec: ToolSpec, env: Mapping[str, str] | None = None) -> list[To
         policy = policy_of(env)
         if policy is not None:  # checked before the module is imported: importing runs its code
             policy.check_python_tool(spec.python, key=f"tools.{spec.name}.python")
+        from .python_tool import PythonTool
         return [PythonTool(spec)]
     factory = _FACTORIES.get(spec.name)
     if factory is None:
@@ -233,6 +239,7 @@ def toolbox(crew: Crew, agent: Agent, env: Mapping[str, str] | None = None) -> d
 
 def mcp_offers(crew: Crew, env: Mapping[str, str] | None = None) -> list[McpTool]:
     """Every tool the crew's MCP servers list (connects; discovery is cached per process)."""
+    from .mcp import McpTool
     return [t for spec in _mcp_specs(crew) for t in build_tools(spec, env) if isinstance(t, McpTool)]
 
 
@@ -257,6 +264,7 @@ def _add(tools: dict[str, Tool], tool: Tool) -> None:
     if existing is None:
         tools[tool.name] = tool
         return
+    from .mcp import McpTool
     if isinstance(tool, McpTool):
         tools.setdefault(f"{tool.server_name}.{tool.name}", tool.renamed(f"{tool.server_name}.{tool.name}"))
     elif isinstance(existing, McpTool):
