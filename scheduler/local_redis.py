@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from crewq.config.errors import CrewqError
 
@@ -58,6 +60,7 @@ class LocalRedis:
         self.binary = binary or find_redis_server()
         self.port = 0
         self.process: subprocess.Popen | None = None
+        self.version: tuple[int, ...] = ()  # the server's, once it answers
         self._dir: tempfile.TemporaryDirectory | None = None
 
     @property
@@ -90,6 +93,7 @@ class LocalRedis:
                     return False
                 try:
                     if client.ping():
+                        self.version = tuple(int(n) for n in str(client.info("server")["redis_version"]).split(".")[:2])
                         return True
                 except redis.ConnectionError:
                     time.sleep(0.02)  # readiness poll: the server gives no other signal
@@ -99,7 +103,7 @@ class LocalRedis:
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
-            self.process.terminate()
+            self._shutdown()
             try:
                 self.process.wait(5)
             except subprocess.TimeoutExpired:
@@ -111,6 +115,22 @@ class LocalRedis:
         if self._dir:
             self._dir.cleanup()
             self._dir = None
+
+    def _shutdown(self) -> None:
+        """SHUTDOWN NOSAVE (nothing is kept on disk anyway) ends it at once; SIGTERM is only noticed by
+        the server's next cron tick, up to 100 ms later."""
+        # No retries: the server closing the connection is the answer (redis-py's default retries it,
+        # with back-off, against a port that is gone).
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2, socket_timeout=1.0,
+                             retry=Retry(NoBackoff(), 0))
+        try:
+            client.shutdown(nosave=True)
+        except redis.RedisError:
+            assert self.process is not None
+            if self.process.poll() is None:
+                self.process.terminate()
+        finally:
+            client.close()
 
     def __enter__(self) -> "LocalRedis":
         return self.start()
