@@ -58,10 +58,8 @@ def run(file: str, inputs: dict[str, str], task: str | None, timeout: float | No
     Progress goes to stderr unless `quiet` (`watch` says how). `timeout` (Routex's `-T`) replaces the
     crew's max_duration: the run's deadline."""
     from crewq.config.settings import Settings
-    from crewq.workers.app import create_app
 
-    from .embedded import embedded_fleet
-    from .runs import Client
+    from .local_redis import LocalRedis
     loaded, waves = check(file, env_file)
     if timeout:
         crew = loaded.crew
@@ -77,13 +75,23 @@ def run(file: str, inputs: dict[str, str], task: str | None, timeout: float | No
         where = "on the fleet" if settings.redis_url else "starting a private Redis and an in-process worker"
         print(f"{loaded.crew.runtime.name}: {plural(len(loaded.crew.agents), 'agent')} in "
               f"{plural(len(waves), 'wave')}; {where}", file=sys.stderr, flush=True)
-    if settings.redis_url:
-        return _run_on(Client(create_app(settings)), loaded, waves, inputs, task, wait, watch, cancel_on_exit=False)
-    with embedded_fleet(settings, concurrency=concurrency) as app:
-        try:
-            return _run_on(Client(app), loaded, waves, inputs, task, wait, watch, cancel_on_exit=True)
-        finally:
-            _embedded.append(app)
+    # The embedded default's Redis starts while Celery, kombu and redis-py are imported (~0.4 s).
+    server = None if settings.redis_url else LocalRedis().spawn()
+    try:
+        from crewq.workers.app import create_app
+
+        from .embedded import embedded_fleet
+        from .runs import Client
+        if settings.redis_url:
+            return _run_on(Client(create_app(settings)), loaded, waves, inputs, task, wait, watch, cancel_on_exit=False)
+        with embedded_fleet(settings, concurrency=concurrency, server=server) as app:
+            try:
+                return _run_on(Client(app), loaded, waves, inputs, task, wait, watch, cancel_on_exit=True)
+            finally:
+                _embedded.append(app)
+    finally:
+        if server:
+            server.stop()  # (already stopped by embedded_fleet, unless the imports failed)
 
 
 # The embedded apps of this process's runs: one that left a task running (a cancelled run's turn in

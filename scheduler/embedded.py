@@ -72,9 +72,12 @@ def _stop_pool(worker, wait: bool) -> None:
 
 
 @contextmanager
-def embedded_fleet(settings: Settings | None = None, concurrency: int = 16) -> Iterator[CrewqApp]:
+def embedded_fleet(settings: Settings | None = None, concurrency: int = 16,
+                   server: LocalRedis | None = None) -> Iterator[CrewqApp]:
+    """`server`: a private Redis already spawned (`crewq run` spawns it before importing Celery);
+    it is stopped at the end all the same."""
     settings = settings or Settings.from_env()
-    with LocalRedis() as server:
+    with server or LocalRedis() as server:
         # The person running their own crew on their own machine is the operator: today's trust,
         # unless they name a policy (CREWQ_POLICY).
         policy = Policy.from_env(default=Policy.trusted())

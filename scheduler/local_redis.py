@@ -17,10 +17,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
-
 from crewq.config.errors import CrewqError
 
 _PR_SET_PDEATHSIG = 1
@@ -67,9 +63,11 @@ class LocalRedis:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self, timeout: float = 10.0) -> "LocalRedis":
-        self._dir = tempfile.TemporaryDirectory(prefix="crewq-redis-")
-        for _ in range(5):  # another process may grab the free port first
+    def spawn(self) -> "LocalRedis":
+        """Start the server without waiting for it to answer (`start` waits): `crewq run` imports
+        Celery meanwhile. This module imports redis only once it waits."""
+        if self.process is None:
+            self._dir = self._dir or tempfile.TemporaryDirectory(prefix="crewq-redis-")
             self.port = free_port()
             self.process = subprocess.Popen(
                 [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
@@ -78,12 +76,18 @@ class LocalRedis:
                 # Its own session: Ctrl-C in the terminal goes to crewq, which cancels the run in
                 # this Redis before stopping it (it still dies with its parent).
                 start_new_session=True)
+        return self
+
+    def start(self, timeout: float = 10.0) -> "LocalRedis":
+        for _ in range(5):  # another process may grab the free port first
+            self.spawn()
             if self._wait_ready(timeout):
                 return self
             self.stop()
         raise CrewqError(f"redis-server ({self.binary}) did not start")
 
     def _wait_ready(self, timeout: float) -> bool:
+        import redis
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
         deadline = time.monotonic() + timeout
         try:
@@ -119,6 +123,9 @@ class LocalRedis:
     def _shutdown(self) -> None:
         """SHUTDOWN NOSAVE (nothing is kept on disk anyway) ends it at once; SIGTERM is only noticed by
         the server's next cron tick, up to 100 ms later."""
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
         # No retries: the server closing the connection is the answer (redis-py's default retries it,
         # with back-off, against a port that is gone).
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2, socket_timeout=1.0,
