@@ -53,10 +53,11 @@ def client() -> Client:
 
 def run(file: str, inputs: dict[str, str], task: str | None, timeout: float | None,
         concurrency: int, quiet: bool = False, watch: Watch | None = None,
-        env_file: str | None = None) -> RunState:
+        env_file: str | None = None, log_level: str | None = None) -> RunState:
     """Run a crew to its end, on the fleet when a broker is configured, else on the embedded default.
     Progress goes to stderr unless `quiet` (`watch` says how). `timeout` (Routex's `-T`) replaces the
-    crew's max_duration: the run's deadline."""
+    crew's max_duration: the run's deadline. `log_level`: set up this process's root logger in
+    crewq's format (`crewq run`; CREWQ_LOG_FORMAT=json for JSON lines)."""
     from crewq.config.settings import Settings
 
     from .local_redis import LocalRedis
@@ -78,6 +79,9 @@ def run(file: str, inputs: dict[str, str], task: str | None, timeout: float | No
     # The embedded default's Redis starts while Celery, kombu and redis-py are imported (~0.4 s).
     server = None if settings.redis_url else LocalRedis().spawn()
     try:
+        if log_level:
+            from crewq.workers import logs
+            logs.install(log_level)
         from crewq.workers.app import create_app
 
         from .embedded import embedded_fleet
