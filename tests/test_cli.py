@@ -233,8 +233,10 @@ def test_ctrl_c_cancels_the_embedded_run_and_says_so(tmp_path):
     path = write_crew(tmp_path, SLOW.replace("{id: a,", "{id: a, tools: [list_files],"))
     env = {k: v for k, v in os.environ.items() if k not in ("CREWQ_REDIS_URL", "REDIS_URL")}
     # A terminal's Ctrl-C goes to the whole foreground process group: crewq and what it started.
+    # SIGINT as a terminal leaves it: a suite started in the background (`cmd &`) inherits it ignored.
     proc = subprocess.Popen([sys.executable, "-m", "crewq", "run", str(path)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = []
     for line in proc.stderr:  # wait until a turn is in the middle of its tool calls' chord
         seen.append(line)
