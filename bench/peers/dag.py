@@ -11,22 +11,22 @@ def agent_id(wave: int, i: int) -> str:
     return f"w{wave}a{i}"
 
 
-def parents(wave: int) -> list[str]:
-    return [agent_id(wave - 1, j) for j in range(WIDTH)] if wave else []
+def parents(wave: int, width: int = WIDTH) -> list[str]:
+    return [agent_id(wave - 1, j) for j in range(width)] if wave else []
 
 
 def critical_path(latency: float) -> float:
     return WAVES * LLM_CALLS * latency
 
 
-def crew_yaml(base_url: str, notes: str) -> str:
+def crew_yaml(base_url: str, notes: str, waves: int = WAVES, width: int = WIDTH, model: str = "bench") -> str:
     """The DAG as a crew on an openai-compatible provider at `base_url` (no key: a local server)."""
-    lines = ["runtime: {name: peers, llm_provider: openai-compatible, model: bench, base_url: " + repr(base_url) + "}",
+    lines = [f"runtime: {{name: peers, llm_provider: openai-compatible, model: {model}, base_url: {base_url!r}}}",
              "task: {input: List the notes.}",
              f"tools: [{{name: list_files, base_dir: {notes!r}}}]",
              "agents:"]
-    for wave in range(WAVES):
-        for i in range(WIDTH):
-            lines += [f"  - id: {agent_id(wave, i)}", f"    goal: step {wave}.{i}", f"    depends_on: {parents(wave)}",
+    for wave in range(waves):
+        for i in range(width):
+            lines += [f"  - id: {agent_id(wave, i)}", f"    goal: step {wave}.{i}", f"    depends_on: {parents(wave, width)}",
                       "    tools: [list_files]"]
     return "\n".join(lines) + "\n"

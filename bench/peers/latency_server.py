@@ -1,8 +1,9 @@
 """A local OpenAI-compatible chat server that answers every call after a fixed latency (keep-alive).
 
 An agent's call that offers tools and has no tool result yet gets a `list_files` tool call; any
-other call gets the text "done". So every system under test makes, per agent: an LLM call, one tool
-call, an LLM call — and all of them wait the same latency on the same server.
+other call gets the text "done"; calls to the model "instant" get it without the latency. So every
+system under test makes, per agent: an LLM call, one tool call, an LLM call, and all of them wait
+the same latency on the same server.
 
     with LatencyServer(0.2) as server:
         base_url = server.url + "/v1"
@@ -18,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 TOOL = "list_files"
+INSTANT = "instant"  # a model that answers at once: what a run costs besides the LLM's latency
 
 
 def reply_to(request: dict[str, Any], counter: itertools.count) -> dict[str, Any]:
@@ -35,11 +37,15 @@ def reply_to(request: dict[str, Any], counter: itertools.count) -> dict[str, Any
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: a client reuses its connection, as with a real provider
+    # The headers and the body go out as two writes: with Nagle's algorithm on, the body waits for
+    # the client's delayed ACK of the headers, ~40 ms a call.
+    disable_nagle_algorithm = True
 
     def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
         server: LatencyServer = self.server.owner  # type: ignore[attr-defined]
         body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
-        time.sleep(server.latency)  # the model "thinking": each connection has its own thread
+        if body.get("model") != INSTANT:
+            time.sleep(server.latency)  # the model "thinking": each connection has its own thread
         payload = json.dumps(reply_to(body, server.counter)).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
