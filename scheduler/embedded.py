@@ -4,7 +4,8 @@ and an in-process supervisor.
     with embedded_fleet() as app:
         run_id = submit_loaded(app, loaded)
 
-Nothing outlives the block: the worker thread is stopped and joined, the Redis server reaped.
+Nothing outlives the block: the worker thread is stopped and joined (its pool's threads too), the
+supervisor's thread joined, the Redis server shut down and reaped.
 """
 
 from __future__ import annotations
