@@ -6,7 +6,10 @@ private Redis, an in-process worker). Targets: --help <= bare + 0.25 s, validate
 the whole `crewq run` of the 0.5 s crew <= 1.5 s. `python -X importtime -m crewq --help` shows
 where an import's time goes.
 
-    .venv/bin/python bench/startup.py [--repeat 7]
+    .venv/bin/python bench/startup.py [--repeat 7] [--against /work/main]
+
+`--against CHECKOUT` adds the same three commands from another checkout's `.venv` (the code before a
+change), interleaved in the same rounds.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ def timed(argv: list[str], env: dict[str, str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--against", type=Path, help="another checkout, run from its .venv beside this one")
     args = parser.parse_args()
     env = {k: v for k, v in os.environ.items() if k not in ("CREWQ_REDIS_URL", "REDIS_URL")}  # embedded run
     with tempfile.TemporaryDirectory() as folder:
@@ -48,6 +52,11 @@ def main() -> None:
             "crewq validate demo.yaml": [CREWQ, "validate", str(ROOT / "config" / "crews" / "demo.yaml")],
             "crewq run (0.5 s crew)": [CREWQ, "run", str(crew)],
         }
+        if args.against:
+            other = str(args.against / ".venv" / "bin" / "crewq")
+            cases |= {"against: crewq --help": [other, "--help"],
+                      "against: crewq validate": [other, "validate", str(args.against / "config" / "crews" / "demo.yaml")],
+                      "against: crewq run": [other, "run", str(crew)]}
         for argv in cases.values():  # warm-up: the page cache, .pyc files
             timed(argv, env)
         times: dict[str, list[float]] = {name: [] for name in cases}

@@ -8,21 +8,23 @@ import time
 from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterator, NoReturn
+from typing import TYPE_CHECKING, Iterator, NoReturn
 
 from crewq.config.errors import ConfigError, MissingEnvError, RunError
-from crewq.config.loader import LoadedCrew
-from crewq.config.settings import Settings
 from crewq.config.states import RunStatus
 from crewq.config.words import plural
-from crewq.workers.app import CrewqApp, create_app
-from crewq.workers.ledger.events import Event
-from crewq.workers.ledger.state import RunInfo, RunState, Usage, WorkerInfo
 
-from .embedded import embedded_fleet
 from .progress import HeldLogs, Watch
-from .runs import Client, new_run_id, submit_loaded
-from .serving import Gaps
+
+# Celery, redis and the ledger are imported by the commands that reach a Redis: `crewq validate`
+# (and `plan`, `init`, `schema`) need none of them, and they cost ~0.5 s of its start-up.
+if TYPE_CHECKING:
+    from crewq.config.loader import LoadedCrew
+    from crewq.workers.ledger.events import Event
+    from crewq.workers.ledger.state import RunInfo, RunState, Usage, WorkerInfo
+
+    from .runs import Client
+    from .serving import Gaps
 
 # The CLI calls these as commands.* (re-exported, so F401 does not apply).
 from .validate import check, check_online, crew_warnings, render_task, task_override, task_warnings  # noqa: F401
@@ -60,10 +62,14 @@ def service_app(service: str) -> CrewqApp:
 
 def run(file: str, inputs: dict[str, str], task: str | None, timeout: float | None,
         concurrency: int, quiet: bool = False, watch: Watch | None = None,
-        env_file: str | None = None) -> RunState:
+        env_file: str | None = None, log_level: str | None = None) -> RunState:
     """Run a crew to its end, on the fleet when a broker is configured, else on the embedded default.
     Progress goes to stderr unless `quiet` (`watch` says how). `timeout` (Routex's `-T`) replaces the
-    crew's max_duration: the run's deadline."""
+    crew's max_duration: the run's deadline. `log_level`: set up this process's root logger in
+    crewq's format (`crewq run`; CREWQ_LOG_FORMAT=json for JSON lines)."""
+    from crewq.config.settings import Settings
+
+    from .local_redis import LocalRedis
     loaded, waves = check(file, env_file)
     if timeout:
         crew = loaded.crew
@@ -79,16 +85,30 @@ def run(file: str, inputs: dict[str, str], task: str | None, timeout: float | No
         where = "on the fleet" if settings.redis_url else "starting a private Redis and an in-process worker"
         print(f"{loaded.crew.runtime.name}: {plural(len(loaded.crew.agents), 'agent')} in "
               f"{plural(len(waves), 'wave')}; {where}", file=sys.stderr, flush=True)
-    if settings.redis_url:
-        fleet = Client(create_app(settings))
-        gaps = Gaps(fleet.ledger, loaded.crew, settings.queues, every=settings.heartbeat_interval)
-        warn(gaps.check())  # before the run starts: no worker, or none on a queue it needs
-        return _run_on(fleet, loaded, waves, inputs, task, wait, watch, cancel_on_exit=False, gaps=gaps)
-    with embedded_fleet(settings, concurrency=concurrency) as app:
-        try:
-            return _run_on(Client(app), loaded, waves, inputs, task, wait, watch, cancel_on_exit=True)
-        finally:
-            _embedded.append(app)
+    # The embedded default's Redis starts while Celery, kombu and redis-py are imported (~0.4 s).
+    server = None if settings.redis_url else LocalRedis().spawn()
+    try:
+        if log_level:
+            from crewq.workers import logs
+            logs.install(log_level)
+        from crewq.workers.app import create_app
+
+        from .embedded import embedded_fleet
+        from .runs import Client
+        if settings.redis_url:
+            from .serving import Gaps
+            fleet = Client(create_app(settings))
+            gaps = Gaps(fleet.ledger, loaded.crew, settings.queues, every=settings.heartbeat_interval)
+            warn(gaps.check())  # before the run starts: no worker, or none on a queue it needs
+            return _run_on(fleet, loaded, waves, inputs, task, wait, watch, cancel_on_exit=False, gaps=gaps)
+        with embedded_fleet(settings, concurrency=concurrency, server=server) as app:
+            try:
+                return _run_on(Client(app), loaded, waves, inputs, task, wait, watch, cancel_on_exit=True)
+            finally:
+                _embedded.append(app)
+    finally:
+        if server:
+            server.stop()  # (already stopped by embedded_fleet, unless the imports failed)
 
 
 # The embedded apps of this process's runs: one that left a task running (a cancelled run's turn in
@@ -118,6 +138,7 @@ def exit_now(code: int) -> NoReturn:
 
 def _run_on(client: Client, loaded: LoadedCrew, waves, inputs, task, wait: float, watch: Watch | None,
             cancel_on_exit: bool, gaps: Gaps | None = None) -> RunState:
+    from .runs import new_run_id, submit_loaded
     run_id = new_run_id()  # the view is up before the first wave is emitted
     progress = watch.start(loaded.crew.runtime.name, waves, client.ledger, run_id) if watch else None
     held = HeldLogs()
@@ -297,7 +318,9 @@ def init(directory: Path, provider: str = "scripted") -> Iterator[str]:
 
 
 def worker(queues: str | None, pool: str, concurrency: int, hostname: str | None, loglevel: str) -> None:
+    from crewq.config.settings import Settings
     from crewq.workers import logs
+    from crewq.workers.app import create_app
     from crewq.workers.llm.limits import parse_presets
     settings = Settings.from_env()
     parse_presets(settings.limits or "")  # a malformed CREWQ_LIMITS stops the worker here, named

@@ -17,8 +17,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import redis
-
 from crewq.config.errors import CrewqError
 
 _PR_SET_PDEATHSIG = 1
@@ -58,15 +56,18 @@ class LocalRedis:
         self.binary = binary or find_redis_server()
         self.port = 0
         self.process: subprocess.Popen | None = None
+        self.version: tuple[int, ...] = ()  # the server's, once it answers
         self._dir: tempfile.TemporaryDirectory | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self, timeout: float = 10.0) -> "LocalRedis":
-        self._dir = tempfile.TemporaryDirectory(prefix="crewq-redis-")
-        for _ in range(5):  # another process may grab the free port first
+    def spawn(self) -> "LocalRedis":
+        """Start the server without waiting for it to answer (`start` waits): `crewq run` imports
+        Celery meanwhile. This module imports redis only once it waits."""
+        if self.process is None:
+            self._dir = self._dir or tempfile.TemporaryDirectory(prefix="crewq-redis-")
             self.port = free_port()
             self.process = subprocess.Popen(
                 [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
@@ -75,12 +76,18 @@ class LocalRedis:
                 # Its own session: Ctrl-C in the terminal goes to crewq, which cancels the run in
                 # this Redis before stopping it (it still dies with its parent).
                 start_new_session=True)
+        return self
+
+    def start(self, timeout: float = 10.0) -> "LocalRedis":
+        for _ in range(5):  # another process may grab the free port first
+            self.spawn()
             if self._wait_ready(timeout):
                 return self
             self.stop()
         raise CrewqError(f"redis-server ({self.binary}) did not start")
 
     def _wait_ready(self, timeout: float) -> bool:
+        import redis
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
         deadline = time.monotonic() + timeout
         try:
@@ -90,6 +97,7 @@ class LocalRedis:
                     return False
                 try:
                     if client.ping():
+                        self.version = tuple(int(n) for n in str(client.info("server")["redis_version"]).split(".")[:2])
                         return True
                 except redis.ConnectionError:
                     time.sleep(0.02)  # readiness poll: the server gives no other signal
@@ -99,7 +107,7 @@ class LocalRedis:
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
-            self.process.terminate()
+            self._shutdown()
             try:
                 self.process.wait(5)
             except subprocess.TimeoutExpired:
@@ -111,6 +119,25 @@ class LocalRedis:
         if self._dir:
             self._dir.cleanup()
             self._dir = None
+
+    def _shutdown(self) -> None:
+        """SHUTDOWN NOSAVE (nothing is kept on disk anyway) ends it at once; SIGTERM is only noticed by
+        the server's next cron tick, up to 100 ms later."""
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+        # No retries: the server closing the connection is the answer (redis-py's default retries it,
+        # with back-off, against a port that is gone).
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2, socket_timeout=1.0,
+                             retry=Retry(NoBackoff(), 0))
+        try:
+            client.shutdown(nosave=True)
+        except redis.RedisError:
+            assert self.process is not None
+            if self.process.poll() is None:
+                self.process.terminate()
+        finally:
+            client.close()
 
     def __enter__(self) -> "LocalRedis":
         return self.start()

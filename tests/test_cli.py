@@ -54,6 +54,45 @@ def test_demo_on_the_embedded_default_twice_leaves_nothing_behind(tmp_path):
         assert proc.returncode == 0
 
 
+def test_the_embedded_fleet_stops_at_once_with_the_run_recorded_and_nothing_left(tmp_path, monkeypatch):
+    """The embedded worker and supervisor poll for a stop every 0.1 s and the private Redis is shut
+    down by command: what the run recorded is all there when the block ends, and no thread or
+    redis-server outlives it (twice in one process: the second starts clean)."""
+    import threading
+
+    import redis
+
+    from crewq.scheduler.embedded import embedded_fleet
+    from crewq.scheduler.runs import Client
+
+    from helpers import run_crew
+    monkeypatch.delenv("CREWQ_REDIS_URL", raising=False)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.md").write_text("tides", encoding="utf-8")
+    path = write_crew(tmp_path, """
+        runtime: {llm_provider: scripted}
+        tools: [{name: list_files, base_dir: notes}]
+        agents:
+          - {id: a, tools: [list_files], script: [{tool_calls: [{name: list_files, arguments: {}}]}, {text: "A"}]}
+          - {id: b, depends_on: [a], script: [{text: "B"}]}
+        """)
+    threads_before, redis_before = set(threading.enumerate()), crewq_redis_pids()
+    for _ in range(2):
+        with embedded_fleet(concurrency=4) as app:
+            url = app.settings.redis_url
+            status = run_crew(app, path)
+            events = [e.type for e in Client(app).events(status.run_id)]
+        assert status.status == "succeeded" and status.output == "B", status
+        assert [status.agents[a].status for a in ("a", "b")] == ["succeeded", "succeeded"]
+        assert status.usage.llm_calls == 3 and events[-1] == "run_finished" and "tool_result" in events
+        assert crewq_redis_pids() == redis_before
+        with pytest.raises(redis.ConnectionError):
+            redis.Redis.from_url(url, socket_connect_timeout=1, retry=None).ping()
+        left = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
+        assert left == [], left
+
+
 @pytest.mark.slow
 def test_run_json_and_output_file_relative_to_the_crew(tmp_path):
     path = write_crew(tmp_path, """
@@ -195,8 +234,10 @@ def test_ctrl_c_cancels_the_embedded_run_and_says_so(tmp_path):
     path = write_crew(tmp_path, SLOW.replace("{id: a,", "{id: a, tools: [list_files],"))
     env = {k: v for k, v in os.environ.items() if k not in ("CREWQ_REDIS_URL", "REDIS_URL")}
     # A terminal's Ctrl-C goes to the whole foreground process group: crewq and what it started.
+    # SIGINT as a terminal leaves it: a suite started in the background (`cmd &`) inherits it ignored.
     proc = subprocess.Popen([sys.executable, "-m", "crewq", "run", str(path)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = []
     for line in proc.stderr:  # wait until a turn is in the middle of its tool calls' chord
         seen.append(line)

@@ -85,3 +85,20 @@ def test_the_cli_starts_without_the_heavy_imports():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_validate_checks_a_crew_without_celery_redis_or_the_tools_libraries():
+    """`crewq validate` reads the tool and provider names, not their modules: Celery, redis, httpx,
+    bs4 and jsonschema stay unimported (they were most of its start-up)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    demo = Path(__file__).resolve().parent.parent / "config" / "crews" / "demo.yaml"
+    heavy = ('celery', 'kombu', 'redis', 'httpx', 'bs4', 'jsonschema', 'crewq.workers.app',
+             'crewq.workers.tools.web_search', 'crewq.workers.tools.mcp')
+    code = ("import sys; from crewq.scheduler.cli import main; "
+            "main(['validate', sys.argv[1]], standalone_mode=False); "
+            f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code, str(demo)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [f"{demo}: ok (4 agents in 3 waves)", "[]"]

@@ -55,13 +55,11 @@ def run(file, inputs, task, as_json, output, timeout, concurrency, env_file, log
     if not as_json:  # before the heavy imports: a second or more passes until the run starts
         where = "the fleet" if os.environ.get("CREWQ_REDIS_URL") or os.environ.get("REDIS_URL") else "the embedded default"
         click.echo(f"crewq: running {file} on {where}", err=True)
-    from crewq.workers import logs
     level = "WARNING" if not log_level or log_level.lower() == "warn" else log_level.upper()
-    logs.install(level)  # in crewq's format (CREWQ_LOG_FORMAT=json for JSON lines)
     try:
         watch = commands.Watch(plain=plain, verbose=verbose, started=started)
         result = commands.run(file, inputs, task, timeout, concurrency, quiet=as_json, watch=watch,
-                              env_file=env_file)
+                              env_file=env_file, log_level=level)
     except commands.Interrupted as stop:
         click.echo(f"\ninterrupted: run {stop.run_id} " + ("cancelled" if stop.cancelled else
                    f"goes on in the fleet (crewq status {stop.run_id}; crewq cancel {stop.run_id})"), err=True)

@@ -37,8 +37,9 @@ GROUP = "supervisors"
 
 
 class Supervisor:
-    def __init__(self, app: CrewqApp, name: str | None = None):
+    def __init__(self, app: CrewqApp, name: str | None = None, block_ms: int = 300):
         self.app = app
+        self.block_ms = block_ms  # each read of the reports waits this long: how soon stop() is seen
         self.ledger = app.ledger
         self.settings = app.settings
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
@@ -71,7 +72,7 @@ class Supervisor:
                     if not leader:
                         self.stopped.wait(min(0.5, self.settings.leader_ttl / 4))
                         continue
-                    self.step()
+                    self.step(self.block_ms)
                 except redis.ConnectionError as exc:
                     log.warning("supervisor %s: Redis unreachable (%s); retrying", self.name, exc)
                     was_leader = False
@@ -232,8 +233,8 @@ def log_decision(decision: Decision, run_id: str, error: str | None) -> None:
 class SupervisorThread:
     """A supervisor in a thread of this process (the embedded default, and tests)."""
 
-    def __init__(self, app: CrewqApp, name: str | None = None):
-        self.supervisor = Supervisor(app, name)
+    def __init__(self, app: CrewqApp, name: str | None = None, block_ms: int = 300):
+        self.supervisor = Supervisor(app, name, block_ms)
         self.thread = threading.Thread(target=self.supervisor.run, name="crewq-supervisor", daemon=True)
 
     def __enter__(self) -> Supervisor:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from crewq.config.errors import ConfigError
-from crewq.config.schema import Agent
 
-from .base import Provider
-from .types import LLMConfig
+if TYPE_CHECKING:  # checking a crew file needs only the names
+    from crewq.config.schema import Agent
 
-Factory = Callable[[LLMConfig, Agent], Provider]
+    from .base import Provider
+    from .types import LLMConfig
+
+Factory = Callable[["LLMConfig", "Agent"], "Provider"]
 
 
 def _http(module: str, name: str) -> Factory:

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import functools
 import inspect
+from importlib import import_module
 from importlib.metadata import EntryPoint, entry_points
 from types import MappingProxyType
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from crewq.config.errors import ConfigError
 from crewq.config.loader import suggest
@@ -27,32 +28,36 @@ from crewq.config.policy import policy_of
 from crewq.config.schema import Agent, Crew, ToolSpec
 
 from .base import Tool
-from .brave_search import BraveSearch
-from .files import ListFiles, ReadFile, WriteFile
-from .generate_image import GenerateImage
-from .http_request import HttpRequest
-from .mcp import McpTool, mcp_tools
-from .python_tool import PythonTool
-from .read_url import ReadUrl
-from .scrape import Scrape
-from .send_email import SendEmail
-from .summarise import Summarise
-from .translate import Translate
-from .web_search import WebSearch
-from .wikipedia import Wikipedia
+
+if TYPE_CHECKING:
+    from .mcp import McpTool
 
 ToolFactory = Callable[[ToolSpec], list[Tool]]
 ENTRY_POINT_GROUP = "crewq.tools"
 
-_BUILT_INS: tuple[type[Tool], ...] = (ReadFile, WriteFile, ListFiles, WebSearch, Wikipedia, HttpRequest, ReadUrl,
-                                     BraveSearch, Scrape, Translate, SendEmail, GenerateImage, Summarise)
+
+def _builtin(module: str, name: str) -> ToolFactory:
+    """A built-in imported when first built: checking a crew file (`crewq validate`) needs only the
+    names, and the web tools pull in httpx (with its CLI's rich and pygments), ~0.3 s."""
+    def factory(spec: ToolSpec) -> list[Tool]:
+        return [getattr(import_module(module, __package__), name)(spec)]
+    return factory
 
 
-def _one(cls: type[Tool]) -> ToolFactory:
-    return lambda spec: [cls(spec)]
+def _mcp(spec: ToolSpec, env: Mapping[str, str] | None = None) -> list[Tool]:
+    from .mcp import mcp_tools
+    return list(mcp_tools(spec, env))
 
 
-_FACTORIES: dict[str, ToolFactory] = {**{cls.name: _one(cls) for cls in _BUILT_INS}, "mcp": mcp_tools}
+# tool name -> (module, class) of each built-in
+_BUILT_INS = {"read_file": (".files", "ReadFile"), "write_file": (".files", "WriteFile"),
+              "list_files": (".files", "ListFiles"), "web_search": (".web_search", "WebSearch"),
+              "wikipedia": (".wikipedia", "Wikipedia"), "http_request": (".http_request", "HttpRequest"),
+              "read_url": (".read_url", "ReadUrl"), "brave_search": (".brave_search", "BraveSearch"),
+              "scrape": (".scrape", "Scrape"), "translate": (".translate", "Translate"),
+              "send_email": (".send_email", "SendEmail"), "generate_image": (".generate_image", "GenerateImage"),
+              "summarise": (".summarise", "Summarise")}
+_FACTORIES: dict[str, ToolFactory] = {**{name: _builtin(*where) for name, where in _BUILT_INS.items()}, "mcp": _mcp}
 # Factories that resolve `env:` references while building (discovery), so they get the env.
 _WANTS_ENV = {"mcp"}
 
@@ -170,6 +175,7 @@ def build_tools(spec: ToolSpec, env: Mapping[str, str] | None = None) -> list[To
         policy = policy_of(env)
         if policy is not None:  # checked before the module is imported: importing runs its code
             policy.check_python_tool(spec.python, key=f"tools.{spec.name}.python")
+        from .python_tool import PythonTool
         return [PythonTool(spec)]
     factory = _FACTORIES.get(spec.name)
     if factory is None:
@@ -189,7 +195,7 @@ def _load_entry_point(name: str) -> ToolFactory:
         raise ConfigError(f"tool {name!r} from package entry point {ep.value!r} cannot be loaded: {exc}",
                           key=f"tools.{name}") from None
     if inspect.isclass(target) and issubclass(target, Tool):
-        return _one(target)
+        return lambda spec: [target(spec)]
     if not callable(target):
         raise ConfigError(f"entry point {ep.value!r} is neither a Tool subclass nor a factory", key=f"tools.{name}")
 
@@ -226,6 +232,7 @@ def toolbox(crew: Crew, agent: Agent, env: Mapping[str, str] | None = None) -> d
 
 def mcp_offers(crew: Crew, env: Mapping[str, str] | None = None) -> list[McpTool]:
     """Every tool the crew's MCP servers list (connects; discovery is cached per process)."""
+    from .mcp import McpTool
     return [t for spec in _mcp_specs(crew) for t in build_tools(spec, env) if isinstance(t, McpTool)]
 
 
@@ -250,6 +257,7 @@ def _add(tools: dict[str, Tool], tool: Tool) -> None:
     if existing is None:
         tools[tool.name] = tool
         return
+    from .mcp import McpTool
     if isinstance(tool, McpTool):
         tools.setdefault(f"{tool.server_name}.{tool.name}", tool.renamed(f"{tool.server_name}.{tool.name}"))
     elif isinstance(existing, McpTool):
