@@ -20,6 +20,7 @@ from .progress import HeldLogs, Watch
 # (and `plan`, `init`, `schema`) need none of them, and they cost ~0.5 s of its start-up.
 if TYPE_CHECKING:
     from crewq.config.loader import LoadedCrew
+    from crewq.workers.app import CrewqApp
     from crewq.workers.ledger.events import Event
     from crewq.workers.ledger.state import RunInfo, RunState, Usage, WorkerInfo
 
@@ -320,7 +321,6 @@ def init(directory: Path, provider: str = "scripted") -> Iterator[str]:
 def worker(queues: str | None, pool: str, concurrency: int, hostname: str | None, loglevel: str) -> None:
     from crewq.config.settings import Settings
     from crewq.workers import logs
-    from crewq.workers.app import create_app
     from crewq.workers.llm.limits import parse_presets
     settings = Settings.from_env()
     parse_presets(settings.limits or "")  # a malformed CREWQ_LIMITS stops the worker here, named
