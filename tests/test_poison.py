@@ -1,0 +1,64 @@
+"""A crew, a message or a record in Redis that is wrong gets a clear refusal, and the fleet stays up:
+worker and supervisor processes outlive it and run the next good crew."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from celery import Celery
+
+from crewq.config.errors import ConfigError
+from crewq.config.loader import load_crew_text
+from crewq.workers.app import SUBMIT_TASK
+from crewq.workers.runspec import RunSpec
+
+from helpers import run_crew, write_crew
+
+GOOD = """
+    runtime: {llm_provider: scripted}
+    agents:
+      - {id: a, script: [{text: fine}]}
+    """
+
+
+def crew_with_queue(queue: str) -> str:
+    return ("runtime: {llm_provider: scripted}\n"
+            f"agents:\n  - {{id: ok, script: [{{text: x}}]}}\n  - {{id: sneaky, queue: '{queue}', script: [{{text: x}}]}}\n")
+
+
+@pytest.mark.parametrize("queue", ["unacked", "unacked_index", "unacked_mutex", "_kombu.binding.crewq.turns",
+                                   "celery", "celery-task-meta-x", "celeryev", "crewq:active", "crewq:run:r:spec",
+                                   "fleet:active", "crewq.turns", "x.reply.celery.pidbox"])
+def test_a_queue_named_like_a_redis_key_of_kombu_celery_or_crewq_is_refused_at_load(queue):
+    with pytest.raises(ConfigError) as info:
+        load_crew_text(crew_with_queue(queue))
+    message = str(info.value)
+    assert "agents[1]" in message and "queue" in message, message
+    if ":" not in queue and not queue.startswith("_"):  # the pattern refuses those before the name is read
+        assert f"agent 'sneaky': queue '{queue}'" in message, message
+
+
+@pytest.mark.parametrize("queue", ["gpu", "ollama-local", "gpu.a100", "Host_2"])
+def test_ordinary_queue_names_load(queue):
+    assert load_crew_text(crew_with_queue(queue)).crew.agent("sneaky").queue == queue
+
+
+def test_a_crew_naming_kombus_index_is_refused_by_the_fleet_which_stays_up(app, ledger, redis_url, worker_processes,
+                                                                           tmp_path):
+    node = worker_processes.start("w", concurrency=2)
+    pid = worker_processes.procs[node].pid
+    other = Celery("elsewhere", broker=redis_url, backend=redis_url, set_as_current=False)  # .get() subscribes
+    other.conf.update(task_serializer="json", accept_content=["json"], result_accept_content=["json"])
+    with pytest.raises(Exception, match="agent 'sneaky': queue 'unacked_index' is a Redis key"):
+        other.send_task(SUBMIT_TASK, args=[crew_with_queue("unacked_index")], queue="crewq.control").get(timeout=30)
+    other.close()
+    assert ledger.redis.type("unacked_index") in ("none", "zset")
+    # A spec planted in Redis around the checks is read through the same model, so no worker uses it.
+    planted = json.loads(RunSpec(run_id="r", crew=load_crew_text(GOOD).crew, task="t", waves=[["a"]]).model_dump_json())
+    planted["crew"]["agents"][0]["queue"] = "unacked_index"
+    with pytest.raises(ValueError, match="agent 'a': queue 'unacked_index'"):
+        RunSpec.from_json(json.dumps(planted))
+    status = run_crew(app, write_crew(tmp_path, GOOD), timeout=30)
+    assert status.status == "succeeded" and status.agents["a"].hostname == node
+    assert worker_processes.procs[node].poll() is None and worker_processes.procs[node].pid == pid
