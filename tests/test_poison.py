@@ -4,13 +4,15 @@ worker and supervisor processes outlive it and run the next good crew."""
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 from celery import Celery
+from kombu import Exchange, Producer
 
 from crewq.config.errors import ConfigError
 from crewq.config.loader import load_crew_text
-from crewq.workers.app import SUBMIT_TASK
+from crewq.workers.app import SUBMIT_TASK, TURN_TASK
 from crewq.workers.runspec import RunSpec
 
 from helpers import run_crew, write_crew
@@ -62,3 +64,32 @@ def test_a_crew_naming_kombus_index_is_refused_by_the_fleet_which_stays_up(app, 
     status = run_crew(app, write_crew(tmp_path, GOOD), timeout=30)
     assert status.status == "succeeded" and status.agents["a"].hostname == node
     assert worker_processes.procs[node].poll() is None and worker_processes.procs[node].pid == pid
+
+
+def publish_raw(app, task: str, queue: str, body) -> str:
+    """A message as anyone who can reach Redis can send it: Celery's headers, a JSON body of any shape."""
+    task_id = str(uuid.uuid4())
+    with app.connection_for_write() as conn:
+        Producer(conn).publish(body, exchange=Exchange(queue, type="direct"), routing_key=queue, serializer="json",
+                               headers={"task": task, "id": task_id, "argsrepr": "()", "kwargsrepr": "{}"},
+                               declare=[])
+    return task_id
+
+
+@pytest.mark.parametrize("task,queue", [(TURN_TASK, "crewq.turns"), (SUBMIT_TASK, "crewq.control")])
+def test_a_malformed_task_body_is_dropped_and_the_worker_runs_on(app, ledger, worker_processes, tmp_path, task, queue):
+    node = worker_processes.start("w", concurrency=2)
+    proc = worker_processes.procs[node]
+    bodies = [[1], {"a": 1}, 5, "text", [1, {}, {}], [[], [], {}]]
+    ids = [publish_raw(app, task, queue, body) for body in bodies]
+    # The queue is read in order, so once a good crew has run on this worker every bad message was seen.
+    status = run_crew(app, write_crew(tmp_path, GOOD), timeout=30)
+    assert status.status == "succeeded" and status.agents["a"].hostname == node
+    assert proc.poll() is None
+    assert ledger.redis.llen(queue) == 0  # dropped, not put back
+    taken = " ".join(ledger.redis.hvals("unacked"))
+    assert not [task_id for task_id in ids if task_id in taken]
+    log = worker_processes.log(node)
+    assert "Unrecoverable error" not in log
+    assert log.count("malformed message dropped") == len(bodies), log[-3000:]
+    assert f"task {task} (id {ids[0]}): malformed message dropped: the body must be [args, kwargs, embed], not [1]" in log
