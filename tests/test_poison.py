@@ -4,6 +4,9 @@ worker and supervisor processes outlive it and run the next good crew."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 import uuid
 
 import pytest
@@ -15,6 +18,7 @@ from crewq.config.loader import load_crew_text
 from crewq.workers.app import SUBMIT_TASK, TURN_TASK
 from crewq.workers.runspec import RunSpec
 
+from conftest import start_supervisor
 from helpers import run_crew, write_crew
 
 GOOD = """
@@ -93,3 +97,52 @@ def test_a_malformed_task_body_is_dropped_and_the_worker_runs_on(app, ledger, wo
     assert "Unrecoverable error" not in log
     assert log.count("malformed message dropped") == len(bodies), log[-3000:]
     assert f"task {task} (id {ids[0]}): malformed message dropped: the body must be [args, kwargs, embed], not [1]" in log
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+    return value
+
+
+def plant_run(ledger, run_id: str, spec: str | None, **fields) -> None:
+    ledger.redis.sadd(ledger.keys.active, run_id)
+    ledger.redis.hset(ledger.keys.run(run_id), mapping={"status": "running", **fields})
+    if spec is not None:
+        ledger.redis.set(ledger.keys.spec(run_id), spec)
+
+
+def test_the_supervisor_fails_a_malformed_run_record_and_carries_on(app, ledger, redis_url, worker_processes,
+                                                                     tmp_path):
+    supervisor = start_supervisor(redis_url, "sup", tmp_path)
+    try:
+        wait_for(lambda: (ledger.redis.get(ledger.keys.leader) or "").startswith("sup:"), 30,
+                 "the supervisor did not become active")
+        good = RunSpec(run_id="badfield", crew=load_crew_text(
+            "runtime: {llm_provider: scripted}\ntask: {max_duration: 1h}\nagents: [{id: a, script: [{text: x}]}]\n"
+        ).crew, task="t", waves=[["a"]]).model_dump_json()
+        plant_run(ledger, "poisonrun", '{"not": "a spec"}')
+        plant_run(ledger, "notjson", "{{{")
+        plant_run(ledger, "badfield", good, started_at="yesterday")
+        for run_id in ("poisonrun", "notjson", "badfield"):
+            wait_for(lambda: ledger.run_status(run_id) == "failed", 30, f"{run_id} not failed")
+            assert "the run's record in Redis cannot be read" in ledger.run(run_id)["error"]
+            assert not ledger.redis.sismember(ledger.keys.active, run_id)
+        assert "ValidationError" in ledger.run("poisonrun")["error"]
+        assert "could not convert string to float: 'yesterday'" in ledger.run("badfield")["error"]
+        # Still the active supervisor: a crash restarts the agent, which only the supervisor does.
+        worker_processes.start("w", concurrency=2)
+        status = run_crew(app, write_crew(tmp_path, """
+            runtime: {llm_provider: scripted}
+            agents:
+              - {id: a, script: [{error: crash}, {text: restarted}]}
+            """), timeout=30)
+        assert status.status == "succeeded" and status.output == "restarted"
+        assert supervisor.poll() is None
+        log = (tmp_path / "sup.log").read_text()
+        assert log.count("run poisonrun: the run's record in Redis cannot be read") == 1, log[-3000:]
+    finally:
+        os.killpg(supervisor.pid, signal.SIGTERM)
+        supervisor.wait(10)
