@@ -12,7 +12,11 @@ buckets and their total into `_count`. `METRICS` names every metric, its kind, h
 
 Labels stay few and bounded: provider, model, tool, status, policy, action, agent id, a fleet limit's
 scope (provider or provider/model, set by the operator) and kind. Never a run id
-(one series per run would grow without end), never text from a conversation.
+(one series per run would grow without end), never text from a conversation. Three labels take values
+a crew chooses, `agent`, `tool` and `model`: each keeps the first `LABEL_CAP` distinct values the fleet
+sees (a registry in the same hash, `_known|agent=<id>` and `_known_count|label=agent`, which the reader
+ignores) and counts any later one as `other`, so a 5,000-agent crew adds a hundred series, not 56,000,
+and the hash stays bounded without expiring the counters. Deleting `{p}:metrics` starts over.
 """
 
 from __future__ import annotations
@@ -103,15 +107,55 @@ def parse_field(text: str) -> tuple[str, dict[str, str]]:
     return name, labels
 
 
+CAPPED_LABELS = ("agent", "tool", "model")  # values a crew chooses (no sample has two of them)
+LABEL_CAP = 100  # distinct values of each, fleet-wide; later ones are counted as OTHER
+OTHER = "other"
+_SLOT = "\x00"  # where the capped value goes in a field template (`_escape`d text never holds it)
+
+# One round trip still: the script is queued on the event's pipeline like the plain increments.
+_CAPPED_WRITE = """
+local hash, label, value = KEYS[1], ARGV[1], ARGV[2]
+local known, count = '_known|' .. label .. '=' .. value, '_known_count|label=' .. label
+if redis.call('HEXISTS', hash, known) == 0 then
+  if tonumber(redis.call('HGET', hash, count) or '0') < tonumber(ARGV[3]) then
+    redis.call('HSET', hash, known, 1)
+    redis.call('HINCRBY', hash, count, 1)
+  else
+    value = ARGV[4]
+  end
+end
+for i = 5, #ARGV, 3 do
+  local template = ARGV[i + 1]
+  local at = string.find(template, '\\0', 1, true)
+  redis.call(ARGV[i], hash, string.sub(template, 1, at - 1) .. value .. string.sub(template, at + 1), ARGV[i + 2])
+end
+"""
+
+
+def _write(pipe, key: str, writes: list[tuple[str, str, float, dict[str, Any]]], **labels: Any) -> None:
+    """Increments (command, metric, amount, labels of that write alone) of samples sharing `labels`; a capped
+    label's value is kept or folded into OTHER in Redis, by the script, as one step."""
+    capped = next((name for name in CAPPED_LABELS if name in labels), None)
+    if capped is None:
+        for command, name, amount, extra in writes:
+            pipe.execute_command(command, key, field(name, **labels, **extra), amount)
+        return
+    value = _escape(labels[capped])
+    templates = [(command, field(name, **{**labels, capped: _SLOT}, **extra), amount)
+                 for command, name, amount, extra in writes]
+    pipe.eval(_CAPPED_WRITE, 1, key, capped, value, LABEL_CAP, OTHER,
+              *(part for write in templates for part in write))
+
+
 def _count(pipe, key: str, name: str, amount: int = 1, **labels: Any) -> None:
-    pipe.hincrby(key, field(name, **labels), amount)
+    _write(pipe, key, [("HINCRBY", name, amount, {})], **labels)
 
 
 def _observe(pipe, key: str, name: str, value: float, **labels: Any) -> None:
     """A histogram observation: the sum and the one bucket the value falls in (count = the bins' total)."""
-    pipe.hincrbyfloat(key, field(name + "_sum", **labels), value)
     bound = next((b for b in METRICS[name].buckets if value <= b), "+Inf")
-    pipe.hincrby(key, field(name + "_bin", le=bound, **labels), 1)
+    _write(pipe, key, [("HINCRBYFLOAT", name + "_sum", value, {}), ("HINCRBY", name + "_bin", 1, {"le": bound})],
+           **labels)
 
 
 def _number(value: Any) -> float | None:
@@ -177,7 +221,7 @@ def _llm_call(pipe, key, agent, data):
             _count(pipe, key, "crewq_llm_tokens_total", int(tokens), direction=direction, **labels)
     cost = _number(data.get("cost_usd"))
     if cost:
-        pipe.hincrbyfloat(key, field("crewq_llm_cost_usd_total", **labels), cost)
+        _write(pipe, key, [("HINCRBYFLOAT", "crewq_llm_cost_usd_total", cost, {})], **labels)
     seconds = _number(data.get("seconds"))
     if seconds is not None:
         _observe(pipe, key, "crewq_llm_seconds", seconds, **labels)
