@@ -3,6 +3,7 @@ worker and supervisor processes outlive it and run the next good crew."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -123,6 +124,13 @@ def test_the_supervisor_fails_a_malformed_run_record_and_carries_on(app, ledger,
         good = RunSpec(run_id="badfield", crew=load_crew_text(
             "runtime: {llm_provider: scripted}\ntask: {max_duration: 1h}\nagents: [{id: a, script: [{text: x}]}]\n"
         ).crew, task="t", waves=[["a"]]).model_dump_json()
+        # Taken messages no Celery wrote (kombu's unacked hash): the redelivery sweep passes them by, and the
+        # deadline sweep after it still runs (it fails the runs below).
+        body = base64.b64encode(b"[1]").decode()
+        ledger.redis.hset("unacked", mapping={
+            "garbage": "{{{", "noargs": json.dumps([{"headers": {"task": TURN_TASK, "id": "t1"}, "body": body,
+                                                      "properties": {"body_encoding": "base64"}}, "", "crewq.turns"])})
+        ledger.redis.zadd("unacked_index", {"garbage": time.time() - 3, "noargs": time.time() - 3})
         plant_run(ledger, "poisonrun", '{"not": "a spec"}')
         plant_run(ledger, "notjson", "{{{")
         plant_run(ledger, "badfield", good, started_at="yesterday")

@@ -163,9 +163,14 @@ class Supervisor:
     # -- the sweep: dead workers and deadlines ---------------------------------------------------
 
     def sweep(self) -> None:
-        self.requeue_from_dead_workers()
-        self.enforce_deadlines()
-        self.restart_stalled_runs()
+        # Each on its own: one that fails on something malformed must not stop the others (deadlines, say).
+        for step in (self.requeue_from_dead_workers, self.enforce_deadlines, self.restart_stalled_runs):
+            try:
+                step()
+            except redis.ConnectionError:
+                raise
+            except Exception:
+                log.exception("supervisor %s: %s failed; carrying on", self.name, step.__name__)
 
     def requeue_from_dead_workers(self) -> list[str]:
         """Give back to their queues the messages that dead workers had taken (see `redeliver`)."""
@@ -189,7 +194,14 @@ class Supervisor:
             run_id = spec.run_id
             if stall.in_flight(spec, held, alive, messages):
                 continue
-            for ref in stall.restart_stalled(self.app, self.ledger, spec):
+            try:
+                refs = stall.restart_stalled(self.app, self.ledger, spec)
+            except redis.ConnectionError:
+                raise
+            except Exception as exc:  # an agent record of the wrong shape, say
+                self.fail_malformed(run_id, exc)
+                continue
+            for ref in refs:
                 what = ref.describe()
                 self.ledger.event(run_id, "requeued", ref.agent_id, what=what,
                                   dead_worker=f"none: the run was quiet for {self.settings.stall_after:g}s "
