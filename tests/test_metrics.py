@@ -191,3 +191,15 @@ def test_labels_a_crew_chooses_are_capped_and_the_metrics_hash_stops_growing(led
     a_crew_of(10_000, 300)  # another crew, all new names: counted, and not one field more
     assert ledger.redis.hlen(ledger.keys.metrics) == size
     assert scrape(registry_for(ledger))[("crewq_turns_total", (("agent", "other"),))] == 350
+
+
+def test_a_sample_with_two_capped_labels_folds_each_on_its_own(ledger):
+    from crewq.workers.ledger.metrics import LABEL_CAP
+    for i in range(LABEL_CAP - 1):
+        ledger.event("r", "turn_started", f"a{i}", turn=0, host="w1", attempt=0)
+    # One agent id is left under the cap: the given-up agent takes it, its fallback is one too many.
+    ledger.event("r", "handed_over", "late", fallback="standby,x=y", stands_for="late", failed_attempt=0)
+    got = scrape(registry_for(ledger))
+    assert got[("crewq_handovers_total", (("agent", "late"), ("fallback", "other")))] == 1
+    name, labels = parse_field(field("crewq_x_total", agent="nul\x00here"))
+    assert labels == {"agent": "nul\x00here"} and "\x00" not in field("crewq_x_total", agent="nul\x00here")

@@ -12,11 +12,12 @@ buckets and their total into `_count`. `METRICS` names every metric, its kind, h
 
 Labels stay few and bounded: provider, model, tool, status, policy, action, agent id, a fleet limit's
 scope (provider or provider/model, set by the operator) and kind. Never a run id
-(one series per run would grow without end), never text from a conversation. Three labels take values
-a crew chooses, `agent`, `tool` and `model`: each keeps the first `LABEL_CAP` distinct values the fleet
-sees (a registry in the same hash, `_known|agent=<id>` and `_known_count|label=agent`, which the reader
-ignores) and counts any later one as `other`, so a 5,000-agent crew adds a hundred series, not 56,000,
-and the hash stays bounded without expiring the counters. Deleting `{p}:metrics` starts over.
+(one series per run would grow without end), never text from a conversation. The labels whose values
+a crew chooses, `agent` (and `fallback`, an agent too), `tool` and `model`: each keeps the first
+`LABEL_CAP` distinct values the fleet sees (a registry in the same hash, `_known|agent=<id>` and
+`_known_count|label=agent`, which the reader ignores) and counts any later one as `other`, so a
+5,000-agent crew adds a hundred series, not 56,000, and the hash stays bounded without expiring the
+counters. Deleting `{p}:metrics` starts over.
 """
 
 from __future__ import annotations
@@ -82,19 +83,25 @@ METRICS = {m.name: m for m in (
 
 def _escape(value: Any) -> str:
     text = "" if value is None else str(value)
-    for char in "%,=|":
+    for char in "%,=|\x00":
         text = text.replace(char, f"%{ord(char):02X}")
     return text
 
 
 def _unescape(text: str) -> str:
-    for char in "|=,%":
+    for char in "\x00|=,%":
         text = text.replace(f"%{ord(char):02X}", char)
     return text
 
 
 def field(name: str, **labels: Any) -> str:
     return name + "|" + ",".join(f"{k}={_escape(v)}" for k, v in sorted(labels.items()))
+
+
+def _template(name: str, slots: dict[str, str], **labels: Any) -> str:
+    """`field` with each capped label left as its slot, unescaped, for the script to fill in."""
+    return name + "|" + ",".join(f"{k}={slots[k] if k in slots else _escape(v)}"
+                                 for k, v in sorted({**labels, **slots}.items()))
 
 
 def parse_field(text: str) -> tuple[str, dict[str, str]]:
@@ -107,43 +114,53 @@ def parse_field(text: str) -> tuple[str, dict[str, str]]:
     return name, labels
 
 
-CAPPED_LABELS = ("agent", "tool", "model")  # values a crew chooses (no sample has two of them)
-LABEL_CAP = 100  # distinct values of each, fleet-wide; later ones are counted as OTHER
+# Labels whose values a crew chooses, and the registry each counts in (a fallback is an agent too).
+CAPPED_LABELS = {"agent": "agent", "fallback": "agent", "tool": "tool", "model": "model"}
+LABEL_CAP = 100  # distinct values of each registry, fleet-wide; later ones are counted as OTHER
 OTHER = "other"
-_SLOT = "\x00"  # where the capped value goes in a field template (`_escape`d text never holds it)
+_SLOT = "\x00"  # + the label's index: where its value goes in a field template (`_escape` takes NUL out)
 
 # One round trip still: the script is queued on the event's pipeline like the plain increments.
 _CAPPED_WRITE = """
-local hash, label, value = KEYS[1], ARGV[1], ARGV[2]
-local known, count = '_known|' .. label .. '=' .. value, '_known_count|label=' .. label
-if redis.call('HEXISTS', hash, known) == 0 then
-  if tonumber(redis.call('HGET', hash, count) or '0') < tonumber(ARGV[3]) then
-    redis.call('HSET', hash, known, 1)
-    redis.call('HINCRBY', hash, count, 1)
-  else
-    value = ARGV[4]
+local hash, n, cap, other = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local values = {}
+for i = 1, n do
+  local registry, value = ARGV[2 + 2 * i], ARGV[3 + 2 * i]
+  local known, count = '_known|' .. registry .. '=' .. value, '_known_count|label=' .. registry
+  if redis.call('HEXISTS', hash, known) == 0 then
+    if tonumber(redis.call('HGET', hash, count) or '0') < cap then
+      redis.call('HSET', hash, known, 1)
+      redis.call('HINCRBY', hash, count, 1)
+    else
+      value = other
+    end
   end
+  values[i] = value
 end
-for i = 5, #ARGV, 3 do
-  local template = ARGV[i + 1]
-  local at = string.find(template, '\\0', 1, true)
-  redis.call(ARGV[i], hash, string.sub(template, 1, at - 1) .. value .. string.sub(template, at + 1), ARGV[i + 2])
+for j = 4 + 2 * n, #ARGV, 3 do
+  local f = ARGV[j + 1]
+  for i = 1, n do
+    local slot = '\\0' .. (i - 1)
+    local at = string.find(f, slot, 1, true)
+    f = string.sub(f, 1, at - 1) .. values[i] .. string.sub(f, at + #slot)
+  end
+  redis.call(ARGV[j], hash, f, ARGV[j + 2])
 end
 """
 
 
 def _write(pipe, key: str, writes: list[tuple[str, str, float, dict[str, Any]]], **labels: Any) -> None:
-    """Increments (command, metric, amount, labels of that write alone) of samples sharing `labels`; a capped
-    label's value is kept or folded into OTHER in Redis, by the script, as one step."""
-    capped = next((name for name in CAPPED_LABELS if name in labels), None)
-    if capped is None:
+    """Increments (command, metric, amount, labels of that write alone) of samples sharing `labels`; each
+    capped label's value is kept or folded into OTHER in Redis, by the script, as one step."""
+    capped = [name for name in CAPPED_LABELS if name in labels]
+    if not capped:
         for command, name, amount, extra in writes:
             pipe.execute_command(command, key, field(name, **labels, **extra), amount)
         return
-    value = _escape(labels[capped])
-    templates = [(command, field(name, **{**labels, capped: _SLOT}, **extra), amount)
-                 for command, name, amount, extra in writes]
-    pipe.eval(_CAPPED_WRITE, 1, key, capped, value, LABEL_CAP, OTHER,
+    slots = {name: f"{_SLOT}{i}" for i, name in enumerate(capped)}
+    templates = [(command, _template(name, slots, **labels, **extra), amount) for command, name, amount, extra in writes]
+    pipe.eval(_CAPPED_WRITE, 1, key, len(capped), LABEL_CAP, OTHER,
+              *(part for name in capped for part in (CAPPED_LABELS[name], _escape(labels[name]))),
               *(part for write in templates for part in write))
 
 
