@@ -24,6 +24,8 @@ class Limits(BaseModel):
     max_tool_argument_chars: int = Field(100_000, gt=0, description="one tool call's arguments, as JSON")
     max_tool_result_chars: int = Field(100_000, gt=0, description="one stored tool result, as JSON")
     max_reply_chars: int = Field(500_000, gt=0, description="one stored LLM reply, as JSON")
+    max_prompt_chars: int = Field(1_000_000, gt=0, description="an agent's first message: the task and the "
+                                                               "outputs of the agents it depends on")
 
     def check_size(self, limit: str, size: int, what: str, **where) -> None:
         """ConfigError naming `what` and the limit when `size` exceeds it."""

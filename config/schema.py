@@ -56,6 +56,22 @@ LogLevel = Annotated[Literal["debug", "info", "warn", "warning", "error"],
                      BeforeValidator(lambda v: v.lower() if isinstance(v, str) else v), FromEnv]
 AgentId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)]
 
+
+# A queue's name is the Redis key of its list, so it must never be a key of kombu, Celery or crewq: the
+# wrong type there (`unacked_index` turned into a list) stops every worker and the supervisor. The pattern
+# rules out whole families: no `:` (every crewq ledger key is `{prefix}:...`, whatever the prefix), no
+# leading `_` or `/` (kombu's `_kombu.binding.*`, fanout `/{db}.*`). The prefixes rule out the rest by
+# name: kombu's `unacked`, `unacked_index`, `unacked_mutex`; Celery's results, chords, events and pidbox
+# (`celery*`); crewq's own queues (`crewq.turns` ...).
+RESERVED_QUEUE_PREFIXES = ("unacked", "_kombu", "kombu", "celery", "crewq")
+
+
+QueueName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)]
+
+
+def reserved_queue(name: str) -> bool:
+    return name.lower().startswith(RESERVED_QUEUE_PREFIXES) or "pidbox" in name
+
 BUILTIN_ROLES = ("planner", "researcher", "writer", "critic", "executor")
 DEFAULT_TOTAL_TOOL_CALLS, DEFAULT_DUPLICATE_TOOL_CALLS = 20, 2  # Routex's
 
@@ -157,13 +173,21 @@ class Agent(Model):
     max_duplicate_tool_calls: int = Field(DEFAULT_DUPLICATE_TOOL_CALLS, ge=0, le=100_000, description="identical calls (name and "
                                           "arguments) allowed; 0 means the default")
     script: list[ScriptStep] = Field(default_factory=list, description="crewq: replies for the scripted provider")
-    queue: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:-]+$",
-                              description="crewq: the Celery queue its turns go to (e.g. a GPU or local-Ollama host)")
+    queue: QueueName | None = Field(None, description="crewq: the Celery queue its turns go to (e.g. a GPU or "
+                                                      "local-Ollama host)")
     standby: bool = Field(False, description="crewq: never scheduled on its own; runs only as another agent's fallback")
     fallback: Annotated[list[str], EmptyList] = Field(default_factory=list, description="crewq: standby agents that "
                                                       "take over, in order, when the supervisor gives this one up")
     breaker: AgentBreaker = Field(default_factory=AgentBreaker, description="crewq: opens after `failures` "
                                   "consecutive runs gave the agent up; while open, turns go straight to the fallback")
+
+    @model_validator(mode="after")
+    def _queue_not_reserved(self) -> "Agent":
+        if self.queue and reserved_queue(self.queue):
+            raise ValueError(f"agent {self.id!r}: queue {self.queue!r} is a Redis key of kombu, Celery or crewq, "
+                             f"not a queue a crew may name (reserved: names starting with "
+                             f"{', '.join(RESERVED_QUEUE_PREFIXES)}, or with 'pidbox' in them)")
+        return self
 
     @field_validator("max_total_tool_calls", "max_duplicate_tool_calls")
     @classmethod

@@ -36,9 +36,13 @@ def masked(url: str) -> str:
 
 
 def malformed(url: str) -> str | None:
-    """What is wrong with the Redis URL, or None. (Only its scheme: redis-py reads the rest.)"""
+    """What is wrong with the Redis URL, or None. (Its scheme and port: redis-py reads the rest.)"""
     if urlsplit(url).scheme not in REDIS_SCHEMES:
         return f"malformed Redis URL {masked(url)}: it must start with redis://, rediss:// or unix://"
+    try:
+        urlsplit(url).port  # redis-py reads it so too, and a bad one is a ValueError traceback there
+    except ValueError as bad_port:  # "Port could not be cast to integer value as 'x'", "Port out of range 0-65535"
+        return f"malformed Redis URL {masked(url)}: {bad_port}"
     return None
 
 

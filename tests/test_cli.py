@@ -188,12 +188,16 @@ def test_fleet_commands_need_a_broker(tmp_path):
 
 # (The long-running services wait for a Redis that is late instead: tests/test_fleet_reach.py.)
 @pytest.mark.parametrize("command", [["status", "x"], ["events", "x"], ["cancel", "x"], ["resume", "x"],
-                                     ["submit", "CREW"], ["run", "CREW"], ["workers"]])
+                                     ["submit", "CREW"], ["run", "CREW"], ["workers"], ["runs"], ["limits"]])
 @pytest.mark.parametrize("url,expected", [
     ("redis://:s3cret-pw@127.0.0.1:9/0", "crewq: error: cannot reach the fleet's Redis at redis://:***@127.0.0.1:9/0: "
                                          "Error 111 connecting to 127.0.0.1:9. Connection refused.\n"),
     ("localhost:6379", "crewq: error: malformed Redis URL localhost:6379: it must start with redis://, rediss:// "
                        "or unix://\n"),
+    ("redis://127.0.0.1:notaport/0", "crewq: error: malformed Redis URL redis://127.0.0.1:notaport/0: "
+                                     "Port could not be cast to integer value as 'notaport'\n"),
+    ("redis://:p@ss@127.0.0.1:99999/0", "crewq: error: malformed Redis URL redis://:***@127.0.0.1:99999/0: "
+                                        "Port out of range 0-65535\n"),
 ])
 def test_a_fleet_that_cannot_be_reached_is_one_line_and_exit_3(tmp_path, command, url, expected):
     crew = write_crew(tmp_path, "runtime: {llm_provider: scripted}\nagents:\n  - {id: a, script: [{text: x}]}\n")

@@ -187,3 +187,62 @@ def test_crewq_submit_checks_the_same(tmp_path, redis_url, monkeypatch):
     path = write_crew(tmp_path, GOOD)
     result = CliRunner().invoke(main, ["submit", str(path), "--input", "topic=" + "t" * 200_000])
     assert result.exit_code != 0 and "limits.max_input_chars" in result.output
+
+
+@pytest.fixture
+def small_prompt_fleet(redis_url):
+    """A worker and a supervisor on a policy whose prompt limit is 5,000 characters."""
+    from crewq.config.policy import Policy
+    from crewq.config.settings import Settings
+    from crewq.scheduler.embedded import in_process_worker
+    from crewq.scheduler.supervisor import SupervisorThread
+    from crewq.workers.app import create_app
+
+    from conftest import FAST, HOST
+    app = create_app(Settings(redis_url=redis_url, policy=Policy(limits=Limits(max_prompt_chars=5000)), **FAST))
+    with SupervisorThread(app), in_process_worker(app, concurrency=4, hostname=f"prompt@{HOST}"):
+        yield app
+    app.close()
+
+
+def fan_in(tmp_path, each: int, name: str):
+    from helpers import write_crew
+    return write_crew(tmp_path, f"""
+        runtime: {{llm_provider: scripted}}
+        task: {{input: short task}}
+        agents:
+          - {{id: a, script: [{{text: "{'a' * each}"}}]}}
+          - {{id: b, script: [{{text: "{'b' * (each - 10)}"}}]}}
+          - {{id: sink, depends_on: [a, b], script: [{{text: joined}}]}}
+        """, name)
+
+
+@pytest.mark.parametrize("each,expected", [
+    (3000, "is 6,000 characters"),  # read, then counted: over by its characters
+    (12000, "is at least 6,007 characters"),  # over by the stored sizes alone (bytes/4): refused before reading
+])
+def test_a_fan_in_over_the_prompt_limit_fails_the_agent_before_its_prompt_is_built(small_prompt_fleet, tmp_path,
+                                                                                    monkeypatch, each, expected):
+    from crewq.workers import prompts
+
+    from helpers import run_crew
+    built: list = []
+    real_first = prompts.first_message
+    monkeypatch.setattr("crewq.workers.conversation.first_message",
+                        lambda task, upstream: built.append(sorted(upstream)) or real_first(task, upstream))
+    status = run_crew(small_prompt_fleet, fan_in(tmp_path, each, f"c{each}.yaml"), timeout=30)
+    assert status.status == "failed"
+    sink = status.agents["sink"]
+    assert sink.status == "failed" and sink.attempt == 0  # permanent: no restart makes it smaller
+    assert sink.error.startswith("configuration error: agent 'sink''s first message (the task and the outputs of "
+                                 "the 2 agents it depends on; largest: a ("), sink.error
+    assert expected in sink.error and "over the limit of 5,000 characters (policy " \
+        "limits.max_prompt_chars)" in sink.error, sink.error
+    assert ["a", "b"] not in built  # the sink's prompt was never put together
+
+
+def test_a_fan_in_under_the_prompt_limit_runs(small_prompt_fleet, tmp_path):
+    from helpers import run_crew
+    status = run_crew(small_prompt_fleet, fan_in(tmp_path, 2000, "small.yaml"), timeout=30)
+    assert status.status == "succeeded", status
+    assert Limits().max_prompt_chars == 1_000_000

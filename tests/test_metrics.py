@@ -162,3 +162,44 @@ def test_events_counted_by_their_own_counter_are_written_once_and_still_served_b
     got = scrape(registry_for(ledger))
     for type_ in ("tool_result", "tool_skipped", "tool_call"):
         assert got[("crewq_events_total", (("type", type_),))] == 1
+
+
+def test_labels_a_crew_chooses_are_capped_and_the_metrics_hash_stops_growing(ledger):
+    from crewq.workers.ledger.metrics import LABEL_CAP
+
+    def a_crew_of(first: int, count: int) -> None:
+        for i in range(first, first + count):
+            ledger.event("r", "turn_started", f"a{i}", turn=0, host="w1", attempt=0)
+            ledger.event("r", "llm_call", f"a{i}", turn=0, provider="openai", model=f"m{i}", input_tokens=1,
+                         output_tokens=1, cost_usd=0.5, seconds=1.0)
+            ledger.event("r", "tool_result", f"a{i}", turn=0, index=0, name=f"t{i}", is_error=False,
+                         started_at=1.0, finished_at=2.0, chars=1)
+            ledger.event("r", "agent_succeeded", f"a{i}", turns=1, attempt=0, seconds=3.0)
+
+    a_crew_of(0, LABEL_CAP + 50)
+    size = ledger.redis.hlen(ledger.keys.metrics)
+    got = scrape(registry_for(ledger))
+    for metric, label in [("crewq_turns_total", "agent"), ("crewq_llm_calls_total", "model"),
+                          ("crewq_tool_calls_total", "tool")]:
+        values = {dict(labels)[label]: n for (name, labels), n in got.items() if name == metric}
+        first = {f"{label[0]}{i}" for i in range(LABEL_CAP)}  # a0.., m0.., t0..: the first the fleet saw
+        assert set(values) == first | {"other"}, (metric, sorted(values)[:5])
+        assert values["other"] == 50 and all(n == 1 for v, n in values.items() if v != "other")
+    assert got[("crewq_agent_seconds_count", (("agent", "other"),))] == 50
+    assert got[("crewq_llm_cost_usd_total", (("model", "other"), ("provider", "openai")))] == 25.0
+    assert sum(1 for name, _ in got if name == "crewq_agent_seconds_bucket") == (LABEL_CAP + 1) * 11
+    a_crew_of(10_000, 300)  # another crew, all new names: counted, and not one field more
+    assert ledger.redis.hlen(ledger.keys.metrics) == size
+    assert scrape(registry_for(ledger))[("crewq_turns_total", (("agent", "other"),))] == 350
+
+
+def test_a_sample_with_two_capped_labels_folds_each_on_its_own(ledger):
+    from crewq.workers.ledger.metrics import LABEL_CAP
+    for i in range(LABEL_CAP - 1):
+        ledger.event("r", "turn_started", f"a{i}", turn=0, host="w1", attempt=0)
+    # One agent id is left under the cap: the given-up agent takes it, its fallback is one too many.
+    ledger.event("r", "handed_over", "late", fallback="standby,x=y", stands_for="late", failed_attempt=0)
+    got = scrape(registry_for(ledger))
+    assert got[("crewq_handovers_total", (("agent", "late"), ("fallback", "other")))] == 1
+    name, labels = parse_field(field("crewq_x_total", agent="nul\x00here"))
+    assert labels == {"agent": "nul\x00here"} and "\x00" not in field("crewq_x_total", agent="nul\x00here")

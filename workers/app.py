@@ -59,7 +59,8 @@ def create_app(settings: Settings | None = None, *, name: str = "crewq") -> Crew
     if not settings.redis_url:
         raise ConfigError(NO_BROKER)
     app = CrewqApp(name, broker=settings.redis_url, backend=f"{ALIAS}+{settings.redis_url}",
-                   include=TASK_MODULES, set_as_current=False, settings=settings)
+                   include=TASK_MODULES, set_as_current=False, settings=settings,
+                   task_cls="crewq.workers.strategy:Task")  # a malformed message is dropped (strategy.py)
     app.loader.override_backends = {ALIAS: "crewq.workers.backend:EventStreamRedisBackend"}
     transport = {"visibility_timeout": int(settings.visibility_timeout)}
     q = settings.queues

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from crewq.config.envref import is_ref, resolve
+from crewq.config.errors import ConfigError
+from crewq.config.limits import DEFAULT_LIMITS, Limits
 
 from .guards import ToolCallBudget
 from .ledger import Ledger
@@ -21,13 +23,33 @@ class Conversation:
     budget: ToolCallBudget
 
 
-def upstream_outputs(ledger: Ledger, spec: RunSpec, agent_id: str, stands_for: str | None = None) -> dict[str, str]:
+def upstream_outputs(ledger: Ledger, spec: RunSpec, agent_id: str, stands_for: str | None = None, *,
+                     task: str = "", limits: Limits = DEFAULT_LIMITS) -> dict[str, str]:
     """Each upstream agent's output by its label: its id, and the id of the standby that produced it
-    when one stood in for it. A standby gets the upstream of the agent it stands in for (and its own)."""
+    when one stood in for it. A standby gets the upstream of the agent it stands in for (and its own).
+    Refused (ConfigError) when with the task they are over `limits.max_prompt_chars`: a fan-in of many large
+    outputs would otherwise be read, joined and sent whole. Their stored sizes are checked first (UTF-8
+    bytes, at most 4 a character), before anything is read."""
     deps = list(spec.crew.agent(stands_for).depends_on) if stands_for else []
     deps += [d for d in spec.crew.agent(agent_id).depends_on if d not in deps]
+    pipe = ledger.redis.pipeline(transaction=False)
+    for dep in deps:
+        pipe.hstrlen(ledger.keys.agent(spec.run_id, dep), "output")
+    stored = dict(zip(deps, pipe.execute()))
+    _check_prompt(agent_id, len(task) + sum(stored.values()) // 4, stored, limits, "at least ")
     states = ledger.agents(spec.run_id, deps)
-    return {label(dep, states[dep]): states[dep].get("output", "") for dep in deps}
+    outputs = {label(dep, states[dep]): states[dep].get("output", "") for dep in deps}
+    _check_prompt(agent_id, len(task) + sum(map(len, outputs.values())), stored, limits)
+    return outputs
+
+
+def _check_prompt(agent_id: str, size: int, stored: dict[str, int], limits: Limits, bound: str = "") -> None:
+    if size <= limits.max_prompt_chars:
+        return
+    largest = ", ".join(f"{dep} ({n:,} bytes)" for dep, n in sorted(stored.items(), key=lambda i: -i[1])[:3])
+    raise ConfigError(f"agent {agent_id!r}'s first message (the task and the outputs of the {len(stored)} agents it "
+                      f"depends on; largest: {largest}) is {bound}{size:,} characters, over the limit of "
+                      f"{limits.max_prompt_chars:,} characters (policy limits.max_prompt_chars)")
 
 
 def label(agent_id: str, state: dict[str, str]) -> str:
@@ -37,7 +59,8 @@ def label(agent_id: str, state: dict[str, str]) -> str:
 
 
 def rebuild(ledger: Ledger, spec: RunSpec, agent_id: str, attempt: int, turn: int,
-            tool_names: set[str], env: Mapping[str, str] | None = None, stands_for: str | None = None) -> Conversation:
+            tool_names: set[str], env: Mapping[str, str] | None = None, stands_for: str | None = None,
+            limits: Limits = DEFAULT_LIMITS) -> Conversation:
     """The messages the model sees at `turn` (turns before it are recorded and complete).
     A crew whose `task.input` is an `env:` reference has it resolved here, in the worker, from `env`."""
     agent = spec.crew.agent(agent_id)
@@ -46,7 +69,8 @@ def rebuild(ledger: Ledger, spec: RunSpec, agent_id: str, attempt: int, turn: in
     # or anyone who may submit could read the workers' environment.
     if is_ref(spec.crew.task.input) and task == spec.crew.task.input:
         task = str(resolve(task, env, key="task.input"))
-    messages = [Message(role="user", content=first_message(task, upstream_outputs(ledger, spec, agent_id, stands_for)))]
+    upstream = upstream_outputs(ledger, spec, agent_id, stands_for, task=task, limits=limits)
+    messages = [Message(role="user", content=first_message(task, upstream))]
     budget = ToolCallBudget(agent, tool_names)
     for t, raw in enumerate(ledger.replies(spec.run_id, agent_id, attempt, turn)):
         if raw is None:

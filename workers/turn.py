@@ -103,7 +103,7 @@ class Turn:
         self.env = environment(spec, policy)  # once per turn: the crew's .env may be read from disk
         self.stands_for = state.get("stands_for") or None  # a standby in another agent's place
         conversation = rebuild(ledger, spec, self.agent_id, self.attempt, self.turn, set(tools), self.env,
-                               stands_for=self.stands_for)
+                               stands_for=self.stands_for, limits=policy.limits)
         raw = ledger.reply(self.run_id, self.agent_id, self.attempt, self.turn)
         if raw is None:
             if reason := budgets.exhausted(spec.crew.task, run):  # no new LLM call once a budget is spent

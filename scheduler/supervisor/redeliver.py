@@ -82,11 +82,11 @@ class Redeliverer:
         for (tag, since), raw in zip(taken, raws):
             if raw is None:
                 continue  # acked meanwhile
-            payload = json.loads(raw)[0]
+            payload = _payload(raw)
             headers = payload.get("headers") or {}
             name, task_id = headers.get("task"), headers.get("id")
             if name not in REDELIVERABLE or not task_id:
-                continue
+                continue  # not ours to redeliver, or no task message at all (malformed: left to kombu)
             record = held.get(task_id)
             if record is not None and record["host"] in alive:
                 continue  # running, or waiting for its countdown, on a live worker
@@ -122,11 +122,26 @@ class Redeliverer:
         return done
 
 
+def _payload(raw) -> dict:
+    """kombu's `unacked` entry is [message, exchange, routing key]; anything else reads as no message."""
+    try:
+        entry = json.loads(raw)
+    except ValueError:
+        return {}
+    payload = entry[0] if isinstance(entry, list) and entry else None
+    return payload if isinstance(payload, dict) and isinstance(payload.get("headers") or {}, dict) else {}
+
+
 def _args(payload: dict) -> list:
+    """The task's arguments; [] when the body is not [args, kwargs, embed] (ref_of then finds no layout)."""
     body = payload.get("body") or ""
-    if (payload.get("properties") or {}).get("body_encoding") == "base64":
-        body = base64.b64decode(body)
-    return list(json.loads(body)[0])
+    try:
+        if (payload.get("properties") or {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        args = json.loads(body)[0]
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return []
+    return list(args) if isinstance(args, list) else []
 
 
 def _text(value) -> str:

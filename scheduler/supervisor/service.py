@@ -23,6 +23,7 @@ from crewq.workers import logs
 from crewq.workers.agent_breaker import agent_breaker
 from crewq.workers.app import CrewqApp
 from crewq.workers.ledger import TERMINAL
+from crewq.workers.runspec import RunSpec
 from crewq.workers.turn import report_failure
 
 from ..advance import fail_run
@@ -76,6 +77,9 @@ class Supervisor:
                 except redis.ConnectionError as exc:
                     log.warning("supervisor %s: Redis unreachable (%s); retrying", self.name, exc)
                     was_leader = False
+                    self.stopped.wait(1.0)
+                except Exception:  # the backstop: one bad record or message must not stop the fleet's supervisor
+                    log.exception("supervisor %s: a step failed; carrying on", self.name)
                     self.stopped.wait(1.0)
         finally:
             self.leadership.release()
@@ -160,9 +164,14 @@ class Supervisor:
     # -- the sweep: dead workers and deadlines ---------------------------------------------------
 
     def sweep(self) -> None:
-        self.requeue_from_dead_workers()
-        self.enforce_deadlines()
-        self.restart_stalled_runs()
+        # Each on its own: one that fails on something malformed must not stop the others (deadlines, say).
+        for step in (self.requeue_from_dead_workers, self.enforce_deadlines, self.restart_stalled_runs):
+            try:
+                step()
+            except redis.ConnectionError:
+                raise
+            except Exception:
+                log.exception("supervisor %s: %s failed; carrying on", self.name, step.__name__)
 
     def requeue_from_dead_workers(self) -> list[str]:
         """Give back to their queues the messages that dead workers had taken (see `redeliver`)."""
@@ -179,14 +188,21 @@ class Supervisor:
             return sent
         held = self.ledger.held()
         alive = self.ledger.alive({record["host"] for record in held.values()})
-        specs = [self.ledger.spec(run_id) for run_id in quiet]
+        specs = [spec for spec in map(self._spec, quiet) if spec is not None]
         messages = stall.waiting_messages(self.ledger, set().union(
             *(stall.queues_of(spec, self.settings.queues.all()) for spec in specs)))
         for spec in specs:
             run_id = spec.run_id
             if stall.in_flight(spec, held, alive, messages):
                 continue
-            for ref in stall.restart_stalled(self.app, self.ledger, spec):
+            try:
+                refs = stall.restart_stalled(self.app, self.ledger, spec)
+            except redis.ConnectionError:
+                raise
+            except Exception as exc:  # an agent record of the wrong shape, say
+                self.fail_malformed(run_id, exc)
+                continue
+            for ref in refs:
                 what = ref.describe()
                 self.ledger.event(run_id, "requeued", ref.agent_id, what=what,
                                   dead_worker=f"none: the run was quiet for {self.settings.stall_after:g}s "
@@ -202,16 +218,43 @@ class Supervisor:
             if not run or run.get("status") in TERMINAL or not self.ledger.has_run(run_id):
                 self.ledger.redis.srem(self.ledger.keys.active, run_id)
                 continue
-            spec = self.ledger.spec(run_id)
-            reason = repair.overdue(self.ledger, spec, run, now)
-            if reason:
-                # A run that waited for a worker nobody started says so (`crewq run -T` ends here too).
-                reason = "; ".join([reason, *run_gaps(self.ledger, spec, self.settings.queues)])
-                if self.ledger.finish_run(run_id, RunStatus.FAILED, error=reason):
-                    repair.revoke_run(self.app, self.ledger, run_id)
-                continue
-            for agent_id, attempt, turn, error in repair.overdue_agents(self.ledger, spec, now):
-                report_failure(self.ledger, run_id, agent_id, attempt, turn, error)
+            try:
+                self._enforce_deadline(run_id, run, now)
+            except redis.ConnectionError:
+                raise
+            except Exception as exc:
+                self.fail_malformed(run_id, exc)
+
+    def _enforce_deadline(self, run_id: str, run: dict[str, str], now: float) -> None:
+        spec = self.ledger.spec(run_id)
+        reason = repair.overdue(self.ledger, spec, run, now)
+        if reason:
+            # A run that waited for a worker nobody started says so (`crewq run -T` ends here too).
+            reason = "; ".join([reason, *run_gaps(self.ledger, spec, self.settings.queues)])
+            if self.ledger.finish_run(run_id, RunStatus.FAILED, error=reason):
+                repair.revoke_run(self.app, self.ledger, run_id)
+            return
+        for agent_id, attempt, turn, error in repair.overdue_agents(self.ledger, spec, now):
+            report_failure(self.ledger, run_id, agent_id, attempt, turn, error)
+
+    def _spec(self, run_id: str) -> RunSpec | None:
+        try:
+            return self.ledger.spec(run_id)
+        except redis.ConnectionError:
+            raise
+        except Exception as exc:
+            self.fail_malformed(run_id, exc)
+            return None
+
+    def fail_malformed(self, run_id: str, exc: Exception) -> None:
+        """A run whose record in Redis cannot be read (no spec, a spec of the wrong shape, fields that are no
+        numbers) fails with the reason and leaves the sweep: logged once, and the supervisor carries on."""
+        reason = f"the run's record in Redis cannot be read: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+        log.error("run %s: %s; the run is failed", run_id, reason)
+        try:
+            self.ledger.finish_run(run_id, RunStatus.FAILED, error=reason)
+        finally:
+            self.ledger.redis.srem(self.ledger.keys.active, run_id)
 
 
 def log_decision(decision: Decision, run_id: str, error: str | None) -> None:

@@ -12,7 +12,12 @@ buckets and their total into `_count`. `METRICS` names every metric, its kind, h
 
 Labels stay few and bounded: provider, model, tool, status, policy, action, agent id, a fleet limit's
 scope (provider or provider/model, set by the operator) and kind. Never a run id
-(one series per run would grow without end), never text from a conversation.
+(one series per run would grow without end), never text from a conversation. The labels whose values
+a crew chooses, `agent` (and `fallback`, an agent too), `tool` and `model`: each keeps the first
+`LABEL_CAP` distinct values the fleet sees (a registry in the same hash, `_known|agent=<id>` and
+`_known_count|label=agent`, which the reader ignores) and counts any later one as `other`, so a
+5,000-agent crew adds a hundred series, not 56,000, and the hash stays bounded without expiring the
+counters. Deleting `{p}:metrics` starts over.
 """
 
 from __future__ import annotations
@@ -78,19 +83,25 @@ METRICS = {m.name: m for m in (
 
 def _escape(value: Any) -> str:
     text = "" if value is None else str(value)
-    for char in "%,=|":
+    for char in "%,=|\x00":
         text = text.replace(char, f"%{ord(char):02X}")
     return text
 
 
 def _unescape(text: str) -> str:
-    for char in "|=,%":
+    for char in "\x00|=,%":
         text = text.replace(f"%{ord(char):02X}", char)
     return text
 
 
 def field(name: str, **labels: Any) -> str:
     return name + "|" + ",".join(f"{k}={_escape(v)}" for k, v in sorted(labels.items()))
+
+
+def _template(name: str, slots: dict[str, str], **labels: Any) -> str:
+    """`field` with each capped label left as its slot, unescaped, for the script to fill in."""
+    return name + "|" + ",".join(f"{k}={slots[k] if k in slots else _escape(v)}"
+                                 for k, v in sorted({**labels, **slots}.items()))
 
 
 def parse_field(text: str) -> tuple[str, dict[str, str]]:
@@ -103,15 +114,65 @@ def parse_field(text: str) -> tuple[str, dict[str, str]]:
     return name, labels
 
 
+# Labels whose values a crew chooses, and the registry each counts in (a fallback is an agent too).
+CAPPED_LABELS = {"agent": "agent", "fallback": "agent", "tool": "tool", "model": "model"}
+LABEL_CAP = 100  # distinct values of each registry, fleet-wide; later ones are counted as OTHER
+OTHER = "other"
+_SLOT = "\x00"  # + the label's index: where its value goes in a field template (`_escape` takes NUL out)
+
+# One round trip still: the script is queued on the event's pipeline like the plain increments.
+_CAPPED_WRITE = """
+local hash, n, cap, other = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local values = {}
+for i = 1, n do
+  local registry, value = ARGV[2 + 2 * i], ARGV[3 + 2 * i]
+  local known, count = '_known|' .. registry .. '=' .. value, '_known_count|label=' .. registry
+  if redis.call('HEXISTS', hash, known) == 0 then
+    if tonumber(redis.call('HGET', hash, count) or '0') < cap then
+      redis.call('HSET', hash, known, 1)
+      redis.call('HINCRBY', hash, count, 1)
+    else
+      value = other
+    end
+  end
+  values[i] = value
+end
+for j = 4 + 2 * n, #ARGV, 3 do
+  local f = ARGV[j + 1]
+  for i = 1, n do
+    local slot = '\\0' .. (i - 1)
+    local at = string.find(f, slot, 1, true)
+    f = string.sub(f, 1, at - 1) .. values[i] .. string.sub(f, at + #slot)
+  end
+  redis.call(ARGV[j], hash, f, ARGV[j + 2])
+end
+"""
+
+
+def _write(pipe, key: str, writes: list[tuple[str, str, float, dict[str, Any]]], **labels: Any) -> None:
+    """Increments (command, metric, amount, labels of that write alone) of samples sharing `labels`; each
+    capped label's value is kept or folded into OTHER in Redis, by the script, as one step."""
+    capped = [name for name in CAPPED_LABELS if name in labels]
+    if not capped:
+        for command, name, amount, extra in writes:
+            pipe.execute_command(command, key, field(name, **labels, **extra), amount)
+        return
+    slots = {name: f"{_SLOT}{i}" for i, name in enumerate(capped)}
+    templates = [(command, _template(name, slots, **labels, **extra), amount) for command, name, amount, extra in writes]
+    pipe.eval(_CAPPED_WRITE, 1, key, len(capped), LABEL_CAP, OTHER,
+              *(part for name in capped for part in (CAPPED_LABELS[name], _escape(labels[name]))),
+              *(part for write in templates for part in write))
+
+
 def _count(pipe, key: str, name: str, amount: int = 1, **labels: Any) -> None:
-    pipe.hincrby(key, field(name, **labels), amount)
+    _write(pipe, key, [("HINCRBY", name, amount, {})], **labels)
 
 
 def _observe(pipe, key: str, name: str, value: float, **labels: Any) -> None:
     """A histogram observation: the sum and the one bucket the value falls in (count = the bins' total)."""
-    pipe.hincrbyfloat(key, field(name + "_sum", **labels), value)
     bound = next((b for b in METRICS[name].buckets if value <= b), "+Inf")
-    pipe.hincrby(key, field(name + "_bin", le=bound, **labels), 1)
+    _write(pipe, key, [("HINCRBYFLOAT", name + "_sum", value, {}), ("HINCRBY", name + "_bin", 1, {"le": bound})],
+           **labels)
 
 
 def _number(value: Any) -> float | None:
@@ -177,7 +238,7 @@ def _llm_call(pipe, key, agent, data):
             _count(pipe, key, "crewq_llm_tokens_total", int(tokens), direction=direction, **labels)
     cost = _number(data.get("cost_usd"))
     if cost:
-        pipe.hincrbyfloat(key, field("crewq_llm_cost_usd_total", **labels), cost)
+        _write(pipe, key, [("HINCRBYFLOAT", "crewq_llm_cost_usd_total", cost, {})], **labels)
     seconds = _number(data.get("seconds"))
     if seconds is not None:
         _observe(pipe, key, "crewq_llm_seconds", seconds, **labels)
