@@ -144,11 +144,17 @@ def _run_on(client: Client, loaded: LoadedCrew, waves, inputs, task, wait: float
     progress = watch.start(loaded.crew.runtime.name, waves, client.ledger, run_id) if watch else None
     held = HeldLogs()
 
-    def recheck() -> None:
+    def recheck(force: bool = False) -> None:
         """On a fleet, while waiting: a queue nobody serves (again), or a worker that came, as progress lines."""
-        for line in gaps.check() if gaps else []:
+        for line in gaps.check(force) if gaps else []:
             if progress:
                 progress.note(line)
+
+    def on_event(event: Event) -> None:
+        if gaps and event.type == "turn_started" and gaps.waits_for(event.agent):
+            recheck(force=True)
+        if progress:
+            progress(event.model_dump())  # (the progress reads events as dicts)
 
     if gaps and progress:
         for line in gaps.describe_current():
@@ -157,8 +163,7 @@ def _run_on(client: Client, loaded: LoadedCrew, waves, inputs, task, wait: float
         with held if progress else nullcontext():
             try:
                 submit_loaded(client.app, loaded, inputs, task, run_id=run_id)
-                # (the progress reads events as dicts)
-                client.wait(run_id, timeout=wait, on_event=(lambda e: progress(e.model_dump())) if progress else None,
+                client.wait(run_id, timeout=wait, on_event=on_event if progress or gaps else None,
                             on_idle=recheck if gaps else None)
             except RunError:
                 pass  # reported below from the ledger, with the agents' states

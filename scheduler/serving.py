@@ -82,9 +82,9 @@ class Gaps:
         self.current: dict[str, list[str]] = {}
         self.checked: float | None = None
 
-    def check(self) -> list[str]:
+    def check(self, force: bool = False) -> list[str]:
         now = time.monotonic()
-        if self.checked is not None and now - self.checked < self.every:
+        if not force and self.checked is not None and now - self.checked < self.every:
             return []
         self.checked = now
         found = missing(self.need, self.ledger.live_workers())
@@ -95,6 +95,11 @@ class Gaps:
                       for q in filled if q != NO_WORKER or not found]
         self.current = found
         return lines
+
+    def waits_for(self, agent_id: str | None) -> bool:
+        """The agent is named by a gap: its turn starting means a worker took its queue (check at once,
+        or a short run could end before the next check and never say so)."""
+        return any(agent_id in agents for agents in self.current.values())
 
     def describe_current(self) -> list[str]:
         return describe(self.current)
