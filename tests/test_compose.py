@@ -143,17 +143,17 @@ def stop_dockerd(pid: int, timeout: float = 120) -> bool:
     return False
 
 
-def sweep(keep: str = "") -> list[str]:
+def sweep() -> list[str]:
     """Remove what earlier runs' projects left: containers (a restarted daemon brings back those with
-    `restart: unless-stopped`), then their networks and volumes. Runs hold the lock, so every
-    crewqtest project but `keep` is a leftover."""
+    `restart: unless-stopped`), then their networks and volumes. It runs under the lock and before
+    this run's project exists, so every crewqtest project is a leftover."""
     removed = []
     label = '{{.Label "com.docker.compose.project"}}'
     for kind, listing in (("container", ["ps", "-a"]), ("network", ["network", "ls"]), ("volume", ["volume", "ls"])):
         out = sh(DOCKER, *listing, "--filter", "label=com.docker.compose.project", "--format",
                  f"{{{{.{'Name' if kind == 'volume' else 'ID'}}}}} {label}", timeout=120).stdout
         stale = [ref for ref, project in (line.split(maxsplit=1) for line in out.splitlines() if " " in line)
-                 if project.startswith(PROJECT_PREFIX) and project != keep]
+                 if project.startswith(PROJECT_PREFIX)]
         if stale:
             sh(DOCKER, *({"container": ["rm", "-f", "-v"], "network": ["network", "rm"],
                           "volume": ["volume", "rm", "-f"]}[kind]), *stale, timeout=300)
