@@ -123,6 +123,9 @@ def test_compose_file_structure():
             env = service["environment"]
             assert env["CREWQ_REDIS_URL"] == f"redis://:{ENV['REDIS_PASSWORD']}@redis:6379/0"
             assert service["depends_on"]["redis"]["condition"] == "service_healthy"
+            # the policy file it is told to read is mounted (beat's own volumes list once dropped it)
+            mounts = [v.split(":")[1] for v in service["volumes"]]
+            assert env["CREWQ_POLICY"] in mounts, (name, mounts)
         if name != "beat":
             assert service["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL")
     shared = {v.split(":")[0] for s in ("worker-llm", "worker-tools") for v in services[s]["volumes"]}
