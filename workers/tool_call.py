@@ -18,6 +18,7 @@ from . import bounds, tracing
 from .app import TOOL_TASK, requeue_after_outage
 from .llm.types import LLMReply
 from .resources import environment, tools_for
+from .tool_llm import run_llm
 from .tools.base import ToolContext, ToolResult
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,8 @@ def run_tool_call(task, run_id: str, agent_id: str, turn: int, attempt: int, ind
                 result = ToolResult(f"{call.name}: {too_big}", is_error=True)
             else:
                 context = ToolContext(run_id=run_id, agent_id=agent_id, idempotency_key=key,
-                                      source_dir=spec.source_dir, env=environment(spec, policy))
+                                      source_dir=spec.source_dir, env=environment(spec, policy),
+                                      llm=run_llm(ledger, run_id, agent_id, spec.crew.task))
                 result = tool.execute(call.arguments, context)
         except (ConfigError, ToolServerUnavailable) as exc:  # e.g. its MCP server is down on this worker
             result = ToolResult(f"tool {call.name!r} is not available: {exc}", is_error=True)
