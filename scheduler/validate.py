@@ -88,8 +88,7 @@ def check_online(loaded: LoadedCrew) -> None:
     names = mcp_tool_names(crew)
     if not names:
         return
-    folder = loaded.source_dir if not loaded.file.startswith("<") else None
-    env = envref.environment(folder, crew.runtime.env_file)
+    env = envref.environment(loaded.source_dir, crew.runtime.env_file)
     problems = []
     for agent_index, tool_index, name in names:
         try:
@@ -112,8 +111,7 @@ def task_override(loaded: LoadedCrew, task: str | None) -> str | None:
     """`--task`, else Routex's ROUTEX_TASK (the process environment over the crew's env_file), else None."""
     if task is not None:
         return task
-    folder = loaded.source_dir if not loaded.file.startswith("<") else None
-    return envref.environment(folder, loaded.crew.runtime.env_file).get("ROUTEX_TASK") or None
+    return envref.environment(loaded.source_dir, loaded.crew.runtime.env_file).get("ROUTEX_TASK") or None
 
 
 def crew_warnings(loaded: LoadedCrew) -> list[str]:
