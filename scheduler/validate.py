@@ -19,7 +19,7 @@ from crewq.workers.tools.registry import (
     unknown_tools,
 )
 
-from . import plan
+from . import plan, submission
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -100,10 +100,17 @@ def check_online(loaded: LoadedCrew) -> None:
         raise ConfigError.combine(problems)
 
 
-def render_task(loaded: LoadedCrew, inputs: dict[str, str], override: str | None = None) -> str:
+def render_task(loaded: LoadedCrew, inputs: dict[str, str], override: str | None = None,
+                limits: Limits | None = None) -> str:
     """The task text with each {placeholder} an input names filled in. One the inputs do not name is
-    plain text, as in Routex (whose tasks never take inputs); `task_warnings` names it."""
+    plain text, as in Routex (whose tasks never take inputs); `task_warnings` names it.
+    With `limits`, a task over `max_task_chars` once filled is refused before it is built: a small
+    submission ("{a}" 3000 times, a 100 KB input) must not make the worker allocate 300 MB to say no."""
     text = override if override is not None else loaded.crew.task.input
+    if limits is not None:
+        size = len(text) + sum(len(inputs[m.group(1)]) - len(m.group(0))
+                               for m in _PLACEHOLDER.finditer(text) if m.group(1) in inputs)
+        submission.check_task_size(size, limits)
     return _PLACEHOLDER.sub(lambda m: inputs.get(m.group(1), m.group(0)), text)
 
 
