@@ -45,7 +45,9 @@ def test_on_a_default_policy_fleet_summarise_sends_the_key_nowhere_else(app, sup
     # a key of the submitter's own (no secret of the worker's): still no private address
     private = run_crew(app, write_crew(tmp_path, crew(llm.url, api_key="sk-my-own"), "private.yaml"))
     assert bound.status == "succeeded", bound  # the refusal goes to the model as the tool's error
-    assert "env:OPENAI_API_KEY may be sent to api.openai.com, not to 127.0.0.1" in bound.output, bound.output
+    port = llm.url.rsplit(":", 1)[1]
+    assert f"env:OPENAI_API_KEY may be sent to api.openai.com, not to http://127.0.0.1:{port}" in bound.output, \
+        bound.output
     assert "allow_private_addresses" in private.output, private.output
     assert llm.received == []  # neither the key nor the request left the worker
     assert KEY not in str(bound) + str(private)
