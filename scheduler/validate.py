@@ -10,6 +10,7 @@ from crewq.config import envref
 from crewq.config.errors import ConfigError, CycleError
 from crewq.config.limits import DEFAULT_LIMITS, Limits
 from crewq.config.loader import LoadedCrew, load_crew, suggest
+from crewq.workers.llm.chain import MODEL_REQUIRED
 from crewq.workers.llm.registry import provider_names
 from crewq.workers.tools.registry import (
     config_problem,
@@ -60,7 +61,14 @@ def check_loaded(loaded: LoadedCrew) -> list[list[str]]:
                 problems.append(loaded.error(("agents", i, "llm", "fallback", k, "provider"),
                                              f"unknown LLM provider {fallback.provider!r} in agent {agent.id!r}'s "
                                              f"fallback; known: {', '.join(known)}", suggest(fallback.provider, known)))
+            elif fallback.provider in MODEL_REQUIRED and not fallback.model:
+                problems.append(loaded.error(("agents", i, "llm", "fallback", k, "model"),
+                                             f"agent {agent.id!r}: the {fallback.provider} provider needs a model"))
         provider = crew.llm_of(agent).provider
+        if provider in MODEL_REQUIRED and not crew.llm_of(agent).model:
+            problems.append(loaded.error(("agents", i, "llm", "model") if agent.llm else ("runtime", "model"),
+                                         f"agent {agent.id!r}: the {provider} provider needs a model: set "
+                                         "runtime.model or the agent's llm.model"))
         loc = ("agents", i, "llm", "provider") if agent.llm and agent.llm.provider else ("runtime", "llm_provider")
         if provider is None:
             problems.append(loaded.error(("agents", i), f"agent {agent.id!r} has no LLM provider: set "
