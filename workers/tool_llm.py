@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Callable
 
 from crewq.config.errors import ToolError
-from crewq.config.schema import Agent
+from crewq.config.schema import Agent, TaskSpec
 
 from . import budgets
 from .ledger import Ledger
@@ -26,7 +26,7 @@ def local_llm(config: LLMConfig, agent: Agent, request: LLMRequest) -> LLMReply:
     return call_llm([config], agent, request)
 
 
-def run_llm(ledger: Ledger, run_id: str, agent_id: str, task_budgets) -> LLMCall:
+def run_llm(ledger: Ledger, run_id: str, agent_id: str, task_budgets: TaskSpec) -> LLMCall:
     """The LLM call of a tool run by `agent_id` in `run_id` (`task_budgets`: the crew's `task:`)."""
     def ask(config: LLMConfig, agent: Agent, request: LLMRequest) -> LLMReply:
         if reason := budgets.exhausted(task_budgets, ledger.run(run_id)):
