@@ -5,7 +5,8 @@
     │   ├── CycleError                  yes        no     depends_on edges form a cycle (the path is named)
     │   └── MissingEnvError             yes        no     an `env:VAR` reference with no value where it is resolved
     ├── ToolServerUnavailable           no         no     a tool server (MCP) cannot be reached or started here
-    ├── ProviderError                   4xx: yes   no     an LLM provider failed (HTTP status, error type, request id)
+    ├── ProviderError                   4xx: yes   no     an LLM provider failed (HTTP status, error type, request id;
+    │                                   config: yes        type=config: no model, no base_url)
     │   └── TransientProviderError      no         yes    worth retrying later (refused, timeouts, 429, 5xx); retry_after
     ├── ToolError                       no         no     a tool failed; the model is told and the agent goes on
     └── RunError                        no         no     a run failed, was cancelled or timed out (client side)
@@ -95,8 +96,9 @@ class ProviderError(CrewqError):
                  error_type: str | None = None, request_id: str | None = None):
         self.provider, self.status, self.error_type, self.request_id = provider, status, error_type, request_id
         # A 4xx that is not a retry signal (those are transient) says the same request fails again:
-        # 400 rejected, 401/403 the key, 404 the path or the model. Malformed replies may pass.
-        self.permanent = status is not None and 400 <= status < 500 and not self.retryable
+        # 400 rejected, 401/403 the key, 404 the path or the model; so does a provider's own "config"
+        # error (no model, no base_url): nothing was sent. Malformed replies may pass.
+        self.permanent = (status is not None and 400 <= status < 500 and not self.retryable) or error_type == "config"
         details = ", ".join(f"{k}={v}" for k, v in
                             (("status", status), ("type", error_type), ("request_id", request_id)) if v)
         super().__init__(f"{provider}: {message}" + (f" [{details}]" if details else ""))

@@ -36,6 +36,11 @@ def suggest(word: str, choices: Iterable[str]) -> str | None:
     return f"did you mean {close[0]!r}?" if close else None
 
 
+def is_from_file(file: str) -> bool:
+    """A crew loaded from a file on disk, not from text (named "<crew>", "<submitted crew>")."""
+    return not file.startswith("<")
+
+
 @dataclass(frozen=True)
 class LoadedCrew:
     crew: Crew
@@ -44,8 +49,15 @@ class LoadedCrew:
     warnings: tuple[str, ...] = ()  # not errors: e.g. an unset env: in a typed key that took its default
 
     @property
-    def source_dir(self) -> str:
-        return str(Path(self.file).resolve().parent)
+    def from_file(self) -> bool:
+        return is_from_file(self.file)
+
+    @property
+    def source_dir(self) -> str | None:
+        """The crew file's folder, where its env_file and relative paths start; None for a crew sent as
+        text (`crewq.submit`, Flower, `Client.submit(text)`): it has no folder, and the process's own
+        folder (a worker's cwd and its .env) is not the sender's."""
+        return str(Path(self.file).resolve().parent) if self.from_file else None
 
     def line_of(self, loc: Loc) -> int | None:
         while loc:
@@ -103,7 +115,7 @@ def _load_environment(data: dict, file: str) -> dict[str, str] | None:
     reads its .env before the rest of the file). A bad env_file is reported by the cross checks."""
     runtime = cast(dict, data.get("runtime")) if isinstance(data.get("runtime"), dict) else {}
     env_file = runtime.get("env_file")
-    if file.startswith("<") or not isinstance(env_file, str) or not env_file:
+    if not is_from_file(file) or not isinstance(env_file, str) or not env_file:
         return None
     try:
         return envref.environment(Path(file).resolve().parent, env_file)
@@ -226,7 +238,10 @@ def _cross_checks(loaded: LoadedCrew, data: dict) -> Iterable[ConfigError]:
             yield loaded.error(("tools", i, "name"), f"duplicate tool {tool.name!r} (first at tools[{names[tool.name]}])")
         names.setdefault(tool.name, i)
     yield from _check_env_refs(loaded, data, ())
-    if crew.runtime.env_file:
+    if crew.runtime.env_file and loaded.source_dir is None:
+        yield loaded.error(("runtime", "env_file"), "a crew sent as text has no folder, so no env_file is read: "
+                           "leave it out (the variables come from the workers' environment)")
+    elif crew.runtime.env_file and loaded.source_dir:
         try:
             envref.load_env_file(loaded.source_dir, crew.runtime.env_file)
         except ConfigError as exc:

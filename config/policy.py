@@ -23,8 +23,9 @@ import os
 import re
 from pathlib import Path
 from typing import Iterator, Mapping
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
 from .limits import Limits
@@ -59,7 +60,8 @@ class Policy(BaseModel):
                                 "allowed too")
     secrets: dict[str, list[str]] = Field(default_factory=lambda: {k: list(v) for k, v in DEFAULT_SECRETS.items()},
                                           description="variable -> the hosts an api_key read from it may be "
-                                          "sent to ('*' as a variable: any variable; as a host: any host)")
+                                          "sent to: `host` is https on 443, or `host:port`, `http://host:port` "
+                                          "('*' as a variable: any variable; as a host: any host)")
     env_in_prompts: bool = Field(False, description="may env: appear in task.input, role, goal, backstory")
     allow_private_addresses: bool = Field(False, description="may LLM base_url, MCP server_url and network "
                                           "tools (with extra.allow_private) reach loopback, private, link-local "
@@ -136,23 +138,55 @@ class Policy(BaseModel):
         if not any(p == ANY or fnmatch.fnmatchcase(name, p) for p in self.env_vars):
             raise ConfigError(f"env:{name} is not allowed on this fleet (policy env_vars)", key=key or None)
 
-    def check_key_destination(self, api_key: object, host: str, key: str | None = None) -> None:
-        """A request carrying `api_key` (as written in the crew: `env:VAR` or a literal) goes to `host`."""
+    def check_key_destination(self, api_key: object, url: str, key: str | None = None) -> None:
+        """A request carrying `api_key` (as written in the crew: `env:VAR` or a literal) goes to `url`."""
         from .envref import ref_name
         name = ref_name(api_key)
         if name is not None:
-            self.check_secret_host(name, host, key)
+            self.check_secret_destination(name, url, key)
 
     def secret_hosts(self, name: str) -> list[str]:
         return self.secrets.get(name) or self.secrets.get(ANY) or []
 
-    def check_secret_host(self, name: str, host: str, key: str | None = None) -> None:
+    def check_secret_destination(self, name: str, url: str, key: str | None = None) -> None:
+        """`url` (scheme, host and port) is one the secret is bound to: a bare host in the binding means
+        https on port 443, so neither plain http nor another port of the same host gets the key."""
         hosts = self.secret_hosts(name)
-        if ANY in hosts or host.lower() in {h.lower() for h in hosts}:
+        if ANY in hosts:
             return
+        try:
+            target = endpoint(url)
+        except ValueError:
+            raise ConfigError(f"{url!r} is not a URL the key of env:{name} can be sent to", key=key) from None
+        if target in {endpoint(h) for h in hosts}:
+            return
+        scheme, host, port = target
+        shown = host if (scheme, port) == ("https", 443) else f"{scheme}://{host}:{port}"
         bound = ", ".join(hosts) or "no host"
-        raise ConfigError(f"env:{name} may be sent to {bound}, not to {host} (policy secrets.{name})",
+        raise ConfigError(f"env:{name} may be sent to {bound}, not to {shown} (policy secrets.{name})",
                           key=key)
+
+    @field_validator("secrets")
+    @classmethod
+    def _bindings_are_endpoints(cls, secrets: dict[str, list[str]]) -> dict[str, list[str]]:
+        for hosts in secrets.values():
+            for host in hosts:
+                if host != ANY:
+                    endpoint(host)  # a ValueError names the entry
+        return secrets
+
+
+_PORTS = {"https": 443, "http": 80}
+
+
+def endpoint(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of a URL, or of a secret's binding: `host` (https, 443), `host:8443`
+    (https), `http://host:8080`. ValueError for what is none of these."""
+    parts = urlsplit(url if "://" in url else f"https://{url}")
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    if scheme not in _PORTS or not host:
+        raise ValueError(f"{url!r} is not an http(s) host or URL")
+    return scheme, host, parts.port or _PORTS[scheme]  # (.port raises ValueError for a bad one)
 
 
 class GuardedEnv(Mapping[str, str]):

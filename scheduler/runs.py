@@ -46,10 +46,10 @@ def submit_loaded(app: CrewqApp, loaded: LoadedCrew, inputs: dict[str, str] | No
     limits = app.settings.policy.limits
     inputs = submission.check_inputs(inputs, task, limits)
     waves = check_loaded(loaded)
-    rendered = submission.check_task(render_task(loaded, inputs, task), limits)
+    rendered = render_task(loaded, inputs, task, limits)
     spec = RunSpec(run_id=run_id or new_run_id(), crew=loaded.crew, task=rendered,
-                   waves=waves, source_file=str(Path(loaded.file).resolve()) if loaded.file != "<crew>" else None,
-                   source_dir=loaded.source_dir if loaded.file != "<crew>" else None,
+                   waves=waves, source_file=str(Path(loaded.file).resolve()) if loaded.from_file else None,
+                   source_dir=loaded.source_dir,
                    inputs=inputs, submitted_at=time.time())
     ledger = app.ledger
     ledger.create_run(spec)

@@ -1,8 +1,13 @@
 """`crewq init`: a starter crew for one provider, its `.env.example`, and the next steps to run it.
 
 The crew runs as its own comment says: its task has no {placeholder} left to fill, and every
-setting a provider needs is either written out or an `env:` reference with the default a user
-would pick, so the only thing to set is the variable the next steps name.
+setting a provider needs is written out, so the only thing to set is the variable the next steps
+name. A starter on a provider's public API runs on a fleet's default policy too: its only `env:`
+reference is the key, which the default binds to that API. Its base_url is written out, not an
+`env:X_BASE_URL:-...` reference: the default policy refuses a variable it does not list (set or
+not), and on a fleet the key goes only where the policy binds it anyway, so the variable bought
+nothing. (A local Ollama or a server of your own is a private address: a fleet needs the operator's
+allow_private_addresses for those, whatever the crew says.)
 """
 
 from __future__ import annotations
@@ -35,38 +40,39 @@ STARTERS: dict[str, Starter] = {
         runtime="  llm_provider: anthropic\n"
                 "  model: claude-sonnet-4-5\n"
                 "  api_key: env:ANTHROPIC_API_KEY\n"
-                "  # The API root, without /v1.\n"
-                "  base_url: env:ANTHROPIC_BASE_URL:-https://api.anthropic.com\n",
-        env="ANTHROPIC_API_KEY=\n"
-            "# ANTHROPIC_BASE_URL=https://api.anthropic.com\n",
+                "  # The API root, without /v1. Another (a gateway) needs, on a fleet, its key's binding in the policy.\n"
+                "  base_url: https://api.anthropic.com\n",
+        env="ANTHROPIC_API_KEY=\n",
         to_set=("ANTHROPIC_API_KEY",)),
     "openai": Starter(
         runtime="  llm_provider: openai\n"
                 "  model: gpt-4o-mini\n"
                 "  api_key: env:OPENAI_API_KEY\n"
-                "  # The API root, with /v1: requests go to {base_url}/chat/completions.\n"
-                "  base_url: env:OPENAI_BASE_URL:-https://api.openai.com/v1\n",
-        env="OPENAI_API_KEY=\n"
-            "# OPENAI_BASE_URL=https://api.openai.com/v1\n",
+                "  # The API root, with /v1: requests go to {base_url}/chat/completions. Another (a gateway)\n"
+                "  # needs, on a fleet, its key's binding in the policy.\n"
+                "  base_url: https://api.openai.com/v1\n",
+        env="OPENAI_API_KEY=\n",
         to_set=("OPENAI_API_KEY",)),
     "gemini": Starter(
         runtime="  llm_provider: gemini\n"
                 "  model: gemini-2.5-flash\n"
                 "  api_key: env:GEMINI_API_KEY\n"
-                "  base_url: env:GEMINI_BASE_URL:-https://generativelanguage.googleapis.com\n",
+                "  base_url: https://generativelanguage.googleapis.com\n",
         env="GEMINI_API_KEY=\n",
         to_set=("GEMINI_API_KEY",)),
     "ollama": Starter(
         runtime="  llm_provider: ollama\n"
-                "  model: env:OLLAMA_MODEL:-llama3.1\n"
-                "  # Ollama's address; its native API (/api/chat), so no /v1.\n"
-                "  base_url: env:OLLAMA_BASE_URL:-http://localhost:11434\n",
-        env="# OLLAMA_MODEL=llama3.1\n"
-            "# OLLAMA_BASE_URL=http://localhost:11434\n",
+                "  model: llama3.1\n"
+                "  # Ollama's address; its native API (/api/chat), so no /v1. A fleet reaches a local\n"
+                "  # address only with allow_private_addresses: true in its policy.\n"
+                "  base_url: http://localhost:11434\n",
+        env="# Ollama needs no key.\n",
         before=("ollama pull llama3.1",)),
     "openai-compatible": Starter(
         comment="# `openai-compatible`: a server of your own that speaks OpenAI's chat completions\n"
-                "# (vLLM, LM Studio, llama.cpp, LiteLLM); its address is required, it has no default.\n",
+                "# (vLLM, LM Studio, llama.cpp, LiteLLM); its address is required, it has no default.\n"
+                "# On a fleet its policy must list LLM_* in env_vars, bind LLM_API_KEY in secrets and, for\n"
+                "# a private address, set allow_private_addresses (or write the values here).\n",
         runtime="  llm_provider: openai-compatible\n"
                 "  model: env:LLM_MODEL\n"
                 "  api_key: env:LLM_API_KEY:-\n"
@@ -83,8 +89,6 @@ RESEARCHER_SCRIPT = ('    script:                   # the replies `scripted` pla
 WRITER_SCRIPT = ('    script:\n'
                  '      - text: "A short brief about tides, built from the researcher\'s facts."\n')
 
-ENV_FOOTER = ("# The fleet's Redis; without it `crewq run` starts a private one.\n"
-              "# CREWQ_REDIS_URL=redis://localhost:6379/0\n")
 
 
 def crew_text(provider: str) -> str:
@@ -98,7 +102,8 @@ def crew_text(provider: str) -> str:
 
 def env_text(provider: str) -> str:
     header = "# Copy to .env and fill in; the worker that needs a value reads it (runtime.env_file).\n"
-    return header + STARTERS[provider].env + ENV_FOOTER
+    # (No CREWQ_REDIS_URL here: crewq reads the fleet's address from the environment, never from a crew's .env.)
+    return header + STARTERS[provider].env
 
 
 def files(provider: str) -> dict[str, str]:

@@ -38,7 +38,6 @@ def check_inputs(inputs: Any, task: Any, limits: Limits) -> dict[str, str]:
     return dict(inputs)
 
 
-def check_task(text: str, limits: Limits) -> str:
-    """The task once its placeholders are filled."""
-    limits.check_size("max_task_chars", len(text), "the task (placeholders filled)", file=WHERE, key="task")
-    return text
+def check_task_size(size: int, limits: Limits) -> None:
+    """The task's length once its placeholders are filled, counted before it is built (`render_task`)."""
+    limits.check_size("max_task_chars", size, "the task (placeholders filled)", file=WHERE, key="task")

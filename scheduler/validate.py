@@ -10,6 +10,7 @@ from crewq.config import envref
 from crewq.config.errors import ConfigError, CycleError
 from crewq.config.limits import DEFAULT_LIMITS, Limits
 from crewq.config.loader import LoadedCrew, load_crew, suggest
+from crewq.workers.llm.chain import MODEL_REQUIRED
 from crewq.workers.llm.registry import provider_names
 from crewq.workers.tools.registry import (
     config_problem,
@@ -19,7 +20,7 @@ from crewq.workers.tools.registry import (
     unknown_tools,
 )
 
-from . import plan
+from . import plan, submission
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -60,7 +61,14 @@ def check_loaded(loaded: LoadedCrew) -> list[list[str]]:
                 problems.append(loaded.error(("agents", i, "llm", "fallback", k, "provider"),
                                              f"unknown LLM provider {fallback.provider!r} in agent {agent.id!r}'s "
                                              f"fallback; known: {', '.join(known)}", suggest(fallback.provider, known)))
+            elif fallback.provider in MODEL_REQUIRED and not fallback.model:
+                problems.append(loaded.error(("agents", i, "llm", "fallback", k, "model"),
+                                             f"agent {agent.id!r}: the {fallback.provider} provider needs a model"))
         provider = crew.llm_of(agent).provider
+        if provider in MODEL_REQUIRED and not crew.llm_of(agent).model:
+            problems.append(loaded.error(("agents", i, "llm", "model") if agent.llm else ("runtime", "model"),
+                                         f"agent {agent.id!r}: the {provider} provider needs a model: set "
+                                         "runtime.model or the agent's llm.model"))
         loc = ("agents", i, "llm", "provider") if agent.llm and agent.llm.provider else ("runtime", "llm_provider")
         if provider is None:
             problems.append(loaded.error(("agents", i), f"agent {agent.id!r} has no LLM provider: set "
@@ -88,8 +96,7 @@ def check_online(loaded: LoadedCrew) -> None:
     names = mcp_tool_names(crew)
     if not names:
         return
-    folder = loaded.source_dir if not loaded.file.startswith("<") else None
-    env = envref.environment(folder, crew.runtime.env_file)
+    env = envref.environment(loaded.source_dir, crew.runtime.env_file)
     problems = []
     for agent_index, tool_index, name in names:
         try:
@@ -101,10 +108,17 @@ def check_online(loaded: LoadedCrew) -> None:
         raise ConfigError.combine(problems)
 
 
-def render_task(loaded: LoadedCrew, inputs: dict[str, str], override: str | None = None) -> str:
+def render_task(loaded: LoadedCrew, inputs: dict[str, str], override: str | None = None,
+                limits: Limits | None = None) -> str:
     """The task text with each {placeholder} an input names filled in. One the inputs do not name is
-    plain text, as in Routex (whose tasks never take inputs); `task_warnings` names it."""
+    plain text, as in Routex (whose tasks never take inputs); `task_warnings` names it.
+    With `limits`, a task over `max_task_chars` once filled is refused before it is built: a small
+    submission ("{a}" 3000 times, a 100 KB input) must not make the worker allocate 300 MB to say no."""
     text = override if override is not None else loaded.crew.task.input
+    if limits is not None:
+        size = len(text) + sum(len(inputs[m.group(1)]) - len(m.group(0))
+                               for m in _PLACEHOLDER.finditer(text) if m.group(1) in inputs)
+        submission.check_task_size(size, limits)
     return _PLACEHOLDER.sub(lambda m: inputs.get(m.group(1), m.group(0)), text)
 
 
@@ -112,8 +126,7 @@ def task_override(loaded: LoadedCrew, task: str | None) -> str | None:
     """`--task`, else Routex's ROUTEX_TASK (the process environment over the crew's env_file), else None."""
     if task is not None:
         return task
-    folder = loaded.source_dir if not loaded.file.startswith("<") else None
-    return envref.environment(folder, loaded.crew.runtime.env_file).get("ROUTEX_TASK") or None
+    return envref.environment(loaded.source_dir, loaded.crew.runtime.env_file).get("ROUTEX_TASK") or None
 
 
 def crew_warnings(loaded: LoadedCrew) -> list[str]:

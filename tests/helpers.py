@@ -23,7 +23,11 @@ def write_crew(folder: Path, text: str, name: str = "crew.yaml") -> Path:
 
 def run_crew(app, path: Path, inputs: dict | None = None, timeout: float = 60) -> RunState:
     """Submit and follow the run's event stream to its end; returns the final status."""
-    run_id = submit_loaded(app, load_crew(path), inputs or {})
+    return follow(app, submit_loaded(app, load_crew(path), inputs or {}), timeout)
+
+
+def follow(app, run_id: str, timeout: float = 60) -> RunState:
+    """Follow a run's event stream to its end; returns the final status."""
     client = Client(app)
     for _ in client.events(run_id, follow=True, timeout=timeout):
         pass

@@ -136,6 +136,30 @@ def test_send_task_with_wrong_types_gets_clear_errors(worker, redis_url):
     other.close()
 
 
+def test_a_task_too_big_once_filled_is_refused_before_it_is_built(worker, redis_url):
+    """9 KB of crew and a 100 KB input that the task names 1000 times: 100 M characters, counted, never built."""
+    import tracemalloc
+
+    from celery import Celery
+
+    from crewq.workers.app import SUBMIT_TASK
+    other = Celery("elsewhere", broker=redis_url, backend=redis_url, set_as_current=False)
+    other.conf.update(task_serializer="json", accept_content=["json"], result_accept_content=["json"])
+    crew = GOOD.replace("runtime:", "task: {input: '" + "{a}" * 1000 + "'}\nruntime:")
+    tracemalloc.start()  # the in-process worker's allocations are this process's
+    try:
+        with pytest.raises(Exception) as info:
+            other.send_task(SUBMIT_TASK, args=[crew], kwargs={"inputs": {"a": "y" * 100_000}},
+                            queue="crewq.control").get(timeout=30)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        other.close()
+    assert "the task (placeholders filled)" in str(info.value) and "limits.max_task_chars" in str(info.value)
+    assert "100,000,000" in str(info.value) or "100000000" in str(info.value), str(info.value)
+    assert peak < 20_000_000, f"{peak:,} bytes allocated to refuse it"
+
+
 class _OpensAFile:
     """Unpickling this creates a file: proof that a pickled message was decoded."""
 

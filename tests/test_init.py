@@ -63,9 +63,9 @@ def test_scripted_scaffold_runs_by_its_printed_steps(tmp_path):
 
 def test_openai_scaffold_runs_against_a_local_server_at_the_documented_base_url(tmp_path):
     output = init(tmp_path, "openai")
-    crew = (tmp_path / "d/crew.yaml").read_text()
-    assert "base_url: env:OPENAI_BASE_URL:-https://api.openai.com/v1" in crew
-    assert "# OPENAI_BASE_URL=https://api.openai.com/v1" in (tmp_path / "d/.env.example").read_text()
+    crew_file = tmp_path / "d/crew.yaml"
+    assert "  base_url: https://api.openai.com/v1\n" in crew_file.read_text()
+    assert "BASE_URL" not in (tmp_path / "d/.env.example").read_text()
     steps = next_steps(output)
     assert steps == ["cp d/.env.example d/.env", "# in d/.env, set OPENAI_API_KEY",
                      "crewq validate d/crew.yaml", "crewq run d/crew.yaml"]
@@ -77,9 +77,9 @@ def test_openai_scaffold_runs_against_a_local_server_at_the_documented_base_url(
             env_file = tmp_path / "d/.env"
             text = env_file.read_text()
             text = text.replace("OPENAI_API_KEY=\n", "OPENAI_API_KEY=sk-init-test\n")
-            # The root the template documents (with /v1), here the local fake's.
-            text = text.replace("# OPENAI_BASE_URL=https://api.openai.com/v1", f"OPENAI_BASE_URL={server.url}/v1")
             env_file.write_text(text)
+            # The root the template documents (with /v1), here the local fake's.
+            crew_file.write_text(crew_file.read_text().replace("https://api.openai.com/v1", f"{server.url}/v1"))
 
         runs = follow(steps, tmp_path, comment=set_variables)
     assert runs[-1].stdout.strip() == "a brief from the fake"
@@ -117,3 +117,29 @@ def test_an_unknown_provider_is_refused(tmp_path):
     result = CliRunner().invoke(main, ["init", str(tmp_path), "--provider", "openia"])
     assert result.exit_code == 2 and "openia" in result.output
     assert not (tmp_path / "crew.yaml").exists()
+
+
+KEYS = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY"}
+
+
+@pytest.mark.parametrize("provider", sorted(KEYS) + ["ollama"])
+def test_a_starter_passes_a_default_policy_fleets_checks(tmp_path, provider, monkeypatch):
+    """What a default-policy worker checks before it sends anything (the review's `policy env_vars`
+    refusal came from here): every env: reference is allowed, the key may go to its base_url, and
+    only a local Ollama needs the operator's allow_private_addresses."""
+    from crewq.config.policy import GuardedEnv, Policy
+    from crewq.workers.llm import outbound
+    from crewq.workers.llm.chain import llm_chain
+    from crewq.workers.llm.registry import create_provider
+    from crewq.workers.tools import netguard
+    monkeypatch.setattr(netguard, "resolver", lambda host, port: ["93.184.215.14"])  # public; never connected to
+    for name, text in files(provider).items():
+        (tmp_path / name).write_text(text)
+    crew = load_crew(tmp_path / "crew.yaml").crew
+    policy = Policy(allow_private_addresses=provider == "ollama")
+    env = GuardedEnv({KEYS[provider]: "k"} if provider in KEYS else {}, policy)
+    for agent in crew.agents:
+        [config] = llm_chain(crew, agent, env)
+        provider_ = create_provider(config, agent)
+        outbound.check(config, provider_.url("/v1/chat/completions"))  # type: ignore[attr-defined]
+    assert "CREWQ_REDIS_URL" not in (tmp_path / ".env.example").read_text()  # crewq never reads it from there

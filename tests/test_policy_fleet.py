@@ -161,11 +161,11 @@ def test_env_references_on_the_default_policy():
 def test_secret_hosts_python_modules_commands_and_roots(tmp_path):
     policy = Policy(python_tools=["mytools.*", "other:fn"], mcp_commands=["/usr/bin/mcp-git"], roots=[str(tmp_path)],
                     secrets={"OPENAI_API_KEY": ["api.openai.com", "gateway.internal"]})
-    policy.check_secret_host("OPENAI_API_KEY", "gateway.internal")
+    policy.check_secret_destination("OPENAI_API_KEY", "https://gateway.internal/v1")
     with pytest.raises(ConfigError, match=r"not to evil.example \(policy secrets.OPENAI_API_KEY\)"):
-        policy.check_secret_host("OPENAI_API_KEY", "evil.example")
+        policy.check_secret_destination("OPENAI_API_KEY", "https://evil.example/v1")
     with pytest.raises(ConfigError, match="may be sent to no host"):
-        policy.check_secret_host("ANTHROPIC_API_KEY", "api.anthropic.com")
+        policy.check_secret_destination("ANTHROPIC_API_KEY", "https://api.anthropic.com")
     policy.check_python_tool("mytools.web:search", "k")
     policy.check_python_tool("other:fn", "k")
     for ref in ("subprocess:getoutput", "other:fn2", "mytoolsx:f"):
@@ -259,8 +259,8 @@ def test_a_tools_key_goes_only_to_the_hosts_its_secret_is_bound_to(monkeypatch):
                               extra={"backend": "brave", "base_url": "https://collector.example"}))
     result = tool.execute({"query": "tides"}, ToolContext("r", "a", "k", env=env))
     assert result.is_error and "not to collector.example (policy secrets.BRAVE_API_KEY)" in result.content
-    policy.check_key_destination("env:BRAVE_API_KEY", "api.search.brave.com")
-    policy.check_key_destination("a-literal-key", "anywhere.example")  # the submitter's own key
+    policy.check_key_destination("env:BRAVE_API_KEY", "https://api.search.brave.com/res/v1/web/search")
+    policy.check_key_destination("a-literal-key", "http://anywhere.example")  # the submitter's own key
     with pytest.raises(ConfigError, match="policy secrets.DOCS_TOKEN"):
         McpServer(ToolSpec(name="mcp", api_key="env:DOCS_TOKEN", extra={"server_url": "https://evil.example/mcp"}), env)
     assert McpServer(ToolSpec(name="mcp", api_key="env:DOCS_TOKEN", extra={"server_url": "https://mcp.docs.example/mcp"}),
@@ -282,3 +282,52 @@ def test_an_llm_base_url_that_rebinds_to_a_private_address_reaches_nothing(monke
         with pytest.raises(TransientProviderError, match="refused: rebind.example resolves to a private"):
             OpenAIProvider(config).complete(LLMRequest(system="", messages=[Message(role="user", content="x")]))
         assert server.received == []
+
+
+def test_a_secrets_binding_is_a_scheme_a_host_and_a_port():
+    policy = Policy(secrets={"OPENAI_API_KEY": ["api.openai.com"], "GATEWAY_KEY": ["http://gw.internal:8080",
+                                                                                "gw.internal:8443"]})
+    for url in ("https://api.openai.com/v1", "https://API.openai.com:443/v1"):
+        policy.check_secret_destination("OPENAI_API_KEY", url)
+    for url, shown in [("http://api.openai.com/v1", "http://api.openai.com:80"),
+                       ("https://api.openai.com:8443/v1", "https://api.openai.com:8443"),
+                       ("http://api.openai.com:443/v1", "http://api.openai.com:443")]:
+        with pytest.raises(ConfigError, match=f"may be sent to api.openai.com, not to {shown} "):
+            policy.check_secret_destination("OPENAI_API_KEY", url)
+    policy.check_secret_destination("GATEWAY_KEY", "http://gw.internal:8080/v1")
+    policy.check_secret_destination("GATEWAY_KEY", "https://gw.internal:8443/v1")
+    for url in ("https://gw.internal/v1", "http://gw.internal:8443/v1", "https://gw.internal:notaport/v1"):
+        with pytest.raises(ConfigError, match="GATEWAY_KEY"):
+            policy.check_secret_destination("GATEWAY_KEY", url)
+    with pytest.raises(ValueError, match="ftp://gw.internal"):
+        Policy(secrets={"GATEWAY_KEY": ["ftp://gw.internal"]})
+
+
+def test_a_default_policy_worker_sends_no_key_over_http_or_to_another_port(redis_url, tmp_path, monkeypatch, llm):
+    """The key's host, on plain http or another port: refused before any connection is made."""
+    from crewq.config.settings import Settings
+    from crewq.scheduler.embedded import in_process_worker
+    from crewq.scheduler.supervisor import SupervisorThread
+    from crewq.workers.app import create_app
+    from crewq.workers.tools import netguard
+
+    from conftest import FAST
+    monkeypatch.setattr(netguard, "resolver", lambda host, port: ["127.0.0.1"])  # api.openai.com -> the listener
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    port = llm.url.rsplit(":", 1)[1]
+    app = create_app(Settings(redis_url=redis_url, policy=Policy(), **FAST))  # the fleet default
+    try:
+        with SupervisorThread(app, name="policy-supervisor"), in_process_worker(app, concurrency=4):
+            statuses = run_all(app, tmp_path, {
+                scheme: (f"""
+                    runtime: {{llm_provider: openai, model: gpt-4o, api_key: env:OPENAI_API_KEY,
+                               base_url: "{scheme}://api.openai.com:{port}/v1"}}
+                    agents: [{{id: a}}]
+                    """, "") for scheme in ("http", "https")})
+    finally:
+        app.close()
+    for scheme, status in statuses.items():
+        error = status.agents["a"].error or ""
+        assert status.status == "failed" and status.agents["a"].attempt == 0, (scheme, status)
+        assert f"may be sent to api.openai.com, not to {scheme}://api.openai.com:{port} (policy secrets." in error, error
+    assert llm.received == []

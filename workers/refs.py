@@ -36,6 +36,17 @@ class _Ref:
     def required(cls) -> int:
         return sum(1 for f in fields(cls) if f.default is MISSING)
 
+    def problem(self) -> str | None:
+        """Why these arguments cannot be a message of ours (anyone who can send a task may send one):
+        ids that are not strings, numbers that are not integers >= 0; None when they fit."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type == "str" and not isinstance(value, str):
+                return f"{f.name} must be a string, not {type(value).__name__}"
+            if f.type == "int" and (type(value) is not int or value < 0):  # (a bool is no count)
+                return f"{f.name} must be an integer >= 0, not {value!r}"
+        return None
+
 
 @dataclass(frozen=True)
 class TurnRef(_Ref):

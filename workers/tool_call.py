@@ -1,7 +1,9 @@
 """`tool_call`: run one tool call that a turn's recorded reply asked for, and record its result.
 
 The message carries ids only; the call's name and arguments come from the ledger. A call whose
-result is already recorded (a redelivery) is not run again.
+result is already recorded (a redelivery) is not run again. Anyone who can send a task can send
+this one: arguments that do not fit, a run that has ended and a call its turn's reply does not have
+are refused (a result with `refused`, one log line), and nothing runs.
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ from crewq.config.errors import ConfigError, ToolServerUnavailable
 
 from . import bounds, tracing
 from .app import TOOL_TASK, requeue_after_outage
+from .ledger import TERMINAL
 from .llm.types import LLMReply
+from .refs import ToolRef
 from .resources import environment, tools_for
+from .tool_llm import run_llm
 from .tools.base import ToolContext, ToolResult
 
 log = logging.getLogger(__name__)
@@ -35,11 +40,20 @@ def tool_call(self, run_id: str, agent_id: str, turn: int, attempt: int, index: 
 
 def run_tool_call(task, run_id: str, agent_id: str, turn: int, attempt: int, index: int) -> dict:
     ledger = task.app.ledger
+    if problem := ToolRef(run_id, agent_id, turn, attempt, index).problem():
+        return refuse(run_id, agent_id, turn, index, problem)
     done, reply = ledger.tool_call_state(run_id, agent_id, attempt, turn, index)
     if done is not None:
         return {"index": index, "is_error": bool(done.get("is_error")), "repeated": True}
+    status = ledger.run_status(run_id)
+    if status is None or status in TERMINAL:  # an ended run's calls are history: none starts now
+        return refuse(run_id, agent_id, turn, index, f"run {run_id} is {status or 'unknown'}")
+    calls = LLMReply.model_validate(reply).tool_calls if reply is not None else []
+    if index >= len(calls):
+        return refuse(run_id, agent_id, turn, index, f"turn {turn} (attempt {attempt}) of agent {agent_id!r} "
+                      f"asked for {len(calls)} tool calls, so there is no call {index}")
     spec = ledger.spec(run_id)
-    call = LLMReply.model_validate(reply).tool_calls[index]
+    call = calls[index]
     key = f"{run_id}:{agent_id}:{attempt}:{turn}:{index}"
     started = time.time()
     ledger.event(run_id, "tool_call", agent_id, turn=turn, index=index, name=call.name, host=task.request.hostname)
@@ -58,7 +72,8 @@ def run_tool_call(task, run_id: str, agent_id: str, turn: int, attempt: int, ind
                 result = ToolResult(f"{call.name}: {too_big}", is_error=True)
             else:
                 context = ToolContext(run_id=run_id, agent_id=agent_id, idempotency_key=key,
-                                      source_dir=spec.source_dir, env=environment(spec, policy))
+                                      source_dir=spec.source_dir, env=environment(spec, policy),
+                                      llm=run_llm(ledger, run_id, agent_id, spec.crew.task))
                 result = tool.execute(call.arguments, context)
         except (ConfigError, ToolServerUnavailable) as exc:  # e.g. its MCP server is down on this worker
             result = ToolResult(f"tool {call.name!r} is not available: {exc}", is_error=True)
@@ -80,3 +95,9 @@ def run_tool_call(task, run_id: str, agent_id: str, turn: int, attempt: int, ind
     ledger.event(run_id, "tool_result", agent_id, turn=turn, index=index, name=call.name,
                  is_error=result.is_error, started_at=started, finished_at=finished, chars=len(result.content))
     return {"index": index, "is_error": result.is_error}
+
+
+def refuse(run_id: object, agent_id: object, turn: object, index: object, reason: str) -> dict:
+    """A message no turn of ours sent (or sent for a run that has ended): nothing runs, one log line."""
+    log.warning("tool call %r/%r/%r/%r refused: %s", run_id, agent_id, turn, index, reason)
+    return {"index": index, "is_error": True, "refused": reason}

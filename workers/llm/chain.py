@@ -20,7 +20,8 @@ from crewq.config.schema import Agent, Crew, LLMFallback, LLMOverride
 from .registry import provider_names
 from .types import LLMConfig
 
-MODEL_REQUIRED = frozenset({"anthropic", "openai", "ollama"})
+# Every HTTP provider asks for a model by name (`crewq validate` checks it too, before anything runs).
+MODEL_REQUIRED = frozenset({"anthropic", "openai", "openai-compatible", "ollama", "gemini"})
 _RUNTIME_KEYS = {"provider": "llm_provider", "model": "model", "api_key": "api_key", "base_url": "base_url"}
 
 

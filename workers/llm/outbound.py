@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import threading
-from urllib.parse import urlsplit
 
 import httpx
 
@@ -22,9 +21,8 @@ def check(config: LLMConfig, url: str) -> None:
     policy = config.policy
     if policy is None:
         return
-    host = urlsplit(url).hostname or ""
     if config.key_var:
-        policy.check_secret_host(config.key_var, host)
+        policy.check_secret_destination(config.key_var, url)
     if not policy.allow_private_addresses:
         problem = netguard.address_problem(url)
         if problem:

@@ -11,7 +11,7 @@ import concurrent.futures
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from crewq.config import envref
 from crewq.config.durations import parse_duration
@@ -19,6 +19,9 @@ from crewq.config.errors import ConfigError, CrewqError, ToolError
 from crewq.config.schema import ToolSpec
 
 from ..llm.types import ToolSchema
+
+if TYPE_CHECKING:
+    from ..tool_llm import LLMCall
 
 MAX_OUTPUT_CHARS = 20_000
 
@@ -31,6 +34,8 @@ class ToolContext:
     idempotency_key: str  # the same on a redelivered call: pass it on to APIs with side effects
     source_dir: str | None = None  # the crew file's folder; relative paths start there
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # How a tool asks an LLM (summarise): in a worker, the agent's path with the run's limits and usage.
+    llm: "LLMCall | None" = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

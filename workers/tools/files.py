@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from crewq.config.errors import ToolError
+from crewq.config.errors import ConfigError, ToolError
 from crewq.config.policy import policy_of
 
 from .base import Tool, ToolContext
@@ -33,7 +33,10 @@ class FileTool(Tool):
         raw = self.setting(self.spec.base_dir or ".", ToolContext("", "", "", source_dir, env), "base_dir")
         base = Path(raw)
         if not base.is_absolute():
-            base = Path(source_dir or ".") / base
+            if source_dir is None:  # a crew sent as text: the worker's own folder is not its folder
+                raise ConfigError(f"base_dir {str(raw)!r} is relative, and a crew sent as text has no folder "
+                                  "to start from: give an absolute base_dir", key=f"tools.{self.spec.name}.base_dir")
+            base = Path(source_dir) / base
         return base.resolve()
 
     def check_root(self, source_dir: str | None, env: Mapping[str, str]) -> None:

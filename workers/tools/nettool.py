@@ -54,7 +54,7 @@ class NetTool(Tool):
     def fetch(self, method: str, url: str, context: ToolContext, **kw: Any) -> netguard.Fetched:
         policy = policy_of(context.env)
         if policy is not None and self.spec.api_key:  # a tool holding a key fetches only from the key's hosts
-            policy.check_key_destination(self.spec.api_key, httpx.URL(url).host, key=f"tools.{self.spec.name}.api_key")
+            policy.check_key_destination(self.spec.api_key, url, key=f"tools.{self.spec.name}.api_key")
         headers = {"User-Agent": self.user_agent(context), **kw.pop("headers", {})}
         # The HTTP timeout stays under the tool's, so the model gets the clearer network error.
         return netguard.fetch(method, url, allow_private=self.private_ok(context), timeout=self.timeout * 0.9,

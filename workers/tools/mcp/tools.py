@@ -55,9 +55,7 @@ class McpServer:
         if policy is not None and self.command:
             policy.check_mcp_command(str(self.command), key=f"{key}.command")
         if policy is not None and self.url and spec.api_key:
-            from urllib.parse import urlsplit
-            policy.check_key_destination(spec.api_key, urlsplit(str(self.url)).hostname or "",
-                                         key=f"tools.{spec.name}.api_key")
+            policy.check_key_destination(spec.api_key, str(self.url), key=f"tools.{spec.name}.api_key")
         if policy is not None and self.url and not policy.allow_private_addresses:
             problem = netguard.address_problem(str(self.url))
             if problem:
