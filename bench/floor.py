@@ -26,10 +26,10 @@ def install(app: Celery, waves: int, width: int, latency: float = 0.0, tools: in
     """Register the bare tasks on `app`, routed to crewq's queues (turns, tools, control)."""
     import redis
 
-    q = app.crewq_settings.queues
+    q = app.settings.queues
     app.conf.task_routes = {**app.conf.task_routes, TURN: {"queue": q.turns}, TOOL: {"queue": q.tools},
                             ADVANCE: {"queue": q.control}}
-    r = redis.Redis.from_url(app.crewq_settings.redis_url, decode_responses=True)
+    r = redis.Redis.from_url(app.settings.redis_url, decode_responses=True)
 
     def mark(run: str, what: str) -> None:
         if stamp:
@@ -69,7 +69,7 @@ def run_once(app: Celery, width: int, timeout: float = 120) -> tuple[str, float]
     """One bare run; returns (its id, wall seconds from emitting wave 0 to the last advance)."""
     import redis
 
-    r = redis.Redis.from_url(app.crewq_settings.redis_url, decode_responses=True)
+    r = redis.Redis.from_url(app.settings.redis_url, decode_responses=True)
     run = uuid.uuid4().hex[:12]
     began = time.perf_counter()
     emit(app, run, 0, width)
@@ -81,5 +81,5 @@ def run_once(app: Celery, width: int, timeout: float = 120) -> tuple[str, float]
 def stamps(app: Celery, run: str) -> dict[str, float]:
     import redis
 
-    r = redis.Redis.from_url(app.crewq_settings.redis_url, decode_responses=True)
+    r = redis.Redis.from_url(app.settings.redis_url, decode_responses=True)
     return {k: float(v) for k, v in r.hgetall(f"bare:{run}:t").items()}
