@@ -22,7 +22,8 @@ from celery import Celery, chord, group
 TURN, TOOL, ADVANCE = "bench.bare_turn", "bench.bare_tool", "bench.bare_advance"
 
 
-def install(app: Celery, waves: int, width: int, latency: float = 0.0, tools: int = 1, stamp: bool = True) -> None:
+def install(app: Celery, waves: int, width: int, latency: float = 0.0, tools: int = 1, stamp: bool = True,
+            tool_latency: float = 0.0) -> None:
     """Register the bare tasks on `app`, routed to crewq's queues (turns, tools, control)."""
     import redis
 
@@ -49,6 +50,8 @@ def install(app: Celery, waves: int, width: int, latency: float = 0.0, tools: in
     @app.task(name=TOOL)
     def bare_tool(run: str, wave: int, agent: int, index: int):
         mark(run, f"tool:{wave}:{agent}:{index}")
+        if tool_latency:
+            time.sleep(tool_latency)
         return {"index": index}
 
     @app.task(name=ADVANCE)

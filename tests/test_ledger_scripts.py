@@ -28,7 +28,7 @@ def test_a_tool_result_recorded_twice_keeps_the_first_and_one_event(ledger):
              "finished_at": 1.5, "chars": 2}
     assert ledger.record_tool_result(RUN, AGENT, 0, 0, 0, {"content": "first"}, event) is True
     assert ledger.record_tool_result(RUN, AGENT, 0, 0, 0, {"content": "second"}, event) is False
-    assert ledger.results(RUN, AGENT, 0, 0, 1) == [{"content": "first"}]
+    assert ledger.history(RUN, AGENT, 0, 0)[1] == {"0:0": {"content": "first"}}
     assert types(ledger).count("tool_result") == 1
     assert list(metric(ledger, "crewq_tool_calls_total").values()) == ["1"]
     assert ledger.redis.ttl(ledger.keys.results(RUN, AGENT)) > 0  # index 0 sets the hash's TTL

@@ -100,7 +100,7 @@ class Turn:
         tools = tools_for(spec, self.agent_id, policy)
         self.env = environment(spec, policy)  # once per turn: the crew's .env may be read from disk
         conversation = rebuild(ledger, spec, self.agent_id, self.attempt, self.turn, set(tools), self.env)
-        raw = ledger.reply(self.run_id, self.agent_id, self.attempt, self.turn)
+        raw = conversation.reply
         if raw is None:
             if reason := budgets.exhausted(spec.crew.task, run):  # no new LLM call once a budget is spent
                 return self.fail(reason, permanent=True)

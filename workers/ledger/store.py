@@ -325,11 +325,16 @@ class Ledger:
         result, reply = pipe.execute()
         return (json.loads(result) if result else None), (json.loads(reply) if reply else None)
 
-    def replies(self, run_id: str, agent_id: str, attempt: int, turns: int) -> list[dict | None]:
-        if turns <= 0:
-            return []
-        raws = self.redis.hmget(self.keys.replies(run_id, agent_id), [f"{attempt}:{t}" for t in range(turns)])
-        return [json.loads(r) if r else None for r in raws]
+    def history(self, run_id: str, agent_id: str, attempt: int, turn: int) -> tuple[list[dict | None], dict[str, dict]]:
+        """An attempt's recorded replies for turns 0..`turn` (None where there is none yet) and its tool
+        results by "turn:index": what a turn rebuilds its conversation from, in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hmget(self.keys.replies(run_id, agent_id), [f"{attempt}:{t}" for t in range(turn + 1)])
+        pipe.hgetall(self.keys.results(run_id, agent_id))  # every call of the agent's attempts: a few dozen
+        raws, results = pipe.execute()
+        mine = f"{attempt}:"
+        return ([json.loads(r) if r else None for r in raws],
+                {k.removeprefix(mine): json.loads(v) for k, v in results.items() if k.startswith(mine)})
 
     def record_result(self, run_id: str, agent_id: str, attempt: int, turn: int, index: int, result: dict,
                       pipe=None) -> bool | None:
@@ -383,13 +388,6 @@ class Ledger:
             head += [command, keys.index(key) + 1, name, amount]
         found = script(keys=keys, args=head + args)
         return found if isinstance(found, str) else int(found)
-
-    def results(self, run_id: str, agent_id: str, attempt: int, turn: int, count: int) -> list[dict | None]:
-        if count <= 0:
-            return []
-        fields = [f"{attempt}:{turn}:{i}" for i in range(count)]
-        raws = self.redis.hmget(self.keys.results(run_id, agent_id), fields)
-        return [json.loads(r) if r else None for r in raws]
 
     def call_index(self, run_id: str, agent_id: str, call_key: str) -> int:
         """A stable index for one LLM call (the same on a redelivery), counting the agent's calls."""
