@@ -75,3 +75,14 @@ def test_a_settlement_event_for_a_run_whose_stream_is_gone_is_dropped(ledger):
     done = ("agent_succeeded", {"turns": 1, "attempt": 0, "seconds": 1.0})
     assert ledger.settle_agent(RUN, AGENT, 0, AgentStatus.SUCCEEDED, event=done, output="x") is True
     assert not ledger.redis.exists(ledger.keys.events(RUN))  # the stream is not created by it
+
+
+def test_a_ledger_serves_more_threads_than_redis_pys_default_pool_of_100(redis_url):
+    from crewq.workers.ledger import Ledger
+    pool = Ledger.from_url(redis_url).redis.connection_pool
+    held = [pool.get_connection() for _ in range(101)]  # redis-py's default pool refuses the 101st
+    try:
+        assert len({id(c) for c in held}) == 101
+    finally:
+        for connection in held:
+            pool.release(connection)

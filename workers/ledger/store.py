@@ -26,6 +26,7 @@ from .keys import Keys
 from .state import RUN_INFO_FIELDS
 
 TERMINAL = TERMINAL_RUN
+POOL_SIZE, POOL_WAIT = 128, 30.0  # connections per process; seconds a thread may wait for one
 
 # The statuses a script must not overwrite come as ARGV (count, then the values), never spelled
 # out in Lua: the enums in config/states.py are their one source.
@@ -114,7 +115,11 @@ class Ledger:
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "crewq", retention: float = 7 * 86400) -> "Ledger":
-        return cls(redis.Redis.from_url(url, decode_responses=True), Keys(prefix), retention)
+        # redis-py's pool refuses a 101st connection ("Too many connections", a ConnectionError, which a
+        # turn takes for an outage): a worker with hundreds of threads waits for a free one instead.
+        pool = redis.BlockingConnectionPool.from_url(url, max_connections=POOL_SIZE, timeout=POOL_WAIT,
+                                                     decode_responses=True)
+        return cls(redis.Redis(connection_pool=pool), Keys(prefix), retention)
 
     # -- runs ---------------------------------------------------------------------------------
 
