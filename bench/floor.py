@@ -22,14 +22,15 @@ from celery import Celery, chord, group
 TURN, TOOL, ADVANCE = "bench.bare_turn", "bench.bare_tool", "bench.bare_advance"
 
 
-def install(app: Celery, waves: int, width: int, latency: float = 0.0, tools: int = 1, stamp: bool = True) -> None:
+def install(app: Celery, waves: int, width: int, latency: float = 0.0, tools: int = 1, stamp: bool = True,
+            tool_latency: float = 0.0) -> None:
     """Register the bare tasks on `app`, routed to crewq's queues (turns, tools, control)."""
     import redis
 
-    q = app.crewq_settings.queues
+    q = app.settings.queues
     app.conf.task_routes = {**app.conf.task_routes, TURN: {"queue": q.turns}, TOOL: {"queue": q.tools},
                             ADVANCE: {"queue": q.control}}
-    r = redis.Redis.from_url(app.crewq_settings.redis_url, decode_responses=True)
+    r = redis.Redis.from_url(app.settings.redis_url, decode_responses=True)
 
     def mark(run: str, what: str) -> None:
         if stamp:
@@ -49,6 +50,8 @@ def install(app: Celery, waves: int, width: int, latency: float = 0.0, tools: in
     @app.task(name=TOOL)
     def bare_tool(run: str, wave: int, agent: int, index: int):
         mark(run, f"tool:{wave}:{agent}:{index}")
+        if tool_latency:
+            time.sleep(tool_latency)
         return {"index": index}
 
     @app.task(name=ADVANCE)
@@ -69,7 +72,7 @@ def run_once(app: Celery, width: int, timeout: float = 120) -> tuple[str, float]
     """One bare run; returns (its id, wall seconds from emitting wave 0 to the last advance)."""
     import redis
 
-    r = redis.Redis.from_url(app.crewq_settings.redis_url, decode_responses=True)
+    r = redis.Redis.from_url(app.settings.redis_url, decode_responses=True)
     run = uuid.uuid4().hex[:12]
     began = time.perf_counter()
     emit(app, run, 0, width)
@@ -81,5 +84,5 @@ def run_once(app: Celery, width: int, timeout: float = 120) -> tuple[str, float]
 def stamps(app: Celery, run: str) -> dict[str, float]:
     import redis
 
-    r = redis.Redis.from_url(app.crewq_settings.redis_url, decode_responses=True)
+    r = redis.Redis.from_url(app.settings.redis_url, decode_responses=True)
     return {k: float(v) for k, v in r.hgetall(f"bare:{run}:t").items()}

@@ -31,6 +31,7 @@ import floor  # noqa: E402
 from waves import LATENCY, WAVES, WIDTH, crew_yaml  # noqa: E402
 
 from crewq.config.loader import load_crew_text  # noqa: E402
+from crewq.config.policy import Policy  # noqa: E402
 from crewq.config.settings import Settings  # noqa: E402
 from crewq.scheduler.embedded import in_process_worker  # noqa: E402
 from crewq.scheduler.local_redis import LocalRedis  # noqa: E402
@@ -96,7 +97,7 @@ def main() -> None:
     crewq: dict[str, list[float]] = defaultdict(list)
     bare: dict[str, list[float]] = defaultdict(list)
     with LocalRedis() as server, tempfile.TemporaryDirectory() as folder:
-        app = create_app(Settings(redis_url=server.url))
+        app = create_app(Settings(redis_url=server.url, policy=Policy.trusted()))  # as bench/waves.py
         floor.install(app, WAVES, WIDTH, latency=LATENCY)
         with in_process_worker(app, concurrency=16):
             client = Client(app)

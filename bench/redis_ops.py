@@ -5,7 +5,10 @@ between them: 16 LLM calls) runs on an in-process worker; `bench/floor.py`'s bar
 the same shape (no ledger) run on the same worker, interleaved with it. Around each run the bench
 resets Redis's `INFO commandstats` and reads it back: every command of the run is counted
 (submission, worker, broker, results, heartbeats), except the bench's own waiting (subtracted).
-Target: <= 30 commands per LLM call.
+Commands a Lua script runs count too: a script saves round trips, not commands. So the bench also
+counts round trips: everything runs in this one process, so each packet redis-py sends (a command,
+a pipeline, a script call) is one. Target: <= 30 commands per LLM call; what crewq can cut is its
+share above bare Celery's.
 
     .venv/bin/python bench/redis_ops.py [--repeat 3]
 """
@@ -17,6 +20,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -27,6 +31,7 @@ import redis  # noqa: E402
 from waves import LATENCY, TURNS, WAVES, WIDTH, crew_yaml  # noqa: E402
 
 from crewq.config.loader import load_crew_text  # noqa: E402
+from crewq.config.policy import Policy  # noqa: E402
 from crewq.config.settings import Settings  # noqa: E402
 from crewq.scheduler.embedded import in_process_worker  # noqa: E402
 from crewq.scheduler.local_redis import LocalRedis  # noqa: E402
@@ -35,6 +40,31 @@ from crewq.workers.app import create_app  # noqa: E402
 
 LLM_CALLS = WAVES * WIDTH * TURNS
 IGNORED = {"config", "info"}  # the bench's own RESETSTAT and INFO
+TRIPS = "round trips"
+
+
+class RoundTrips:
+    """Counts every packet redis-py sends from this process (worker, broker, results, client)."""
+
+    def __init__(self) -> None:
+        self.count, self.lock = 0, threading.Lock()
+        from redis.connection import AbstractConnection
+
+        send = AbstractConnection.send_packed_command
+
+        def counted(conn, *args, **kwargs):
+            with self.lock:
+                self.count += 1
+            return send(conn, *args, **kwargs)
+
+        AbstractConnection.send_packed_command = counted
+
+    def reset(self) -> None:
+        with self.lock:
+            self.count = 0
+
+
+TRIP_COUNTER = RoundTrips()
 
 
 def commandstats(r: redis.Redis) -> Counter:
@@ -49,6 +79,7 @@ def commandstats(r: redis.Redis) -> Counter:
 def crewq_run(app, folder: str, r: redis.Redis) -> Counter:
     loaded = load_crew_text(crew_yaml(), str(Path(folder) / "bench.yaml"))
     r.config_resetstat()
+    TRIP_COUNTER.reset()
     run_id = submit_loaded(app, loaded)
     key, after, mine = app.ledger.keys.events(run_id), "0-0", 0
     while True:  # wait on the event stream, counting our own XREADs to take them off
@@ -60,8 +91,10 @@ def crewq_run(app, folder: str, r: redis.Redis) -> Counter:
         after = entries[-1][0]
         if any(fields.get("type") == "run_finished" for _, fields in entries):
             break
+    trips = TRIP_COUNTER.count - mine - 1  # the XREADs and the INFO
     counts = commandstats(r)
     counts["XREAD"] -= mine
+    counts[TRIPS] = trips
     status = r.hget(app.ledger.keys.run(run_id), "status")
     if status != "succeeded":
         raise SystemExit(f"run {run_id} ended {status}")
@@ -70,9 +103,12 @@ def crewq_run(app, folder: str, r: redis.Redis) -> Counter:
 
 def bare_run(app, r: redis.Redis) -> Counter:
     r.config_resetstat()
+    TRIP_COUNTER.reset()
     floor.run_once(app, WIDTH)
+    trips = TRIP_COUNTER.count - 2  # the BLPOP and the INFO
     counts = commandstats(r)
     counts["BLPOP"] -= 1
+    counts[TRIPS] = trips
     return +counts
 
 
@@ -82,7 +118,7 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=12)
     args = parser.parse_args()
     with LocalRedis() as server, tempfile.TemporaryDirectory() as folder:
-        app = create_app(Settings(redis_url=server.url))
+        app = create_app(Settings(redis_url=server.url, policy=Policy.trusted()))  # as bench/waves.py
         floor.install(app, WAVES, WIDTH, latency=LATENCY, stamp=False)
         r = redis.Redis.from_url(server.url, decode_responses=True)
         with in_process_worker(app, concurrency=16):
@@ -94,15 +130,19 @@ def main() -> None:
         app.close()
     print(f"load: {os.getloadavg()[0]:.2f} (1 min); {WAVES} waves x {WIDTH} agents, {LLM_CALLS} LLM calls a run, "
           f"median of {args.repeat} runs each")
-    names = sorted(set().union(*crewq, *bare), key=lambda c: -statistics.median(x[c] for x in crewq))
+    names = sorted(set().union(*crewq, *bare) - {TRIPS}, key=lambda c: -statistics.median(x[c] for x in crewq))
     print(f"{'command':<16}{'crewq/call':>12}{'bare/call':>12}")
     for name in names[:args.top]:
         c = statistics.median(x[name] for x in crewq) / LLM_CALLS
         b = statistics.median(x[name] for x in bare) / LLM_CALLS
         print(f"{name:<16}{c:>12.2f}{b:>12.2f}")
-    total_c = statistics.median(sum(x.values()) for x in crewq)
-    total_b = statistics.median(sum(x.values()) for x in bare)
+    total_c = statistics.median(sum(x.values()) - x[TRIPS] for x in crewq)
+    total_b = statistics.median(sum(x.values()) - x[TRIPS] for x in bare)
+    trips_c, trips_b = (statistics.median(x[TRIPS] for x in runs) for runs in (crewq, bare))
     print(f"total per run: crewq {total_c:.0f}, bare Celery {total_b:.0f}")
+    print(f"round trips per LLM call: crewq {trips_c / LLM_CALLS:.1f}, bare Celery {trips_b / LLM_CALLS:.1f}; "
+          f"crewq's share above bare Celery: {(trips_c - trips_b) / LLM_CALLS:.1f}")
+    print(f"crewq's share of commands above bare Celery's: {(total_c - total_b) / LLM_CALLS:.1f} per LLM call")
     print(f"Redis commands per LLM call: crewq {total_c / LLM_CALLS:.1f}, bare Celery {total_b / LLM_CALLS:.1f}, "
           f"ratio {total_c / total_b:.2f} (target <= 30 per call)")
 

@@ -314,7 +314,7 @@ def test_an_agent_with_a_queue_runs_on_the_workers_of_that_queue(app, worker, wo
 def test_a_redis_blip_in_a_turn_or_a_tool_call_sends_it_back_to_run_again(app, ledger, worker, tmp_path,
                                                                           monkeypatch):
     from crewq.workers.ledger.store import Ledger
-    real_reply, real_result = Ledger.record_reply, Ledger.record_result
+    real_reply, real_result = Ledger.record_call, Ledger.record_tool_result
     blips = {"reply": 1, "result": 1}
 
     def flaky(kind, real):
@@ -327,8 +327,8 @@ def test_a_redis_blip_in_a_turn_or_a_tool_call_sends_it_back_to_run_again(app, l
     import crewq.workers.app
     pauses = []
     monkeypatch.setattr(crewq.workers.app, "pause", pauses.append)
-    monkeypatch.setattr(Ledger, "record_reply", flaky("reply", real_reply))
-    monkeypatch.setattr(Ledger, "record_result", flaky("result", real_result))
+    monkeypatch.setattr(Ledger, "record_call", flaky("reply", real_reply))
+    monkeypatch.setattr(Ledger, "record_tool_result", flaky("result", real_result))
     path = write_crew(tmp_path, """
         runtime: {llm_provider: scripted}
         agents:

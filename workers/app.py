@@ -85,6 +85,9 @@ def create_app(settings: Settings | None = None, *, name: str = "crewq") -> Crew
         broker_transport=transport_for(settings.redis_url),  # survives a Redis restart (see broker.py)
         broker_transport_options=transport,
         result_backend_transport_options=transport,
+        # The results backend's pool (redis-py's default: 100, then "Too many connections") must not
+        # run out before the threads of a worker with high concurrency do.
+        redis_max_connections=4096,
         broker_connection_retry_on_startup=True,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         task_default_queue=q.control,

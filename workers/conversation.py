@@ -21,6 +21,7 @@ from .runspec import RunSpec
 class Conversation:
     messages: list[Message]
     budget: ToolCallBudget
+    reply: dict | None = None  # this turn's reply, if recorded already (a redelivery does not ask again)
 
 
 def upstream_outputs(ledger: Ledger, spec: RunSpec, agent_id: str, stands_for: str | None = None, *,
@@ -61,7 +62,8 @@ def label(agent_id: str, state: dict[str, str]) -> str:
 def rebuild(ledger: Ledger, spec: RunSpec, agent_id: str, attempt: int, turn: int,
             tool_names: set[str], env: Mapping[str, str] | None = None, stands_for: str | None = None,
             limits: Limits = DEFAULT_LIMITS) -> Conversation:
-    """The messages the model sees at `turn` (turns before it are recorded and complete).
+    """The messages the model sees at `turn` (turns before it are recorded and complete), and the
+    turn's own reply if it is recorded. One read of the ledger for all of it.
     A crew whose `task.input` is an `env:` reference has it resolved here, in the worker, from `env`."""
     agent = spec.crew.agent(agent_id)
     task = spec.task
@@ -72,17 +74,18 @@ def rebuild(ledger: Ledger, spec: RunSpec, agent_id: str, attempt: int, turn: in
     upstream = upstream_outputs(ledger, spec, agent_id, stands_for, task=task, limits=limits)
     messages = [Message(role="user", content=first_message(task, upstream))]
     budget = ToolCallBudget(agent, tool_names)
-    for t, raw in enumerate(ledger.replies(spec.run_id, agent_id, attempt, turn)):
+    replies, results = ledger.history(spec.run_id, agent_id, attempt, turn)
+    for t, raw in enumerate(replies[:turn]):
         if raw is None:
             raise LookupError(f"turn {t} of {agent_id} has no recorded reply")
         reply = LLMReply.model_validate(raw)
         messages.append(reply.as_message())
-        results = ledger.results(spec.run_id, agent_id, attempt, t, len(reply.tool_calls))
-        for call, result in zip(reply.tool_calls, results):
+        for index, call in enumerate(reply.tool_calls):
+            result = results.get(f"{t}:{index}")
             if result is None:
                 raise LookupError(f"tool call {call.name} of turn {t} of {agent_id} has no recorded result")
             if not result.get("skipped"):
                 budget.count(call)
             messages.append(Message(role="tool", tool_call_id=call.id, name=call.name,
                                     content=result["content"], is_error=bool(result.get("is_error"))))
-    return Conversation(messages, budget)
+    return Conversation(messages, budget, replies[turn])

@@ -87,13 +87,12 @@ def run_tool_call(task, run_id: str, agent_id: str, turn: int, attempt: int, ind
             span.set_attribute("crewq.tool.is_error", result.is_error)
     finished = time.time()
     stored = bounds.bound_result(result.to_json(), task.app.settings.policy.limits)
-    # First write wins, and only the winner records the event: after a Redis restart the same call can
-    # be running twice (its first worker reconnected, its message already given back), and the
-    # ledger must show one result. (A second round trip per tool call, for that.)
-    if not ledger.record_result(run_id, agent_id, attempt, turn, index, stored):
+    # First write wins, and only the winner records the event (one script): after a Redis restart the
+    # same call can be running twice, and the ledger must show one result.
+    event = {"turn": turn, "index": index, "name": call.name, "is_error": result.is_error, "started_at": started,
+             "finished_at": finished, "chars": len(result.content)}
+    if not ledger.record_tool_result(run_id, agent_id, attempt, turn, index, stored, event):
         return {"index": index, "is_error": result.is_error, "repeated": True}
-    ledger.event(run_id, "tool_result", agent_id, turn=turn, index=index, name=call.name,
-                 is_error=result.is_error, started_at=started, finished_at=finished, chars=len(result.content))
     return {"index": index, "is_error": result.is_error}
 
 

@@ -104,7 +104,7 @@ class Turn:
         self.stands_for = state.get("stands_for") or None  # a standby in another agent's place
         conversation = rebuild(ledger, spec, self.agent_id, self.attempt, self.turn, set(tools), self.env,
                                stands_for=self.stands_for, limits=policy.limits)
-        raw = ledger.reply(self.run_id, self.agent_id, self.attempt, self.turn)
+        raw = conversation.reply
         if raw is None:
             if reason := budgets.exhausted(spec.crew.task, run):  # no new LLM call once a budget is spent
                 return self.fail(reason, permanent=True)
@@ -174,30 +174,26 @@ class Turn:
             ledger.event(self.run_id, "llm_retry", self.agent_id, turn=self.turn, error=str(exc),
                          countdown=round(wait, 3), retries=retries + 1)
             raise self.task.retry(countdown=wait, max_retries=self.agent.max_retries)
-        if ledger.run_status(self.run_id) in TERMINAL:
-            # Cancelled (or ended) while the call was in flight: the reply is not the agent's work and
-            # nothing goes in the event log after run_finished, but what the call cost was spent.
-            ledger.add_usage(self.run_id, self.agent_id, reply.usage.input_tokens, reply.usage.output_tokens,
-                             estimate_cost(reply.provider, reply.model, reply.usage))
-            ledger.settle_agent(self.run_id, self.agent_id, self.attempt, AgentStatus.CANCELLED, error="the run ended")
-            return envelope(AgentStatus.SKIPPED, self.agent_id, self.attempt, error="the run ended during the LLM call")
         data = reply.model_dump(mode="json")
         try:
             check_reply(data, self.task.app.settings.policy.limits, self.agent_id)
         except ConfigError as exc:
             return self.fail(str(exc), permanent=True)
-        won, stored = ledger.record_reply(self.run_id, self.agent_id, self.attempt, self.turn, data)
-        if won:
-            cost = estimate_cost(reply.provider, reply.model, reply.usage)
-            pipe = ledger.redis.pipeline(transaction=False)  # usage and event in one round trip
-            ledger.add_usage(self.run_id, self.agent_id, reply.usage.input_tokens, reply.usage.output_tokens, cost,
-                             pipe=pipe)
-            ledger.event(self.run_id, "llm_call", self.agent_id, pipe=pipe, turn=self.turn, provider=reply.provider,
-                         model=reply.model, input_tokens=reply.usage.input_tokens,
-                         output_tokens=reply.usage.output_tokens, cost_usd=cost,
-                         seconds=round(time.time() - began, 3), tool_calls=[c.name for c in reply.tool_calls])
-            pipe.execute()
-        return stored
+        cost = estimate_cost(reply.provider, reply.model, reply.usage)
+        usage = (reply.usage.input_tokens, reply.usage.output_tokens, cost)
+        event = {"turn": self.turn, "provider": reply.provider, "model": reply.model,
+                 "input_tokens": reply.usage.input_tokens, "output_tokens": reply.usage.output_tokens,
+                 "cost_usd": cost, "seconds": round(time.time() - began, 3),
+                 "tool_calls": [c.name for c in reply.tool_calls]}
+        # One script: the reply, its usage and its event, unless the run ended or a redelivery won.
+        outcome, stored = ledger.record_call(self.run_id, self.agent_id, self.attempt, self.turn, data, event, usage)
+        if outcome == "ended":
+            # Cancelled (or ended) while the call was in flight: the reply is not the agent's work and
+            # nothing goes in the event log after run_finished, but what the call cost was spent.
+            ledger.add_usage(self.run_id, self.agent_id, *usage)
+            ledger.settle_agent(self.run_id, self.agent_id, self.attempt, AgentStatus.CANCELLED, error="the run ended")
+            return envelope(AgentStatus.SKIPPED, self.agent_id, self.attempt, error="the run ended during the LLM call")
+        return stored or {}
 
     def call(self, chain, request: LLMRequest, retries: int, exhausted: bool) -> LLMReply:
         with tracing.child_span("llm_call", **{"crewq.retries": retries}) as span:
@@ -243,17 +239,18 @@ class Turn:
 
     def succeed(self, output: str) -> dict:
         # First settlement wins: a redelivered or swept turn cannot overwrite it.
-        if not self.ledger.settle_agent(self.run_id, self.agent_id, self.attempt, AgentStatus.SUCCEEDED, output=output, error=""):
+        # start_turn's answer is when the attempt started: no second read of the agent's hash. The event
+        # goes with the settlement (one script), so only the settling call writes it.
+        done = ("agent_succeeded", {"turns": self.turn + 1, "attempt": self.attempt,
+                                    "seconds": round(time.time() - self.started, 3),
+                                    **({"stands_for": self.stands_for} if self.stands_for else {})})
+        if not self.ledger.settle_agent(self.run_id, self.agent_id, self.attempt, AgentStatus.SUCCEEDED, event=done,
+                                        output=output, error=""):
             return envelope(AgentStatus.SKIPPED, self.agent_id, self.attempt, error="attempt already settled or superseded")
-        started = self.started  # start_turn's answer: no second read of the agent's hash
         if self.stands_for:  # its output stands for the agent it replaces, downstream and in the run's output
             self.ledger.stand_in(self.run_id, self.stands_for, self.agent_id, output)
-        extra: dict[str, Any] = {"stands_for": self.stands_for} if self.stands_for else {}
-        pipe = self.ledger.redis.pipeline(transaction=False)  # the agent's breaker closes with the event
-        agent_breaker(self.ledger.redis, self.ledger.keys, self.spec.crew, self.agent).success(pipe)
-        self.ledger.event(self.run_id, "agent_succeeded", self.agent_id, pipe=pipe, turns=self.turn + 1,
-                          attempt=self.attempt, seconds=round(time.time() - started, 3), **extra)
-        pipe.execute()
+        # The agent's breaker closes (a round trip of its own: the settlement is one script).
+        agent_breaker(self.ledger.redis, self.ledger.keys, self.spec.crew, self.agent).success()
         trace_agent(self.ledger, self.run_id, self.agent_id, self.attempt, AgentStatus.SUCCEEDED)
         return envelope("ok", self.agent_id, self.attempt)
 
@@ -267,11 +264,11 @@ def report_failure(ledger: Ledger, run_id: str, agent_id: str, attempt: int, tur
     """Settle the attempt as failed and append a FailureReport for the supervisor (once per attempt).
     A permanent failure (a refused key, a bad request, a configuration error) is one no restart can fix;
     `breaker_open`: the agent's breaker refused the attempt (not a failure of its own, so not counted)."""
-    if not ledger.settle_agent(run_id, agent_id, attempt, AgentStatus.FAILED, error=error):
+    failed = ("agent_failed", {"turn": turn, "attempt": attempt, "error": error})
+    if not ledger.settle_agent(run_id, agent_id, attempt, AgentStatus.FAILED, event=failed, error=error):
         return envelope(AgentStatus.SKIPPED, agent_id, attempt, error="attempt already settled or superseded")
     report = {"run_id": run_id, "agent_id": agent_id, "attempt": attempt, "turn": turn, "error": error,
               "ts": time.time(), "permanent": permanent, "breaker_open": breaker_open}
-    ledger.event(run_id, "agent_failed", agent_id, turn=turn, attempt=attempt, error=error)
     ledger.report_failure(report)
     trace_agent(ledger, run_id, agent_id, attempt, AgentStatus.FAILED, error)
     return envelope(AgentStatus.FAILED, agent_id, attempt, error=error)

@@ -182,6 +182,20 @@ def _number(value: Any) -> float | None:
         return None
 
 
+class Ops:
+    """Stands in for a pipeline in `record` (and `Ledger.add_usage`): keeps the writes as (command, key,
+    field, amount), for a script that makes them only if its guard wrote (`Ledger._guarded_event`)."""
+
+    def __init__(self) -> None:
+        self.writes: list[tuple[str, str, str, Any]] = []
+
+    def hincrby(self, key: str, name: str, amount: int = 1) -> None:
+        self.writes.append(("HINCRBY", key, name, amount))
+
+    def hincrbyfloat(self, key: str, name: str, amount: float) -> None:
+        self.writes.append(("HINCRBYFLOAT", key, name, amount))
+
+
 def record(pipe, keys: Keys, type_: str, agent: str | None, data: dict[str, Any]) -> None:
     """Count one event (queued on the caller's pipeline; nothing is read)."""
     key = keys.metrics

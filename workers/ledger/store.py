@@ -26,6 +26,7 @@ from .keys import Keys
 from .state import RUN_INFO_FIELDS
 
 TERMINAL = TERMINAL_RUN
+POOL_SIZE, POOL_WAIT = 128, 30.0  # connections per process; seconds a thread may wait for one
 
 # The statuses a script must not overwrite come as ARGV (count, then the values), never spelled
 # out in Lua: the enums in config/states.py are their one source.
@@ -36,12 +37,48 @@ for i = 3, 2 + n do if s == ARGV[i] then return 0 end end
 """
 
 # Settles an agent attempt once: writes only if the attempt (ARGV[1]) is current and not yet settled.
-_SETTLE = """
+_SETTLE_BODY = """
 if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then return 0 end
 """ + _ENDED + """
 redis.call('HSET', KEYS[1], unpack(ARGV, 3 + n))
-return 1
 """
+_SETTLE = _SETTLE_BODY + "return 1"
+
+# Stores a tool result unless one is there (ARGV: field, value, the TTL to set or 0).
+_RESULT_BODY = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+if ARGV[3] ~= '0' then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
+"""
+
+# A guarded write and the event it earns, in one round trip: the event and its writes (metrics,
+# usage) happen only when the guard wrote. ARGV starts with the event: type, agent, ts, data, the
+# stream's KEYS index, the count of writes, then command, KEYS index, field, amount for each; the
+# guard's own ARGV follows, and the guard reads it as ARGV (a local shadowing the global).
+_EVENT_PRELUDE = """
+local E = ARGV
+local n_ops = tonumber(E[6])
+local ARGV = {unpack(E, 7 + 4 * n_ops)}
+local function emit()
+  redis.call('XADD', KEYS[tonumber(E[5])], 'NOMKSTREAM', '*', 'type', E[1], 'agent', E[2], 'ts', E[3], 'data', E[4])
+  for i = 0, n_ops - 1 do
+    local j = 7 + 4 * i
+    redis.call(E[j], KEYS[tonumber(E[j + 1])], E[j + 2], E[j + 3])
+  end
+end
+"""
+
+# Records a turn's LLM reply unless the run has ended (KEYS[2]: its hash; returns -1) or a reply is
+# there already (returns that one). ARGV: field, value, the TTL to set or 0, then the ended statuses.
+_REPLY_BODY = """
+local s = redis.call('HGET', KEYS[2], 'status')
+for i = 4, #ARGV do if s == ARGV[i] then return -1 end end
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return redis.call('HGET', KEYS[1], ARGV[1]) end
+if ARGV[3] ~= '0' then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
+"""
+
+
+def _with_event(body: str) -> str:
+    return _EVENT_PRELUDE + body + "emit()\nreturn 1"
 
 # A standby's output stands for the agent it replaced (KEYS[1]), once given up (status ARGV[1]) and once only.
 _STAND_IN = """
@@ -80,10 +117,17 @@ class Ledger:
         self._settle = client.register_script(_SETTLE)
         self._call_index = client.register_script(_CALL_INDEX)
         self._stand_in = client.register_script(_STAND_IN)
+        self._settle_event = client.register_script(_with_event(_SETTLE_BODY))
+        self._result_event = client.register_script(_with_event(_RESULT_BODY))
+        self._reply_event = client.register_script(_with_event(_REPLY_BODY))
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "crewq", retention: float = 7 * 86400) -> "Ledger":
-        return cls(redis.Redis.from_url(url, decode_responses=True), Keys(prefix), retention)
+        # redis-py's pool refuses a 101st connection ("Too many connections", a ConnectionError, which a
+        # turn takes for an outage): a worker with hundreds of threads waits for a free one instead.
+        pool = redis.BlockingConnectionPool.from_url(url, max_connections=POOL_SIZE, timeout=POOL_WAIT,
+                                                     decode_responses=True)
+        return cls(redis.Redis(connection_pool=pool), Keys(prefix), retention)
 
     # -- runs ---------------------------------------------------------------------------------
 
@@ -222,11 +266,16 @@ class Ledger:
         done = pipe.execute()
         return float(known or done[-1])
 
-    def settle_agent(self, run_id: str, agent_id: str, attempt: int, status: AgentStatus, **fields: Any) -> bool:
-        """Succeed or fail one attempt, once: False if the attempt is stale or already settled."""
+    def settle_agent(self, run_id: str, agent_id: str, attempt: int, status: AgentStatus, *,
+                     event: tuple[str, dict[str, Any]] | None = None, **fields: Any) -> bool:
+        """Succeed or fail one attempt, once: False if the attempt is stale or already settled.
+        `event` (type, data): the event only the settling call appends, in the same round trip."""
         values = _flat({"status": status, "finished_at": time.time(), **fields})
         args = _script_args(str(attempt), SETTLED_AGENT, values)
-        return bool(self._settle(keys=[self.keys.agent(run_id, agent_id)], args=args))
+        key = self.keys.agent(run_id, agent_id)
+        if event is None:
+            return bool(self._settle(keys=[key], args=args))
+        return bool(self._guarded_event(self._settle_event, key, run_id, agent_id, event, args))
 
     def stand_in(self, run_id: str, agent_id: str, by: str, output: str) -> bool:
         """The given-up agent succeeds with the output of `by`, its fallback (False: it was not failed)."""
@@ -284,17 +333,6 @@ class Ledger:
 
     # -- turns: recorded once, read back by whoever comes next -----------------------------------
 
-    def record_reply(self, run_id: str, agent_id: str, attempt: int, turn: int, reply: dict) -> tuple[bool, dict]:
-        """Store the LLM reply of a turn unless one is there; returns (won, the stored reply)."""
-        key, field = self.keys.replies(run_id, agent_id), f"{attempt}:{turn}"
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hsetnx(key, field, json.dumps(reply))
-        if turn == 0:  # the attempt's first reply (the one that creates the hash): its TTL, once
-            pipe.expire(key, self.ttl)
-        if pipe.execute()[0]:
-            return True, json.loads(json.dumps(reply))  # what was stored, without reading it back
-        return False, json.loads(_text(self.redis.hget(key, field)))  # a redelivery lost the race: the first one
-
     def reply(self, run_id: str, agent_id: str, attempt: int, turn: int) -> dict | None:
         raw = self.redis.hget(self.keys.replies(run_id, agent_id), f"{attempt}:{turn}")
         return json.loads(raw) if raw else None
@@ -308,11 +346,16 @@ class Ledger:
         result, reply = pipe.execute()
         return (json.loads(result) if result else None), (json.loads(reply) if reply else None)
 
-    def replies(self, run_id: str, agent_id: str, attempt: int, turns: int) -> list[dict | None]:
-        if turns <= 0:
-            return []
-        raws = self.redis.hmget(self.keys.replies(run_id, agent_id), [f"{attempt}:{t}" for t in range(turns)])
-        return [json.loads(r) if r else None for r in raws]
+    def history(self, run_id: str, agent_id: str, attempt: int, turn: int) -> tuple[list[dict | None], dict[str, dict]]:
+        """An attempt's recorded replies for turns 0..`turn` (None where there is none yet) and its tool
+        results by "turn:index": what a turn rebuilds its conversation from, in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hmget(self.keys.replies(run_id, agent_id), [f"{attempt}:{t}" for t in range(turn + 1)])
+        pipe.hgetall(self.keys.results(run_id, agent_id))  # every call of the agent's attempts: a few dozen
+        raws, results = pipe.execute()
+        mine = f"{attempt}:"
+        return ([json.loads(r) if r else None for r in raws],
+                {k.removeprefix(mine): json.loads(v) for k, v in results.items() if k.startswith(mine)})
 
     def record_result(self, run_id: str, agent_id: str, attempt: int, turn: int, index: int, result: dict,
                       pipe=None) -> bool | None:
@@ -324,12 +367,48 @@ class Ledger:
             pipe.expire(key, self.ttl)
         return bool(pipe.execute()[0]) if own else None
 
-    def results(self, run_id: str, agent_id: str, attempt: int, turn: int, count: int) -> list[dict | None]:
-        if count <= 0:
-            return []
-        fields = [f"{attempt}:{turn}:{i}" for i in range(count)]
-        raws = self.redis.hmget(self.keys.results(run_id, agent_id), fields)
-        return [json.loads(r) if r else None for r in raws]
+    def record_tool_result(self, run_id: str, agent_id: str, attempt: int, turn: int, index: int, result: dict,
+                           event: dict[str, Any]) -> bool:
+        """`record_result`, and its `tool_result` event (data `event`) only if this result was stored:
+        one round trip. After a Redis restart the same call can be running twice, and the ledger must
+        show one result."""
+        key = self.keys.results(run_id, agent_id)
+        args = [f"{attempt}:{turn}:{index}", json.dumps(result), self.ttl if index == 0 else 0]
+        return bool(self._guarded_event(self._result_event, key, run_id, agent_id, ("tool_result", event), args))
+
+    def record_call(self, run_id: str, agent_id: str, attempt: int, turn: int, reply: dict, event: dict[str, Any],
+                    usage: tuple[int, int, float | None]) -> tuple[str, dict | None]:
+        """Store a turn's LLM reply with its usage (input, output tokens, cost) and its `llm_call` event
+        (data `event`), in one round trip, unless the run has ended ("ended", None) or a redelivery's
+        reply is there already ("lost", that reply); ("won", the stored reply) otherwise."""
+        writes = metrics.Ops()
+        self.add_usage(run_id, agent_id, *usage, pipe=writes)
+        raw = json.dumps(reply)
+        args = [f"{attempt}:{turn}", raw, self.ttl if turn == 0 else 0, *TERMINAL_RUN]
+        keys = [self.keys.replies(run_id, agent_id), self.keys.run(run_id)]
+        found = self._guarded_event(self._reply_event, keys, run_id, agent_id, ("llm_call", event), args, writes)
+        if found == -1:
+            return "ended", None
+        if found == 1:
+            return "won", json.loads(raw)  # what was stored, without reading it back
+        return "lost", json.loads(found)
+
+    def _guarded_event(self, script, keys: list[str] | str, run_id: str, agent_id: str,
+                       event: tuple[str, dict[str, Any]], args: list, writes: "metrics.Ops | None" = None) -> Any:
+        """Run a guard script made by `_with_event` (see `_EVENT_PRELUDE`)."""
+        type_, data = event
+        fields = self._event_fields(type_, agent_id, data)
+        writes = writes or metrics.Ops()
+        metrics.record(writes, self.keys, type_, agent_id, data)
+        keys = [keys] if isinstance(keys, str) else list(keys)
+        keys.append(self.keys.events(run_id))
+        head: list = [fields["type"], fields["agent"], fields["ts"], fields["data"], len(keys), len(writes.writes)]
+        for command, key, name, amount in writes.writes:
+            if key not in keys:
+                keys.append(key)
+            head += [command, keys.index(key) + 1, name, amount]
+        found = script(keys=keys, args=head + args)
+        return found if isinstance(found, str) else int(found)
 
     def call_index(self, run_id: str, agent_id: str, call_key: str) -> int:
         """A stable index for one LLM call (the same on a redelivery), counting the agent's calls."""
@@ -342,14 +421,16 @@ class Ledger:
         """Append an event (and count it in the metrics); with `pipe`, only queue it there (returns None).
         Only `create_run` creates the stream (`create`, with its TTL): an event for a run that is gone
         (expired, deleted) is dropped rather than left in a stream that would never expire."""
-        check_event(type_, agent or None, data)
-        key = self.keys.events(run_id)
-        fields = {"type": type_, "agent": agent or "", "ts": f"{time.time():.6f}",
-                  "data": json.dumps(data, default=str)}
+        fields = self._event_fields(type_, agent, data)
         own, pipe = pipe is None, pipe or self.redis.pipeline(transaction=False)
-        pipe.xadd(key, fields, nomkstream=not create)
+        pipe.xadd(self.keys.events(run_id), fields, nomkstream=not create)
         metrics.record(pipe, self.keys, type_, agent, data)
         return pipe.execute()[0] if own else None
+
+    @staticmethod
+    def _event_fields(type_: str, agent: str | None, data: dict[str, Any]) -> dict[str, str]:
+        check_event(type_, agent or None, data)
+        return {"type": type_, "agent": agent or "", "ts": f"{time.time():.6f}", "data": json.dumps(data, default=str)}
 
     def events(self, run_id: str, after: str = "0-0", block_ms: int | None = None,
                count: int | None = 500) -> list[dict[str, Any]]:
