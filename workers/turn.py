@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 from celery import chord, group, shared_task
 from celery.exceptions import Ignore, Retry
