@@ -188,12 +188,21 @@ class Ops:
 
     def __init__(self) -> None:
         self.writes: list[tuple[str, str, str, Any]] = []
+        # Writes with a capped label (`_CAPPED_WRITE`, a script of its own): made after the guard wrote,
+        # in one more round trip (the guard's script cannot call another script).
+        self.deferred: list[tuple[Any, ...]] = []
 
     def hincrby(self, key: str, name: str, amount: int = 1) -> None:
         self.writes.append(("HINCRBY", key, name, amount))
 
     def hincrbyfloat(self, key: str, name: str, amount: float) -> None:
         self.writes.append(("HINCRBYFLOAT", key, name, amount))
+
+    def execute_command(self, command: str, key: str, name: str, amount: Any) -> None:
+        self.writes.append((command, key, name, amount))
+
+    def eval(self, *args: Any) -> None:
+        self.deferred.append(args)
 
 
 def record(pipe, keys: Keys, type_: str, agent: str | None, data: dict[str, Any]) -> None:

@@ -408,7 +408,13 @@ class Ledger:
                 keys.append(key)
             head += [command, keys.index(key) + 1, name, amount]
         found = script(keys=keys, args=head + args)
-        return found if isinstance(found, str) else int(found)
+        found = found if isinstance(found, str) else int(found)
+        if found == 1 and writes.deferred:  # the guard wrote: its capped-label metrics too
+            pipe = self.redis.pipeline(transaction=False)
+            for deferred in writes.deferred:
+                pipe.eval(*deferred)
+            pipe.execute()
+        return found
 
     def call_index(self, run_id: str, agent_id: str, call_key: str) -> int:
         """A stable index for one LLM call (the same on a redelivery), counting the agent's calls."""
