@@ -89,11 +89,12 @@ def test_rpm_lets_no_more_than_n_calls_start_in_any_window(app, ledger, worker_p
         run_id = submit_loaded(app, load_crew(wave_crew(tmp_path, server, 7)))
         status = Client(app).wait(run_id, timeout=90)
     arrived = [span[0] for span in server.spans]
-    # The limiter stamps a call when it admits it; the server sees it a moment later, so allow a
-    # little latency: any 1.8 s holds at most 3 arrivals.
-    most = starts_in_any_window(arrived, 1.8)
+    # The limiter stamps a call when it admits it; the server (a thread of this busy test process)
+    # sees it later, by up to half a second on a loaded machine: any 1.5 s holds at most 3 arrivals.
+    # Without the limit all 7 arrive together, and a limit of 4 puts 4 in the first 1.5 s.
+    most = starts_in_any_window(arrived, 1.5)
     gaps = [round(b - a, 2) for a, b in zip(sorted(arrived), sorted(arrived)[3:])]
-    print(f"rpm=3 per 2s: {len(arrived)} requests, at most {most} in any 1.8s; call i to call i+3: {gaps}s; "
+    print(f"rpm=3 per 2s: {len(arrived)} requests, at most {most} in any 1.5s; call i to call i+3: {gaps}s; "
           f"{len(throttled(ledger, run_id))} llm_throttled events")
     assert status.status == "succeeded" and len(arrived) == 7
     assert most == 3
