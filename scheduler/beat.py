@@ -17,7 +17,7 @@ an entry copied into another app's `beat_schedule` still submits (relative paths
 worker's folder).
 
 When each schedule last fired is kept in Redis as JSON (`{prefix}:beat`), not in Celery's default
-shelve file: a shelve is pickle, and crewq accepts JSON only. Beat then needs no volume of its own,
+shelve file (a binary, non-JSON format; crewq reads and writes JSON only). Beat then needs no volume of its own,
 and a beat restarted on another machine knows which firings it missed.
 """
 

@@ -136,7 +136,7 @@ def test_a_firing_submits_the_crew_file_with_its_inputs(worker, tmp_path):
         scheduler.close()
     # relative paths start at the crew file's folder, the inputs fill the task
     assert status.output == "read: high water at noon; asked: Task:\nBrief on tides"
-    # When it fired is in Redis as JSON (no pickled shelve file), and a restarted beat picks it up.
+    # When it fired is in Redis as JSON (no shelve file), and a restarted beat picks it up.
     stored = json.loads(ledger.redis.hget(ledger.keys.beat, "crew:ticker.yaml"))
     assert stored == {"last_run_at": fired.last_run_at.isoformat(), "total_run_count": 2}
     assert not list(tmp_path.glob("*beat*"))
@@ -158,10 +158,10 @@ def test_plain_celery_beat_entries_submit_by_value(worker, tmp_path):
     assert status.output == "read: ; asked: Task:\nBrief on tides"
 
 
-def test_any_beat_of_the_app_keeps_its_state_as_json_not_pickle(worker):
-    # `celery -A crewq.workers.celery_app beat` as much as `crewq beat`: Celery's default scheduler is a
-    # pickled shelve file.
-    from celery.beat import PersistentScheduler, Service
+def test_any_beat_of_the_app_keeps_its_state_as_json_not_in_a_shelve(worker):
+    # `celery -A crewq.workers.celery_app beat` as much as `crewq beat`: Celery's default scheduler keeps
+    # its state in a shelve file (its `persistence` attribute), not JSON.
+    from celery.beat import Service
     command_line_beat = worker.Beat()
     scheduler = Service(worker, scheduler_cls=command_line_beat.scheduler_cls).get_scheduler(lazy=True)
-    assert isinstance(scheduler, beat.CrewScheduler) and not isinstance(scheduler, PersistentScheduler)
+    assert type(scheduler) is beat.CrewScheduler and not hasattr(scheduler, "persistence")

@@ -171,6 +171,9 @@ class _OpensAFile:
 
 
 def test_a_pickled_message_is_refused_unread(worker, redis_url, tmp_path):
+    import pickle
+
+    import kombu
     from celery import Celery
 
     from crewq.workers.app import SUBMIT_TASK
@@ -179,14 +182,19 @@ def test_a_pickled_message_is_refused_unread(worker, redis_url, tmp_path):
     assert list(conf.accept_content) == ["json"] and list(conf.result_accept_content) == ["json"]
     assert worker.control.mailbox.accept == ["json"]  # `celery inspect`/`control` replies too
     marker = tmp_path / "unpickled"
-    attacker = Celery("attacker", broker=redis_url, backend=redis_url, set_as_current=False)
-    attacker.conf.update(task_serializer="pickle", accept_content=["pickle", "json"])
-    attacker.send_task(SUBMIT_TASK, args=[_OpensAFile(str(marker))], queue="crewq.control")
-    # The queue is read in order: once a JSON task sent after it has an answer, the pickled one was seen.
+    # Sent as raw bytes with pickle's content type, as an attacker with Redis access would: no client
+    # of ours is configured with any serializer but JSON.
+    payload = pickle.dumps(((_OpensAFile(str(marker)),), {}, {}))
+    with kombu.Connection(redis_url) as connection:
+        connection.Producer().publish(payload, routing_key="crewq.control", content_type="application/x-python-serialize",
+                                      content_encoding="binary", headers={"task": SUBMIT_TASK, "id": "forged-1"})
+    other = Celery("elsewhere", broker=redis_url, backend=redis_url, set_as_current=False)
+    other.conf.update(task_serializer="json", accept_content=["json"], result_accept_content=["json"])
+    # The queue is read in order: once a JSON task sent after it has an answer, the forged one was seen.
     with pytest.raises(Exception, match="YAML text"):
-        attacker.send_task(SUBMIT_TASK, args=[123], queue="crewq.control", serializer="json").get(timeout=30)
+        other.send_task(SUBMIT_TASK, args=[123], queue="crewq.control").get(timeout=30)
     assert not marker.exists()
-    attacker.close()
+    other.close()
 
 
 def test_client_submit_checks_the_same(app, tmp_path):

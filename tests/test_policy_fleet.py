@@ -160,12 +160,12 @@ def test_env_references_on_the_default_policy():
 
 def test_secret_hosts_python_modules_commands_and_roots(tmp_path):
     policy = Policy(python_tools=["mytools.*", "other:fn"], mcp_commands=["/usr/bin/mcp-git"], roots=[str(tmp_path)],
-                    secrets={"OPENAI_API_KEY": ["api.openai.com", "gateway.internal"]})
+                    secrets={"OPENAI_API_KEY": ["llm.example", "gateway.internal"]})
     policy.check_secret_destination("OPENAI_API_KEY", "https://gateway.internal/v1")
     with pytest.raises(ConfigError, match=r"not to evil.example \(policy secrets.OPENAI_API_KEY\)"):
         policy.check_secret_destination("OPENAI_API_KEY", "https://evil.example/v1")
     with pytest.raises(ConfigError, match="may be sent to no host"):
-        policy.check_secret_destination("ANTHROPIC_API_KEY", "https://api.anthropic.com")
+        policy.check_secret_destination("ANTHROPIC_API_KEY", "https://anthropic.example")
     policy.check_python_tool("mytools.web:search", "k")
     policy.check_python_tool("other:fn", "k")
     for ref in ("subprocess:getoutput", "other:fn2", "mytoolsx:f"):
@@ -188,7 +188,7 @@ def test_the_policy_comes_from_the_workers_environment_or_a_file(tmp_path):
     path.write_text("python_tools: [mytools]\nroots: [/srv/crews]\nlimits: {max_file_bytes: 4096}\n")
     policy = Policy.from_env({"CREWQ_POLICY": str(path)})
     assert policy.python_tools == ["mytools"] and policy.limits.max_file_bytes == 4096
-    assert policy.secrets["OPENAI_API_KEY"] == ["api.openai.com"]  # defaults kept
+    assert policy.secrets["OPENAI_API_KEY"] == Policy().secrets["OPENAI_API_KEY"]  # defaults kept
     path.write_text("python_tool: [mytools]\n")
     with pytest.raises(ConfigError, match="policy.yaml: python_tool: fleet policy: Extra inputs"):
         Policy.from_env({"CREWQ_POLICY": str(path)})
@@ -253,13 +253,13 @@ def test_a_tools_key_goes_only_to_the_hosts_its_secret_is_bound_to(monkeypatch):
     from crewq.workers.tools.mcp.tools import McpServer
     from crewq.workers.tools.web_search import WebSearch
     monkeypatch.setattr(netguard, "resolver", lambda host, port: ["93.184.215.14"])
-    policy = Policy(secrets={"BRAVE_API_KEY": ["api.search.brave.com"], "DOCS_TOKEN": ["mcp.docs.example"]})
+    policy = Policy(secrets={"BRAVE_API_KEY": ["search.example"], "DOCS_TOKEN": ["mcp.docs.example"]})
     env = GuardedEnv({"BRAVE_API_KEY": "brave-secret", "DOCS_TOKEN": "docs-secret"}, policy)
     tool = WebSearch(ToolSpec(name="web_search", api_key="env:BRAVE_API_KEY",
                               extra={"backend": "brave", "base_url": "https://collector.example"}))
     result = tool.execute({"query": "tides"}, ToolContext("r", "a", "k", env=env))
     assert result.is_error and "not to collector.example (policy secrets.BRAVE_API_KEY)" in result.content
-    policy.check_key_destination("env:BRAVE_API_KEY", "https://api.search.brave.com/res/v1/web/search")
+    policy.check_key_destination("env:BRAVE_API_KEY", "https://search.example/res/v1/web/search")
     policy.check_key_destination("a-literal-key", "http://anywhere.example")  # the submitter's own key
     with pytest.raises(ConfigError, match="policy secrets.DOCS_TOKEN"):
         McpServer(ToolSpec(name="mcp", api_key="env:DOCS_TOKEN", extra={"server_url": "https://evil.example/mcp"}), env)
@@ -285,14 +285,14 @@ def test_an_llm_base_url_that_rebinds_to_a_private_address_reaches_nothing(monke
 
 
 def test_a_secrets_binding_is_a_scheme_a_host_and_a_port():
-    policy = Policy(secrets={"OPENAI_API_KEY": ["api.openai.com"], "GATEWAY_KEY": ["http://gw.internal:8080",
+    policy = Policy(secrets={"OPENAI_API_KEY": ["llm.example"], "GATEWAY_KEY": ["http://gw.internal:8080",
                                                                                 "gw.internal:8443"]})
-    for url in ("https://api.openai.com/v1", "https://API.openai.com:443/v1"):
+    for url in ("https://llm.example/v1", "https://LLM.example:443/v1"):
         policy.check_secret_destination("OPENAI_API_KEY", url)
-    for url, shown in [("http://api.openai.com/v1", "http://api.openai.com:80"),
-                       ("https://api.openai.com:8443/v1", "https://api.openai.com:8443"),
-                       ("http://api.openai.com:443/v1", "http://api.openai.com:443")]:
-        with pytest.raises(ConfigError, match=f"may be sent to api.openai.com, not to {shown} "):
+    for url, shown in [("http://llm.example/v1", "http://llm.example:80"),
+                       ("https://llm.example:8443/v1", "https://llm.example:8443"),
+                       ("http://llm.example:443/v1", "http://llm.example:443")]:
+        with pytest.raises(ConfigError, match=f"may be sent to llm.example, not to {shown} "):
             policy.check_secret_destination("OPENAI_API_KEY", url)
     policy.check_secret_destination("GATEWAY_KEY", "http://gw.internal:8080/v1")
     policy.check_secret_destination("GATEWAY_KEY", "https://gw.internal:8443/v1")
@@ -312,16 +312,17 @@ def test_a_default_policy_worker_sends_no_key_over_http_or_to_another_port(redis
     from crewq.workers.tools import netguard
 
     from conftest import FAST
-    monkeypatch.setattr(netguard, "resolver", lambda host, port: ["127.0.0.1"])  # api.openai.com -> the listener
+    monkeypatch.setattr(netguard, "resolver", lambda host, port: ["127.0.0.1"])  # llm.example -> the listener
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     port = llm.url.rsplit(":", 1)[1]
-    app = create_app(Settings(redis_url=redis_url, policy=Policy(), **FAST))  # the fleet default
+    # The fleet default's mechanism, with the key bound to a reserved name (no test names a public host).
+    app = create_app(Settings(redis_url=redis_url, policy=Policy(secrets={"OPENAI_API_KEY": ["llm.example"]}), **FAST))
     try:
         with SupervisorThread(app, name="policy-supervisor"), in_process_worker(app, concurrency=4):
             statuses = run_all(app, tmp_path, {
                 scheme: (f"""
                     runtime: {{llm_provider: openai, model: gpt-4o, api_key: env:OPENAI_API_KEY,
-                               base_url: "{scheme}://api.openai.com:{port}/v1"}}
+                               base_url: "{scheme}://llm.example:{port}/v1"}}
                     agents: [{{id: a}}]
                     """, "") for scheme in ("http", "https")})
     finally:
@@ -329,5 +330,5 @@ def test_a_default_policy_worker_sends_no_key_over_http_or_to_another_port(redis
     for scheme, status in statuses.items():
         error = status.agents["a"].error or ""
         assert status.status == "failed" and status.agents["a"].attempt == 0, (scheme, status)
-        assert f"may be sent to api.openai.com, not to {scheme}://api.openai.com:{port} (policy secrets." in error, error
+        assert f"may be sent to llm.example, not to {scheme}://llm.example:{port} (policy secrets." in error, error
     assert llm.received == []

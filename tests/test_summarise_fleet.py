@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from crewq.config.policy import Policy
+
 from fakes.llm_servers import FakeLLMServer, Reply, openai_completion
 from helpers import run_crew, write_crew
 
@@ -46,7 +48,8 @@ def test_on_a_default_policy_fleet_summarise_sends_the_key_nowhere_else(app, sup
     private = run_crew(app, write_crew(tmp_path, crew(llm.url, api_key="sk-my-own"), "private.yaml"))
     assert bound.status == "succeeded", bound  # the refusal goes to the model as the tool's error
     port = llm.url.rsplit(":", 1)[1]
-    assert f"env:OPENAI_API_KEY may be sent to api.openai.com, not to http://127.0.0.1:{port}" in bound.output, \
+    bound_to = ", ".join(Policy().secrets["OPENAI_API_KEY"])  # the default binding (a public host, never reached)
+    assert f"env:OPENAI_API_KEY may be sent to {bound_to}, not to http://127.0.0.1:{port}" in bound.output, \
         bound.output
     assert "allow_private_addresses" in private.output, private.output
     assert llm.received == []  # neither the key nor the request left the worker

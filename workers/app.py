@@ -94,7 +94,7 @@ def create_app(settings: Settings | None = None, *, name: str = "crewq") -> Crew
         task_routes={TURN_TASK: {"queue": q.turns}, TOOL_TASK: {"queue": q.tools},
                      ADVANCE_TASK: {"queue": q.control}, SUBMIT_TASK: {"queue": q.control}},
         worker_hijack_root_logger=False,
-        # Celery's default beat scheduler keeps its state in a shelve file, which is pickle; crewq's
+        # Celery's default beat scheduler keeps its state in a shelve file (not JSON); crewq's
         # keeps it in Redis as JSON, also for `celery -A crewq.workers.celery_app beat`. (A name: only
         # beat loads it.)
         beat_scheduler="crewq.scheduler.beat:CrewScheduler",
